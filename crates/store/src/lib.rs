@@ -1,1 +1,192 @@
-//! placeholder
+//! hookwarden's storage: one `Store` over SQLite (embedded, the default) or PostgreSQL (many
+//! nodes). Handlers never see SQL; every secret column is sealed by `crypto::Cipher`.
+//!
+//! Both databases run the same SQL text (`$1` placeholders work in SQLite too); `on_db!`
+//! expands a query body once per driver so each arm is type-checked against its own driver.
+
+pub mod accounts;
+pub mod connectors;
+pub mod crypto;
+mod migrate;
+pub mod testing;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use accounts::{Account, AccountId};
+pub use connectors::{ConnectorRecord, ConnectorStatus, NewConnector, DEFAULT_CALLBACK_NAME};
+pub use crypto::{Cipher, MasterKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("unsupported database URL {0:?}: use sqlite://FILE, sqlite:///ABSOLUTE/PATH or postgres://...")]
+    BadUrl(String),
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error(
+        "a stored secret ({0}) could not be decrypted: is this the master key it was written with?"
+    )]
+    Decrypt(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("migration {version} failed: {source}")]
+    Migration { version: i64, source: sqlx::Error },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Run `$body` with `$pool` bound to the concrete pool of whichever database this is.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// Start a transaction that will write. SQLite's deferred BEGIN would fail with "database is
+/// locked" when two such transactions upgrade from read to write at once; IMMEDIATE takes the
+/// write lock up front so the busy timeout queues them instead.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+/// Where the master key comes from.
+#[derive(Debug, Clone, Default)]
+pub enum MasterKeySource {
+    /// `HOOKWARDEN_MASTER_KEY` (or the config's `master_key`).
+    Given(MasterKey),
+    /// A key file beside the SQLite database, created 0600 when missing.
+    #[default]
+    FileBesideDatabase,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: Db,
+    pub(crate) cipher: Arc<Cipher>,
+}
+
+impl Store {
+    /// Open (creating the SQLite file if needed) and migrate.
+    pub async fn open(url: &str, master_key: MasterKeySource) -> Result<Self, StoreError> {
+        let (db, key_file) = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|_| StoreError::BadUrl(url.to_owned()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let file: PathBuf = options.get_filename().to_path_buf();
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let pool = SqlitePoolOptions::new()
+                // In-memory databases live per connection: keep exactly one.
+                .max_connections(if in_memory { 1 } else { 8 })
+                .min_connections(if in_memory { 1 } else { 0 })
+                .idle_timeout(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                })
+                .max_lifetime(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(1800))
+                })
+                .connect_with(options)
+                .await?;
+            let key_file = (!in_memory).then(|| crypto::key_file_beside(&file));
+            (Db::Sqlite(pool), key_file)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options =
+                PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.to_owned()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            (Db::Postgres(pool), None)
+        } else {
+            return Err(StoreError::BadUrl(url.to_owned()));
+        };
+
+        let key = match (master_key, key_file) {
+            (MasterKeySource::Given(key), _) => key,
+            (MasterKeySource::FileBesideDatabase, Some(path)) => {
+                MasterKey::load_or_create_file(&path)?
+            }
+            (MasterKeySource::FileBesideDatabase, None) if matches!(db, Db::Sqlite(_)) => {
+                // An in-memory database dies with the process, and so may its key.
+                MasterKey::generate()
+            }
+            (MasterKeySource::FileBesideDatabase, None) => {
+                return Err(StoreError::MasterKey(
+                    "PostgreSQL needs HOOKWARDEN_MASTER_KEY (base64 of 32 bytes, the same on every node; \
+                     generate one with `openssl rand -base64 32`)"
+                        .into(),
+                ))
+            }
+        };
+
+        migrate::run(&db).await?;
+        Ok(Self {
+            db,
+            cipher: Arc::new(Cipher::new(&key)),
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    /// A cheap round trip, for `/healthz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_db!(&self.db, pool => pool.close().await)
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}

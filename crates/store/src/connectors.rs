@@ -1,0 +1,426 @@
+//! Connectors: where deliveries go and with which credentials. The key (credentials) and the
+//! signing secrets are sealed; everything else is plain so it can be listed and filtered.
+
+use base64::Engine;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::accounts::AccountId;
+use crate::{new_id, now_ms, on_db, BeginWrite, Store, StoreError};
+
+/// The account's default callback (Basic key) is stored as a connector under a name that the
+/// API's name rule (`[A-Za-z0-9_-]`) can never produce.
+pub const DEFAULT_CALLBACK_NAME: &str = "@default";
+
+/// How long a rotated-out signing secret keeps signing beside the new one.
+pub const PREVIOUS_SIGNING_SECRET_TTL_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorStatus {
+    Active,
+    NeedsReauth,
+    Revoked,
+    Disabled,
+}
+
+impl ConnectorStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::NeedsReauth => "needs_reauth",
+            Self::Revoked => "revoked",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "active" => Self::Active,
+            "needs_reauth" => Self::NeedsReauth,
+            "revoked" => Self::Revoked,
+            "disabled" => Self::Disabled,
+            _ => return None,
+        })
+    }
+}
+
+/// What registration writes. `key_json` is the decoded key (or the default callback's Basic
+/// key), kept secret until it is sealed.
+#[derive(Debug, Clone)]
+pub struct NewConnector {
+    pub account_id: AccountId,
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub origins: Vec<String>,
+    pub owner: Option<String>,
+    pub settings: serde_json::Value,
+    pub flow: Option<String>,
+    pub warnings: Vec<String>,
+    pub key_json: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectorRecord {
+    pub id: String,
+    pub account_id: AccountId,
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub origins: Vec<String>,
+    pub owner: Option<String>,
+    pub settings: serde_json::Value,
+    pub flow: Option<String>,
+    pub status: ConnectorStatus,
+    pub warnings: Vec<String>,
+    pub key_json: SecretString,
+    pub signing_secret: SecretString,
+    pub previous_signing_secret: Option<SecretString>,
+    pub previous_signing_until: Option<i64>,
+    /// Bumped whenever the credentials change, so token state can tell old from new.
+    pub credentials_version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes.
+pub fn generate_signing_secret() -> SecretString {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    SecretString::from(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+fn key_aad(id: &str) -> String {
+    format!("connector/{id}/key")
+}
+fn signing_aad(id: &str) -> String {
+    format!("connector/{id}/signing")
+}
+fn prev_signing_aad(id: &str) -> String {
+    format!("connector/{id}/signing-previous")
+}
+
+/// The columns as stored, before the secrets are opened.
+struct RawConnector {
+    id: String,
+    account_id: String,
+    name: String,
+    kind: String,
+    url: String,
+    events: String,
+    origins: String,
+    owner: Option<String>,
+    settings: String,
+    flow: Option<String>,
+    status: String,
+    warnings: String,
+    key_sealed: Vec<u8>,
+    signing_sealed: Vec<u8>,
+    prev_signing_sealed: Option<Vec<u8>>,
+    prev_signing_until: Option<i64>,
+    credentials_version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const COLUMNS: &str = "id, account_id, name, kind, url, events, origins, owner, settings, flow, \
+     status, warnings, key_sealed, signing_sealed, prev_signing_sealed, prev_signing_until, \
+     credentials_version, created_at, updated_at";
+
+macro_rules! raw_connector {
+    ($row:expr) => {{
+        let row = $row;
+        RawConnector {
+            id: row.try_get("id")?,
+            account_id: row.try_get("account_id")?,
+            name: row.try_get("name")?,
+            kind: row.try_get("kind")?,
+            url: row.try_get("url")?,
+            events: row.try_get("events")?,
+            origins: row.try_get("origins")?,
+            owner: row.try_get("owner")?,
+            settings: row.try_get("settings")?,
+            flow: row.try_get("flow")?,
+            status: row.try_get("status")?,
+            warnings: row.try_get("warnings")?,
+            key_sealed: row.try_get("key_sealed")?,
+            signing_sealed: row.try_get("signing_sealed")?,
+            prev_signing_sealed: row.try_get("prev_signing_sealed")?,
+            prev_signing_until: row.try_get("prev_signing_until")?,
+            credentials_version: row.try_get("credentials_version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        }
+    }};
+}
+
+fn json_list(raw: &str, what: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn to_json_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("lists of strings and JSON values always serialise")
+}
+
+impl Store {
+    fn open_connector(&self, raw: RawConnector) -> Result<ConnectorRecord, StoreError> {
+        let previous_signing_secret = match &raw.prev_signing_sealed {
+            // Past its 24 h the old secret no longer signs; treat it as gone.
+            Some(sealed) if raw.prev_signing_until.is_some_and(|t| t > now_ms()) => Some(
+                self.cipher
+                    .open_secret(&prev_signing_aad(&raw.id), sealed)?,
+            ),
+            _ => None,
+        };
+        Ok(ConnectorRecord {
+            key_json: self
+                .cipher
+                .open_secret(&key_aad(&raw.id), &raw.key_sealed)?,
+            signing_secret: self
+                .cipher
+                .open_secret(&signing_aad(&raw.id), &raw.signing_sealed)?,
+            previous_signing_until: previous_signing_secret.as_ref().and(raw.prev_signing_until),
+            previous_signing_secret,
+            events: json_list(&raw.events, "events")?,
+            origins: json_list(&raw.origins, "origins")?,
+            warnings: json_list(&raw.warnings, "warnings")?,
+            settings: serde_json::from_str(&raw.settings)
+                .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
+            status: ConnectorStatus::parse(&raw.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("status {:?}", raw.status)))?,
+            id: raw.id,
+            account_id: AccountId(raw.account_id),
+            name: raw.name,
+            kind: raw.kind,
+            url: raw.url,
+            owner: raw.owner,
+            flow: raw.flow,
+            credentials_version: raw.credentials_version,
+            created_at: raw.created_at,
+            updated_at: raw.updated_at,
+        })
+    }
+
+    /// Register or replace. A replaced connector keeps its id and signing secret (receivers
+    /// keep verifying) and becomes `active` with its new credentials. Returns the record and
+    /// whether it was created.
+    pub async fn upsert_connector(
+        &self,
+        new: NewConnector,
+    ) -> Result<(ConnectorRecord, bool), StoreError> {
+        // A concurrent registration of the same name can win the INSERT; the second try then
+        // finds its row and replaces it.
+        for _ in 0..2 {
+            match self.upsert_once(&new).await {
+                Err(StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                    continue
+                }
+                other => return other,
+            }
+        }
+        self.upsert_once(&new).await
+    }
+
+    async fn upsert_once(&self, new: &NewConnector) -> Result<(ConnectorRecord, bool), StoreError> {
+        let now = now_ms();
+        let created = on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT id FROM connectors WHERE account_id = $1 AND name = $2")
+                    .bind(&new.account_id.0)
+                    .bind(&new.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let created = existing.is_none();
+            match existing {
+                Some(id) => {
+                    sqlx::query(
+                        "UPDATE connectors SET kind = $1, url = $2, events = $3, origins = $4, owner = $5, \
+                         settings = $6, flow = $7, status = 'active', warnings = $8, key_sealed = $9, \
+                         credentials_version = credentials_version + 1, updated_at = $10 WHERE id = $11",
+                    )
+                    .bind(&new.kind)
+                    .bind(&new.url)
+                    .bind(to_json_text(&new.events))
+                    .bind(to_json_text(&new.origins))
+                    .bind(&new.owner)
+                    .bind(to_json_text(&new.settings))
+                    .bind(&new.flow)
+                    .bind(to_json_text(&new.warnings))
+                    .bind(self.cipher.seal_secret(&key_aad(&id), &new.key_json))
+                    .bind(now)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    let id = new_id("con");
+                    let signing = generate_signing_secret();
+                    sqlx::query(
+                        "INSERT INTO connectors (id, account_id, name, kind, url, events, origins, owner, \
+                         settings, flow, status, warnings, key_sealed, signing_sealed, credentials_version, \
+                         created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, 1, $14, $14)",
+                    )
+                    .bind(&id)
+                    .bind(&new.account_id.0)
+                    .bind(&new.name)
+                    .bind(&new.kind)
+                    .bind(&new.url)
+                    .bind(to_json_text(&new.events))
+                    .bind(to_json_text(&new.origins))
+                    .bind(&new.owner)
+                    .bind(to_json_text(&new.settings))
+                    .bind(&new.flow)
+                    .bind(to_json_text(&new.warnings))
+                    .bind(self.cipher.seal_secret(&key_aad(&id), &new.key_json))
+                    .bind(self.cipher.seal_secret(&signing_aad(&id), &signing))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            created
+        });
+        let record = self
+            .get_connector(&new.account_id, &new.name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("connector vanished after it was written".into()))?;
+        Ok((record, created))
+    }
+
+    /// Write back a connector changed by PUT/PATCH or by the token engine. When
+    /// `credentials_changed`, the key is re-sealed and `credentials_version` bumped.
+    pub async fn save_connector(
+        &self,
+        record: &ConnectorRecord,
+        credentials_changed: bool,
+    ) -> Result<ConnectorRecord, StoreError> {
+        let now = now_ms();
+        let bump = i64::from(credentials_changed);
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE connectors SET url = $1, events = $2, origins = $3, owner = $4, settings = $5, \
+                 flow = $6, status = $7, warnings = $8, key_sealed = $9, \
+                 credentials_version = credentials_version + $10, updated_at = $11 WHERE id = $12",
+            )
+            .bind(&record.url)
+            .bind(to_json_text(&record.events))
+            .bind(to_json_text(&record.origins))
+            .bind(&record.owner)
+            .bind(to_json_text(&record.settings))
+            .bind(&record.flow)
+            .bind(record.status.as_str())
+            .bind(to_json_text(&record.warnings))
+            .bind(self.cipher.seal_secret(&key_aad(&record.id), &record.key_json))
+            .bind(bump)
+            .bind(now)
+            .bind(&record.id)
+            .execute(pool)
+            .await?;
+        });
+        self.get_connector(&record.account_id, &record.name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("connector vanished after it was written".into()))
+    }
+
+    pub async fn get_connector(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<ConnectorRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM connectors WHERE account_id = $1 AND name = $2");
+        let raw = on_db!(&self.db, pool => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&account.0).bind(name).fetch_optional(pool).await? {
+                Some(row) => Some(raw_connector!(&row)),
+                None => None,
+            }
+        });
+        raw.map(|raw| self.open_connector(raw)).transpose()
+    }
+
+    /// The account's connectors by name, without the default callback.
+    pub async fn list_connectors(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<ConnectorRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM connectors WHERE account_id = $1 AND name <> $2 ORDER BY name"
+        );
+        let raws = on_db!(&self.db, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&account.0)
+                .bind(DEFAULT_CALLBACK_NAME)
+                .fetch_all(pool)
+                .await?;
+            let mut raws = Vec::with_capacity(rows.len());
+            for row in &rows {
+                raws.push(raw_connector!(row));
+            }
+            raws
+        });
+        raws.into_iter()
+            .map(|raw| self.open_connector(raw))
+            .collect()
+    }
+
+    /// Remove a connector; false when there was none.
+    pub async fn delete_connector(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let affected = on_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM connectors WHERE account_id = $1 AND name = $2")
+                .bind(&account.0)
+                .bind(name)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+
+    /// A new signing secret; the current one keeps signing beside it for 24 h.
+    pub async fn rotate_signing_secret(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<(ConnectorRecord, SecretString)>, StoreError> {
+        let Some(current) = self.get_connector(account, name).await? else {
+            return Ok(None);
+        };
+        let fresh = generate_signing_secret();
+        let now = now_ms();
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE connectors SET signing_sealed = $1, prev_signing_sealed = $2, \
+                 prev_signing_until = $3, updated_at = $4 WHERE id = $5",
+            )
+            .bind(self.cipher.seal_secret(&signing_aad(&current.id), &fresh))
+            .bind(self.cipher.seal(
+                &prev_signing_aad(&current.id),
+                current.signing_secret.expose_secret().as_bytes(),
+            ))
+            .bind(now + PREVIOUS_SIGNING_SECRET_TTL_MS)
+            .bind(now)
+            .bind(&current.id)
+            .execute(pool)
+            .await?;
+        });
+        let record = self
+            .get_connector(account, name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("connector vanished after rotation".into()))?;
+        Ok(Some((record, fresh)))
+    }
+}

@@ -1,0 +1,93 @@
+//! A small migration runner over embedded SQL, so the one binary carries its schema and
+//! nodes starting at the same time do not race (PostgreSQL advisory lock, SQLite write lock).
+
+use crate::{Db, StoreError};
+
+struct Migration {
+    version: i64,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";
+
+/// Any constant; all hookwarden nodes agree on it.
+const PG_LOCK_KEY: i64 = 0x686f_6f6b_7761_7264;
+
+pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {
+    match db {
+        Db::Sqlite(pool) => {
+            let mut conn = pool.acquire().await?;
+            // BEGIN IMMEDIATE takes the write lock up front: a second process waits, then sees
+            // the versions the first one applied.
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            let result = apply_sqlite(&mut conn).await;
+            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            sqlx::raw_sql(end).execute(&mut *conn).await?;
+            result
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PG_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::raw_sql(
+                "CREATE TABLE IF NOT EXISTS hookwarden_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM hookwarden_schema")
+                .fetch_all(&mut *tx)
+                .await?;
+            for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+                sqlx::raw_sql(m.postgres)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Migration {
+                        version: m.version,
+                        source,
+                    })?;
+                sqlx::query(RECORD)
+                    .bind(m.version)
+                    .bind(crate::now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+    }
+}
+
+async fn apply_sqlite(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS hookwarden_schema (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM hookwarden_schema")
+        .fetch_all(&mut *conn)
+        .await?;
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        sqlx::raw_sql(m.sqlite)
+            .execute(&mut *conn)
+            .await
+            .map_err(|source| StoreError::Migration {
+                version: m.version,
+                source,
+            })?;
+        sqlx::query(RECORD)
+            .bind(m.version)
+            .bind(crate::now_ms())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

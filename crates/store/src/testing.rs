@@ -1,0 +1,66 @@
+//! Test support shared by every crate's integration tests: a fresh database per test, so tests
+//! run in parallel. PostgreSQL tests run when `HOOKWARDEN_TEST_PG_URL` is set (CI sets it).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+
+/// Databases left behind by tests (a killed run cannot drop them) are removed after this long.
+const STALE_AFTER_S: u64 = 3 * 3600;
+
+/// Create a new, empty PostgreSQL database and return its URL; `None` when
+/// `HOOKWARDEN_TEST_PG_URL` is not set.
+pub async fn fresh_postgres_url() -> Option<String> {
+    let base = std::env::var("HOOKWARDEN_TEST_PG_URL").ok()?;
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("HOOKWARDEN_TEST_PG_URL={base} does not connect: {e}"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = format!("hwt_{now}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+    drop_stale(&mut conn, now).await;
+    let _ = conn.close().await;
+    let (prefix, _) = base.rsplit_once('/').expect("a postgres URL has a path");
+    Some(format!("{prefix}/{name}"))
+}
+
+async fn drop_stale(conn: &mut sqlx::PgConnection, now: u64) {
+    let Ok(names) = sqlx::query_scalar::<_, String>(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'hwt\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    else {
+        return;
+    };
+    for name in names {
+        let created = name
+            .split('_')
+            .nth(1)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(now);
+        if now.saturating_sub(created) > STALE_AFTER_S {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut *conn)
+            .await;
+        }
+    }
+}
+
+/// Every database a test should run against: a fresh SQLite file in `dir`, and a fresh
+/// PostgreSQL database when one is configured.
+pub async fn databases(dir: &std::path::Path) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}", dir.join("test.db").display())];
+    if let Some(pg) = fresh_postgres_url().await {
+        urls.push(pg);
+    }
+    urls
+}

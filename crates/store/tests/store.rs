@@ -1,0 +1,274 @@
+//! The Store's contract, run on SQLite always and on PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
+
+use hookwarden_store::{
+    testing, ConnectorStatus, MasterKey, MasterKeySource, NewConnector, Store, StoreError,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+fn new_connector(account: &hookwarden_store::AccountId, name: &str, secret: &str) -> NewConnector {
+    NewConnector {
+        account_id: account.clone(),
+        name: name.to_owned(),
+        kind: "salesforce".into(),
+        url: "https://acme.my.salesforce.com/services/apexrest/OSS/callback".into(),
+        events: vec!["PACKAGE_COMPLETE".into()],
+        origins: vec!["OSS".into()],
+        owner: None,
+        settings: serde_json::json!({}),
+        flow: Some("client_credentials".into()),
+        warnings: vec![],
+        key_json: SecretString::from(format!(
+            r#"{{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"{secret}"}}"#
+        )),
+    }
+}
+
+async fn each_database(test: impl AsyncFn(Store, &str)) {
+    let dir = tempfile::tempdir().unwrap();
+    for url in testing::databases(dir.path()).await {
+        let key = MasterKeySource::Given(MasterKey::generate());
+        let store = Store::open(&url, key).await.unwrap();
+        test(store.clone(), &url).await;
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_found_by_their_api_key_only() {
+    each_database(async |store, _| {
+        let (account, key) = store.create_account("acme").await.unwrap();
+        let found = store.account_by_api_key(&key).await.unwrap().unwrap();
+        assert_eq!(found.id, account.id);
+        assert!(store
+            .account_by_api_key("hwk_wrong")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store.account_by_api_key("").await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connectors_register_replace_rotate_and_delete() {
+    each_database(async |store, url| {
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let (other, _) = store.create_account("other").await.unwrap();
+
+        let (first, created) = store
+            .upsert_connector(new_connector(
+                &acme.id,
+                "salesforceOauth2",
+                "secret-one-1234",
+            ))
+            .await
+            .unwrap();
+        assert!(created, "{url}");
+        assert_eq!(first.status, ConnectorStatus::Active);
+        assert!(first.signing_secret.expose_secret().starts_with("whsec_"));
+
+        let (second, created) = store
+            .upsert_connector(new_connector(
+                &acme.id,
+                "salesforceOauth2",
+                "secret-two-5678",
+            ))
+            .await
+            .unwrap();
+        assert!(!created);
+        assert_eq!(second.id, first.id, "a replace keeps the row");
+        assert_eq!(second.credentials_version, first.credentials_version + 1);
+        assert!(second.key_json.expose_secret().contains("secret-two-5678"));
+        assert_eq!(
+            second.signing_secret.expose_secret(),
+            first.signing_secret.expose_secret(),
+            "a replace keeps the signing secret"
+        );
+
+        // Nothing crosses accounts.
+        assert!(store
+            .get_connector(&other.id, "salesforceOauth2")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(!store
+            .delete_connector(&other.id, "salesforceOauth2")
+            .await
+            .unwrap());
+
+        let (rotated, fresh) = store
+            .rotate_signing_secret(&acme.id, "salesforceOauth2")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            rotated.signing_secret.expose_secret(),
+            fresh.expose_secret()
+        );
+        assert_eq!(
+            rotated
+                .previous_signing_secret
+                .as_ref()
+                .unwrap()
+                .expose_secret(),
+            first.signing_secret.expose_secret()
+        );
+
+        let mut changed = rotated.clone();
+        changed.status = ConnectorStatus::NeedsReauth;
+        changed.events.push("PACKAGE_CREATE".into());
+        let saved = store.save_connector(&changed, false).await.unwrap();
+        assert_eq!(saved.status, ConnectorStatus::NeedsReauth);
+        assert_eq!(saved.events.len(), 2);
+        assert_eq!(saved.credentials_version, rotated.credentials_version);
+
+        assert_eq!(store.list_connectors(&acme.id).await.unwrap().len(), 1);
+        assert!(store
+            .delete_connector(&acme.id, "salesforceOauth2")
+            .await
+            .unwrap());
+        assert!(store.list_connectors(&acme.id).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_registrations_of_one_name_leave_one_connector() {
+    each_database(async |store, _| {
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                let c = new_connector(&acme.id, "race", &format!("secret-{i}-abcdef"));
+                tokio::spawn(async move { store.upsert_connector(c).await })
+            })
+            .collect();
+        let mut created = 0;
+        for t in tasks {
+            let (_, was_created) = t.await.unwrap().unwrap();
+            created += usize::from(was_created);
+        }
+        assert_eq!(created, 1);
+        assert_eq!(store.list_connectors(&acme.id).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("plain.db").display());
+    let store = Store::open(&url, MasterKeySource::FileBesideDatabase)
+        .await
+        .unwrap();
+    let (acme, _) = store.create_account("acme").await.unwrap();
+    let (record, _) = store
+        .upsert_connector(new_connector(
+            &acme.id,
+            "salesforceOauth2",
+            "Sup3rSecretValueXYZ",
+        ))
+        .await
+        .unwrap();
+    let signing = record.signing_secret.expose_secret().to_owned();
+    store.close().await;
+
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("plain.db") && !path.to_string_lossy().ends_with(".key")
+        {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(!bytes.is_empty());
+    for needle in ["Sup3rSecretValueXYZ", signing.as_str(), &signing[6..]] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} found in the database file"
+        );
+    }
+
+    // The key file was created 0600 beside the database, and reopening reads it back.
+    let key_file = dir.path().join("plain.db.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let reopened = Store::open(&url, MasterKeySource::FileBesideDatabase)
+        .await
+        .unwrap();
+    let again = reopened
+        .get_connector(&acme.id, "salesforceOauth2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.signing_secret.expose_secret(), signing);
+
+    // Another master key cannot open the secrets, and says so.
+    let wrong = Store::open(&url, MasterKeySource::Given(MasterKey::generate()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        wrong.get_connector(&acme.id, "salesforceOauth2").await,
+        Err(StoreError::Decrypt(_))
+    ));
+}
+
+#[tokio::test]
+async fn postgres_needs_a_master_key_and_seals_its_secrets() {
+    let Some(url) = testing::fresh_postgres_url().await else {
+        eprintln!("HOOKWARDEN_TEST_PG_URL not set: PostgreSQL part skipped");
+        return;
+    };
+    assert!(matches!(
+        Store::open(&url, MasterKeySource::FileBesideDatabase).await,
+        Err(StoreError::MasterKey(_))
+    ));
+    let store = Store::open(&url, MasterKeySource::Given(MasterKey::generate()))
+        .await
+        .unwrap();
+    let (acme, _) = store.create_account("acme").await.unwrap();
+    store
+        .upsert_connector(new_connector(
+            &acme.id,
+            "salesforceOauth2",
+            "PgSecretValue0987",
+        ))
+        .await
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let dump: Vec<String> = sqlx::query_scalar(
+        "SELECT concat_ws('|', id, url, events, settings, encode(key_sealed, 'escape'), \
+         encode(signing_sealed, 'escape')) FROM connectors",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(dump.len(), 1);
+    assert!(!dump[0].contains("PgSecretValue0987"));
+    assert!(!dump[0].contains("whsec_"));
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused_with_a_clear_error() {
+    let err = Store::open("mysql://x", MasterKeySource::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("sqlite://"), "{err}");
+}
+
+#[tokio::test]
+async fn two_stores_migrate_one_sqlite_file_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("twice.db").display());
+    let key = MasterKey::generate();
+    let (a, b) = tokio::join!(
+        Store::open(&url, MasterKeySource::Given(key.clone())),
+        Store::open(&url, MasterKeySource::Given(key.clone()))
+    );
+    a.unwrap();
+    b.unwrap();
+}
