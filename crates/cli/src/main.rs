@@ -1,1 +1,169 @@
-fn main() {}
+//! `hookwarden`: the one binary. `serve` runs the API; the other commands manage keys and
+//! accounts locally, or talk to a running server.
+
+mod key_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hookwarden_server::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "hookwarden",
+    version,
+    about = "Delivers event callbacks to OAuth 2.0 protected endpoints, and owns the credentials that takes."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server (SQLite by default; `--database postgres://...` for PostgreSQL).
+    Serve(ServeArgs),
+    /// Manage accounts (tenants) directly in the database.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Encode, decode and check connector keys (no server needed).
+    #[command(subcommand)]
+    Key(key_cmd::KeyCommand),
+}
+
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// A TOML configuration file (between the defaults and HOOKWARDEN_* env vars).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://FILE, sqlite:///ABSOLUTE/PATH or postgres://... [env: HOOKWARDEN_DATABASE]
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on [default: 127.0.0.1:8080, env: HOOKWARDEN_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create an account and print its API key (one line on stdout).
+    Create {
+        /// A name for the account, e.g. your team or customer.
+        name: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+fn load_config(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
+    Ok(Config::load(
+        args.config.as_deref(),
+        &Overrides {
+            listen,
+            database: args.database.clone(),
+        },
+    )?)
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "pretty" {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.config, args.listen)?;
+    init_logging(&config.log_format);
+    let settings = config.settings()?;
+    let server = hookwarden_server::spawn(settings.clone(), None).await?;
+    tracing::info!(
+        listen = %server.addr,
+        database = %hookwarden_server::redact_url(&settings.database),
+        "hookwarden is serving"
+    );
+    eprintln!("hookwarden listening on http://{}", server.addr);
+    tokio::select! {
+        result = server_wait(server) => result,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn server_wait(server: hookwarden_server::RunningServer) -> anyhow::Result<()> {
+    server.wait().await.context("the server stopped")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
+    match command {
+        AccountsCommand::Create { name, config } => {
+            let name = name.trim();
+            anyhow::ensure!(
+                !name.is_empty() && name.len() <= 200,
+                "the account name must be 1 to 200 characters"
+            );
+            let settings = load_config(&config, None)?.settings()?;
+            let store = hookwarden_store::Store::open(&settings.database, settings.master_key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "database {}",
+                        hookwarden_server::redact_url(&settings.database)
+                    )
+                })?;
+            let (account, api_key) = store.create_account(name).await?;
+            store.close().await;
+            eprintln!("created account {} ({})", account.name, account.id.0);
+            println!("{api_key}");
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Accounts(command) => accounts(command).await,
+        Command::Key(command) => return key_cmd::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,19 @@
-//! placeholder
+//! hookwarden's domain: what a connector, a key and a callback URL are, and the rules that
+//! decide whether they can be right. Pure: no IO, no async, so every rule is testable in µs.
+
+pub mod connector;
+pub mod key;
+pub mod netguard;
+pub mod problem;
+pub mod url_rules;
+
+mod key_codec;
+mod key_error;
+mod netguard_impl;
+mod url_rules_impl;
+
+pub use connector::{ConnectorKind, ConnectorName, Flow};
+pub use key::{AuthMethod, Endpoints, Key, KeyError, ParsedKey, RequestStyle, SessionMode};
+pub use netguard::{AddressPolicy, NetGuardError};
+pub use problem::Problem;
+pub use url_rules::{CallbackUrl, UrlError};

@@ -1,1 +1,142 @@
-//! placeholder
+//! The hookwarden server: the management API (and, later, the delivery workers) over one
+//! `Store`. `spawn` wires it from a config and an optional already-bound listener, so tests
+//! start the whole server on port 0 in-process.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod state;
+
+use std::net::SocketAddr;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use config::{Config, Overrides, Settings};
+pub use state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hookwarden",
+        description = "Delivers event callbacks to OAuth 2.0 protected endpoints and owns the credentials that takes. \
+                       Every /api/** request carries `Authorization: Basic <api_key>`."
+    ),
+    tags(
+        (name = "connectors", description = "OAuth 2.0 destinations (OneSpan Sign's callback connector API)"),
+        (name = "default callback", description = "The account's Basic-key callback"),
+        (name = "operations", description = "Health, metrics, this document")
+    )
+)]
+struct ApiDoc;
+
+/// The router and its OpenAPI document, both from the handlers' annotations.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api::connectors::router())
+        .merge(api::default_callback::router())
+        .routes(routes!(api::health::healthz))
+        .split_for_parts();
+    let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let doc = openapi_json.clone();
+            async move { Json(doc) }
+        }),
+    )
+    .fallback(api::not_found)
+    .method_not_allowed_fallback(api::method_not_allowed)
+    .layer(DefaultBodyLimit::max(max_body))
+    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+/// A server running in this process.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting, finish in-flight requests, and wait.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Wait until the server stops (Ctrl-C / SIGTERM for `serve`).
+    pub async fn wait(self) -> std::io::Result<()> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Open the store, migrate, bind (unless a listener is given) and serve in the background.
+pub async fn spawn(
+    settings: Settings,
+    listener: Option<TcpListener>,
+) -> anyhow::Result<RunningServer> {
+    let store = hookwarden_store::Store::open(&settings.database, settings.master_key.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("database {}: {e}", redact_url(&settings.database)))?;
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?,
+    };
+    let addr = listener.local_addr()?;
+    let state = AppState::new(store, settings);
+    let app = router(state.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// A database URL for messages: the password, if any, replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:****{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

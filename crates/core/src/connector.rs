@@ -1,0 +1,112 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A connector's name as it appears in `/api/callback/connectors/{name}`: `[A-Za-z0-9_-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConnectorName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("connector name {0:?} is not valid: use 1 to 64 letters, digits, '_' or '-'")]
+pub struct ConnectorNameError(pub String);
+
+impl ConnectorName {
+    pub fn parse(raw: &str) -> Result<Self, ConnectorNameError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            // Truncate so a 1 MiB path segment does not come back in the error.
+            Err(ConnectorNameError(raw.chars().take(80).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn kind(&self) -> ConnectorKind {
+        ConnectorKind::of(&self.0)
+    }
+}
+
+impl fmt::Display for ConnectorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which preset a connector uses; decided by its name, as in OneSpan's callback API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorKind {
+    /// `salesforceOauth2`: endpoints derived from `host`.
+    Salesforce,
+    /// `dynamicsOauth2`: Microsoft identity platform, endpoints derived from `tenant`.
+    Dynamics,
+    /// Any other name: a generic OAuth 2.0 destination, `token_url` required.
+    Generic,
+}
+
+impl ConnectorKind {
+    pub fn of(name: &str) -> Self {
+        match name {
+            "salesforceOauth2" => Self::Salesforce,
+            "dynamicsOauth2" => Self::Dynamics,
+            _ => Self::Generic,
+        }
+    }
+
+    /// Origins a connector listens to when registration names none.
+    pub fn default_origins(self) -> Vec<String> {
+        match self {
+            Self::Salesforce => vec!["OSS".to_owned()],
+            _ => vec!["*".to_owned()],
+        }
+    }
+}
+
+/// How a connector gets its access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl Flow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_pick_their_preset() {
+        assert_eq!(
+            ConnectorKind::of("salesforceOauth2"),
+            ConnectorKind::Salesforce
+        );
+        assert_eq!(ConnectorKind::of("dynamicsOauth2"), ConnectorKind::Dynamics);
+        assert_eq!(ConnectorKind::of("sharepoint"), ConnectorKind::Generic);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(ConnectorName::parse("my-hook_1").is_ok());
+        assert!(ConnectorName::parse("").is_err());
+        assert!(ConnectorName::parse("a/b").is_err());
+        assert!(ConnectorName::parse(&"a".repeat(65)).is_err());
+    }
+}

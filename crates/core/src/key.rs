@@ -1,0 +1,143 @@
+//! The connector `key`: base64 of a JSON object (OneSpan's format), decoded, checked and
+//! normalised at the edge. Past `Key::parse` nothing about a key is re-checked.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::connector::{ConnectorKind, Flow};
+use crate::problem::Problem;
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    #[default]
+    ClientSecretPost,
+    ClientSecretBasic,
+}
+
+/// Where grant parameters go: the form body (default) or the URL query string (seed 004).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStyle {
+    #[default]
+    Body,
+    Query,
+}
+
+/// Session management (seed 004): when an access token is considered for refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionMode {
+    #[default]
+    Auto,
+    Fixed,
+    None,
+}
+
+/// A decoded, validated key. Secrets are `SecretString` (Debug prints `[REDACTED]`).
+#[derive(Debug, Clone)]
+pub struct Key {
+    /// Salesforce host without scheme, e.g. `acme.my.salesforce.com`; `None` when not given.
+    pub host: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    pub grant_type: Option<String>,
+    pub token_url: Option<String>,
+    pub revocation_url: Option<String>,
+    pub introspection_url: Option<String>,
+    pub authorization_url: Option<String>,
+    pub scope: Option<String>,
+    pub tenant: Option<String>,
+    pub auth_method: AuthMethod,
+    pub request_style: RequestStyle,
+    pub session: SessionMode,
+    pub session_timeout_s: Option<u64>,
+    pub refresh_hook: Option<String>,
+}
+
+/// The endpoints a connector talks to: explicit ones from the key, else the preset's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoints {
+    pub token_url: String,
+    pub revocation_url: Option<String>,
+    pub introspection_url: Option<String>,
+    pub authorization_url: Option<String>,
+}
+
+/// A key plus what the parser tolerated and wants the user to know (line breaks, URL-safe
+/// alphabet, missing padding, a stripped scheme in `host`, ...).
+#[derive(Debug, Clone)]
+pub struct ParsedKey {
+    pub key: Key,
+    pub warnings: Vec<String>,
+}
+
+pub use crate::key_error::KeyError;
+
+impl Key {
+    /// Decode and check a key as it arrives in the API (`"key"` field) or on the CLI.
+    pub fn parse(raw: &str, kind: ConnectorKind) -> Result<ParsedKey, KeyError> {
+        crate::key_codec::parse(raw, kind)
+    }
+
+    /// Re-read a key from its storage form (`to_storage_json`). Runs the same checks as
+    /// `parse`, since a stored key was valid when it was written.
+    pub fn from_storage_json(json: &str, kind: ConnectorKind) -> Result<Key, KeyError> {
+        crate::key_codec::from_json(json.as_bytes(), kind).map(|p| p.key)
+    }
+
+    /// The full key as JSON, secrets included: only for encryption at rest.
+    pub fn to_storage_json(&self) -> String {
+        crate::key_codec::to_json(self, false).to_string()
+    }
+
+    /// The key as JSON with every secret masked (at most the last 4 characters visible).
+    pub fn masked(&self) -> serde_json::Value {
+        crate::key_codec::to_json(self, true)
+    }
+
+    /// `refresh_token` when the key holds one, else `client_credentials`.
+    pub fn flow(&self) -> Flow {
+        if self.refresh_token.is_some() {
+            Flow::RefreshToken
+        } else {
+            Flow::ClientCredentials
+        }
+    }
+
+    /// Endpoints after presets: Salesforce from `host`, Microsoft from `tenant`, generic from
+    /// `token_url`; an explicit endpoint in the key always wins.
+    pub fn endpoints(&self, kind: ConnectorKind) -> Endpoints {
+        crate::key_codec::endpoints(self, kind)
+    }
+}
+
+/// Encode a key JSON object the way `hookwarden key encode` prints it: standard base64, one
+/// line, padded (the `base64 -w 0` pitfall of seed 001, solved).
+pub fn encode(json: &serde_json::Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(json.to_string())
+}
+
+/// Mask a secret for display: `****` plus its last 4 characters when it has 12 or more,
+/// else `****` alone. The same rule as `Key::masked`, for signing secrets and Basic keys.
+pub fn mask_secret(secret: &str) -> String {
+    crate::key_codec::mask(secret)
+}
+
+/// Longest `key` accepted, in bytes, before decoding.
+pub const MAX_KEY_LEN: usize = crate::key_codec::MAX_KEY_LEN;
+
+impl Problem for KeyError {
+    fn code(&self) -> &'static str {
+        self.code()
+    }
+    fn message(&self) -> String {
+        self.to_string()
+    }
+    fn fix(&self) -> String {
+        self.fix()
+    }
+}

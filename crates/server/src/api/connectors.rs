@@ -1,0 +1,414 @@
+//! `/api/callback/connectors/{name}`: register, read, replace, update, delete and rotate the
+//! signing secret of OAuth 2.0 connectors (OneSpan Sign's callback connector API).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use hookwarden_core::key::mask_secret;
+use hookwarden_core::{ConnectorKind, ConnectorName, Key};
+use hookwarden_store::{ConnectorRecord, ConnectorStatus, NewConnector};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::rfc3339;
+use super::validate::{self, DeliverySettings, Ordering, RetryPolicy};
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_connectors))
+        .routes(routes!(
+            register_connector,
+            get_connector,
+            replace_connector,
+            patch_connector,
+            delete_connector
+        ))
+        .routes(routes!(rotate_signing_secret))
+}
+
+/// Register or replace a connector.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConnectorIn {
+    /// The destination, e.g. `https://acme.my.salesforce.com/services/apexrest/OSS/callback`.
+    pub url: String,
+    /// Base64 of the key JSON (`host`, `client_id`, `refresh_token` or `client_secret`, ...).
+    pub key: String,
+    /// Event names this connector receives.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Origins whose events it takes; default `["OSS"]` for `salesforceOauth2`, else `["*"]`.
+    pub origins: Option<Vec<String>>,
+    pub owner: Option<String>,
+    pub ordering: Option<Ordering>,
+    pub retry: Option<RetryPolicy>,
+    pub max_per_second: Option<f64>,
+    pub max_concurrency: Option<u32>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// A partial update: only the fields given change. `key` rotates the credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConnectorPatch {
+    pub url: Option<String>,
+    pub key: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub origins: Option<Vec<String>>,
+    pub owner: Option<String>,
+    pub ordering: Option<Ordering>,
+    pub retry: Option<RetryPolicy>,
+    pub max_per_second: Option<f64>,
+    pub max_concurrency: Option<u32>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// A connector as the API shows it: secrets masked, the signing secret in full only once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectorOut {
+    pub name: String,
+    /// `salesforce`, `dynamics` or `generic`: the preset its name selects.
+    pub preset: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub origins: Vec<String>,
+    pub owner: Option<String>,
+    /// `refresh_token` or `client_credentials`.
+    pub flow: Option<String>,
+    /// `active`, `needs_reauth`, `revoked` or `disabled`.
+    pub status: String,
+    /// The decoded key, every secret masked.
+    #[schema(value_type = Object)]
+    pub key: serde_json::Value,
+    pub warnings: Vec<String>,
+    /// The Standard Webhooks secret (`whsec_...`): in full only in the answer to the first
+    /// registration and to a rotation, masked otherwise.
+    pub signing_secret: String,
+    pub ordering: Ordering,
+    pub retry: Option<RetryPolicy>,
+    pub max_per_second: Option<f64>,
+    pub max_concurrency: u32,
+    pub credentials_version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectorList {
+    pub connectors: Vec<ConnectorOut>,
+}
+
+pub(crate) fn settings_of(record: &ConnectorRecord) -> DeliverySettings {
+    serde_json::from_value(record.settings.clone()).unwrap_or_default()
+}
+
+pub(crate) fn to_out(
+    record: &ConnectorRecord,
+    full_signing_secret: Option<&SecretString>,
+) -> ConnectorOut {
+    let kind = ConnectorKind::of(&record.name);
+    let settings = settings_of(record);
+    let key = match Key::from_storage_json(record.key_json.expose_secret(), kind) {
+        Ok(key) => key.masked(),
+        // A key stored by an older version that today's rules reject is still shown, masked.
+        Err(_) => {
+            serde_json::json!({"unreadable": "the stored key no longer passes the key rules; register a new key"})
+        }
+    };
+    ConnectorOut {
+        name: record.name.clone(),
+        preset: record.kind.clone(),
+        url: record.url.clone(),
+        events: record.events.clone(),
+        origins: record.origins.clone(),
+        owner: record.owner.clone(),
+        flow: record.flow.clone(),
+        status: record.status.as_str().to_owned(),
+        key,
+        warnings: record.warnings.clone(),
+        signing_secret: match full_signing_secret {
+            Some(secret) => secret.expose_secret().to_owned(),
+            None => mask_secret(record.signing_secret.expose_secret()),
+        },
+        ordering: settings.ordering,
+        retry: settings.retry,
+        max_per_second: settings.max_per_second,
+        max_concurrency: settings.max_concurrency,
+        credentials_version: record.credentials_version,
+        created_at: rfc3339(record.created_at),
+        updated_at: rfc3339(record.updated_at),
+    }
+}
+
+fn parse_name(raw: &str) -> ApiResult<ConnectorName> {
+    ConnectorName::parse(raw).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_connector_name",
+            e.to_string(),
+            "use salesforceOauth2, dynamicsOauth2, or a name of your own made of letters, digits, '_' and '-'",
+        )
+    })
+}
+
+fn no_such_connector(name: &ConnectorName) -> ApiError {
+    ApiError::not_found(
+        format!("there is no connector named {name}"),
+        format!("register it first: POST /api/callback/connectors/{name}"),
+    )
+}
+
+/// Everything a full registration checks, as a `NewConnector`.
+fn validate_full(
+    state: &AppState,
+    authed: &Authed,
+    name: &ConnectorName,
+    input: ConnectorIn,
+) -> ApiResult<NewConnector> {
+    let kind = name.kind();
+    let settings = &state.settings;
+    let (url, mut warnings) = validate::url(&input.url, kind, settings)?;
+    let (events, event_warnings) = validate::events(input.events)?;
+    let origins = validate::origins(input.origins, kind)?;
+    let owner = validate::owner(input.owner)?;
+    if let Some(retry) = &input.retry {
+        validate::retry(retry)?;
+    }
+    let max_per_second = validate::max_per_second(input.max_per_second)?;
+    let max_concurrency = validate::max_concurrency(input.max_concurrency)?;
+    let (key, key_warnings) = validate::key(&input.key, kind, settings)?;
+
+    warnings.extend(key_warnings.iter().cloned());
+    warnings.extend(event_warnings);
+    warnings.extend(validate::unknown_fields(&input.extra));
+    let delivery = DeliverySettings {
+        ordering: input.ordering.unwrap_or_default(),
+        retry: input.retry,
+        max_per_second,
+        max_concurrency,
+        key_warnings,
+    };
+    Ok(NewConnector {
+        account_id: authed.0.id.clone(),
+        name: name.as_str().to_owned(),
+        kind: preset_name(kind).to_owned(),
+        url,
+        events,
+        origins,
+        owner,
+        settings: serde_json::to_value(&delivery).expect("settings serialise"),
+        flow: Some(key.flow().as_str().to_owned()),
+        warnings,
+        key_json: SecretString::from(key.to_storage_json()),
+    })
+}
+
+pub(crate) fn preset_name(kind: ConnectorKind) -> &'static str {
+    match kind {
+        ConnectorKind::Salesforce => "salesforce",
+        ConnectorKind::Dynamics => "dynamics",
+        ConnectorKind::Generic => "generic",
+    }
+}
+
+/// Register a connector, or replace the one of that name.
+///
+/// Answers 201 with the full `signing_secret` on first registration, 200 on a replace (which
+/// keeps the signing secret and makes the connector `active` with the new credentials).
+#[utoipa::path(post, path = "/api/callback/connectors/{name}", tag = "connectors",
+    params(("name" = String, Path, description = "salesforceOauth2, dynamicsOauth2 or any [A-Za-z0-9_-]{1,64}")),
+    request_body = ConnectorIn,
+    responses((status = 201, body = ConnectorOut), (status = 200, body = ConnectorOut),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn register_connector(
+    State(state): State<AppState>,
+    authed: Authed,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(input): ApiJson<ConnectorIn>,
+) -> ApiResult<(StatusCode, Json<ConnectorOut>)> {
+    let name = parse_name(&name)?;
+    let new = validate_full(&state, &authed, &name, input)?;
+    let (record, created) = state.store.upsert_connector(new).await?;
+    tracing::info!(account = %authed.0.id.0, connector = %name, created, "connector registered");
+    if created {
+        let secret = record.signing_secret.clone();
+        Ok((StatusCode::CREATED, Json(to_out(&record, Some(&secret)))))
+    } else {
+        Ok((StatusCode::OK, Json(to_out(&record, None))))
+    }
+}
+
+/// A connector's settings and status; secrets masked, never a token.
+#[utoipa::path(get, path = "/api/callback/connectors/{name}", tag = "connectors",
+    params(("name" = String, Path)),
+    responses((status = 200, body = ConnectorOut), (status = 404, body = ErrorBody)))]
+pub async fn get_connector(
+    State(state): State<AppState>,
+    authed: Authed,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ConnectorOut>> {
+    let name = parse_name(&name)?;
+    let record = state
+        .store
+        .get_connector(&authed.0.id, name.as_str())
+        .await?
+        .ok_or_else(|| no_such_connector(&name))?;
+    Ok(Json(to_out(&record, None)))
+}
+
+/// Every connector of the account (the default callback is at `/api/callback`).
+#[utoipa::path(get, path = "/api/callback/connectors", tag = "connectors",
+    responses((status = 200, body = ConnectorList), (status = 401, body = ErrorBody)))]
+pub async fn list_connectors(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<ConnectorList>> {
+    let records = state.store.list_connectors(&authed.0.id).await?;
+    Ok(Json(ConnectorList {
+        connectors: records.iter().map(|r| to_out(r, None)).collect(),
+    }))
+}
+
+/// Replace an existing connector in full (404 when there is none: register it with POST).
+#[utoipa::path(put, path = "/api/callback/connectors/{name}", tag = "connectors",
+    params(("name" = String, Path)), request_body = ConnectorIn,
+    responses((status = 200, body = ConnectorOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn replace_connector(
+    State(state): State<AppState>,
+    authed: Authed,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(input): ApiJson<ConnectorIn>,
+) -> ApiResult<Json<ConnectorOut>> {
+    let name = parse_name(&name)?;
+    if state
+        .store
+        .get_connector(&authed.0.id, name.as_str())
+        .await?
+        .is_none()
+    {
+        return Err(no_such_connector(&name));
+    }
+    let new = validate_full(&state, &authed, &name, input)?;
+    let (record, _) = state.store.upsert_connector(new).await?;
+    Ok(Json(to_out(&record, None)))
+}
+
+/// Change only the fields given. `{"key": ...}` rotates the credentials and makes a
+/// `needs_reauth` or `revoked` connector `active` again.
+#[utoipa::path(patch, path = "/api/callback/connectors/{name}", tag = "connectors",
+    params(("name" = String, Path)), request_body = ConnectorPatch,
+    responses((status = 200, body = ConnectorOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn patch_connector(
+    State(state): State<AppState>,
+    authed: Authed,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(patch): ApiJson<ConnectorPatch>,
+) -> ApiResult<Json<ConnectorOut>> {
+    let name = parse_name(&name)?;
+    let kind = name.kind();
+    let mut record = state
+        .store
+        .get_connector(&authed.0.id, name.as_str())
+        .await?
+        .ok_or_else(|| no_such_connector(&name))?;
+    let mut delivery = settings_of(&record);
+
+    let url_raw = patch.url.unwrap_or_else(|| record.url.clone());
+    let (url, mut warnings) = validate::url(&url_raw, kind, &state.settings)?;
+    let (events, event_warnings) = validate::events(patch.events.unwrap_or(record.events.clone()))?;
+    if patch.origins.is_some() {
+        record.origins = validate::origins(patch.origins, kind)?;
+    }
+    if patch.owner.is_some() {
+        record.owner = validate::owner(patch.owner)?;
+    }
+    if let Some(ordering) = patch.ordering {
+        delivery.ordering = ordering;
+    }
+    if let Some(retry) = patch.retry {
+        validate::retry(&retry)?;
+        delivery.retry = Some(retry);
+    }
+    if patch.max_per_second.is_some() {
+        delivery.max_per_second = validate::max_per_second(patch.max_per_second)?;
+    }
+    if patch.max_concurrency.is_some() {
+        delivery.max_concurrency = validate::max_concurrency(patch.max_concurrency)?;
+    }
+    let credentials_changed = patch.key.is_some();
+    if let Some(raw_key) = &patch.key {
+        let (key, key_warnings) = validate::key(raw_key, kind, &state.settings)?;
+        record.key_json = SecretString::from(key.to_storage_json());
+        record.flow = Some(key.flow().as_str().to_owned());
+        delivery.key_warnings = key_warnings;
+        // New credentials are the way out of needs_reauth and revoked (DESIGN.md, Revocation).
+        if matches!(
+            record.status,
+            ConnectorStatus::NeedsReauth | ConnectorStatus::Revoked
+        ) {
+            record.status = ConnectorStatus::Active;
+        }
+    }
+    warnings.extend(delivery.key_warnings.iter().cloned());
+    warnings.extend(event_warnings);
+    warnings.extend(validate::unknown_fields(&patch.extra));
+
+    record.url = url;
+    record.events = events;
+    record.warnings = warnings;
+    record.settings = serde_json::to_value(&delivery).expect("settings serialise");
+    let saved = state
+        .store
+        .save_connector(&record, credentials_changed)
+        .await?;
+    Ok(Json(to_out(&saved, None)))
+}
+
+/// Remove a connector.
+#[utoipa::path(delete, path = "/api/callback/connectors/{name}", tag = "connectors",
+    params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_connector(
+    State(state): State<AppState>,
+    authed: Authed,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let name = parse_name(&name)?;
+    if state
+        .store
+        .delete_connector(&authed.0.id, name.as_str())
+        .await?
+    {
+        tracing::info!(account = %authed.0.id.0, connector = %name, "connector deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(no_such_connector(&name))
+    }
+}
+
+/// A new `whsec_` signing secret, returned once; the old one keeps signing beside it for 24 h.
+#[utoipa::path(post, path = "/api/callback/connectors/{name}/signing-secret/rotate", tag = "connectors",
+    params(("name" = String, Path)),
+    responses((status = 200, body = ConnectorOut), (status = 404, body = ErrorBody)))]
+pub async fn rotate_signing_secret(
+    State(state): State<AppState>,
+    authed: Authed,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ConnectorOut>> {
+    let name = parse_name(&name)?;
+    let (record, fresh) = state
+        .store
+        .rotate_signing_secret(&authed.0.id, name.as_str())
+        .await?
+        .ok_or_else(|| no_such_connector(&name))?;
+    Ok(Json(to_out(&record, Some(&fresh))))
+}

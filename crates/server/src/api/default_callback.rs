@@ -1,0 +1,163 @@
+//! `/api/callback`: the account's default callback. Its `key` reaches the listener as
+//! `Authorization: Basic <key>`; it receives the events that no connector took.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use hookwarden_core::key::mask_secret;
+use hookwarden_core::ConnectorKind;
+use hookwarden_store::{ConnectorRecord, NewConnector, DEFAULT_CALLBACK_NAME};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::rfc3339;
+use super::validate::{self, DeliverySettings};
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(
+        set_default_callback,
+        get_default_callback,
+        delete_default_callback
+    ))
+}
+
+const MAX_BASIC_KEY: usize = 4096;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DefaultCallbackIn {
+    pub url: String,
+    /// Sent to the listener as `Authorization: Basic <key>`.
+    pub key: String,
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DefaultCallbackOut {
+    pub url: String,
+    pub events: Vec<String>,
+    /// The Basic key, masked.
+    pub key: String,
+    pub status: String,
+    pub warnings: Vec<String>,
+    /// In full only in the answer to the first registration.
+    pub signing_secret: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn to_out(record: &ConnectorRecord, full_signing_secret: bool) -> DefaultCallbackOut {
+    DefaultCallbackOut {
+        url: record.url.clone(),
+        events: record.events.clone(),
+        key: mask_secret(record.key_json.expose_secret()),
+        status: record.status.as_str().to_owned(),
+        warnings: record.warnings.clone(),
+        signing_secret: if full_signing_secret {
+            record.signing_secret.expose_secret().to_owned()
+        } else {
+            mask_secret(record.signing_secret.expose_secret())
+        },
+        created_at: rfc3339(record.created_at),
+        updated_at: rfc3339(record.updated_at),
+    }
+}
+
+fn none_set() -> ApiError {
+    ApiError::not_found(
+        "this account has no default callback",
+        "set one: POST /api/callback {\"url\", \"key\", \"events\"}",
+    )
+}
+
+/// Set or replace the default callback.
+#[utoipa::path(post, path = "/api/callback", tag = "default callback",
+    request_body = DefaultCallbackIn,
+    responses((status = 201, body = DefaultCallbackOut), (status = 200, body = DefaultCallbackOut),
+              (status = 400, body = ErrorBody)))]
+pub async fn set_default_callback(
+    State(state): State<AppState>,
+    authed: Authed,
+    ApiJson(input): ApiJson<DefaultCallbackIn>,
+) -> ApiResult<(StatusCode, Json<DefaultCallbackOut>)> {
+    let (url, mut warnings) = validate::url(&input.url, ConnectorKind::Generic, &state.settings)?;
+    let (events, event_warnings) = validate::events(input.events)?;
+    let key = input.key.trim();
+    if key.is_empty() || key.len() > MAX_BASIC_KEY || key.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_callback_key",
+            format!("key: must be 1 to {MAX_BASIC_KEY} printable characters"),
+            "give the value your listener expects after `Authorization: Basic `",
+        ));
+    }
+    warnings.extend(event_warnings);
+    warnings.extend(validate::unknown_fields(&input.extra));
+    let new = NewConnector {
+        account_id: authed.0.id.clone(),
+        name: DEFAULT_CALLBACK_NAME.to_owned(),
+        kind: "default".to_owned(),
+        url,
+        events,
+        origins: vec!["*".to_owned()],
+        owner: None,
+        settings: serde_json::to_value(DeliverySettings {
+            max_concurrency: validate::default_concurrency(),
+            ..Default::default()
+        })
+        .expect("settings serialise"),
+        flow: None,
+        warnings,
+        key_json: SecretString::from(key.to_owned()),
+    };
+    let (record, created) = state.store.upsert_connector(new).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(to_out(&record, created))))
+}
+
+/// The default callback (key masked).
+#[utoipa::path(get, path = "/api/callback", tag = "default callback",
+    responses((status = 200, body = DefaultCallbackOut), (status = 404, body = ErrorBody)))]
+pub async fn get_default_callback(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<DefaultCallbackOut>> {
+    let record = state
+        .store
+        .get_connector(&authed.0.id, DEFAULT_CALLBACK_NAME)
+        .await?
+        .ok_or_else(none_set)?;
+    Ok(Json(to_out(&record, false)))
+}
+
+/// Remove the default callback.
+#[utoipa::path(delete, path = "/api/callback", tag = "default callback",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_default_callback(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<StatusCode> {
+    if state
+        .store
+        .delete_connector(&authed.0.id, DEFAULT_CALLBACK_NAME)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(none_set())
+    }
+}

@@ -1,0 +1,35 @@
+pub mod connectors;
+pub mod default_callback;
+pub mod health;
+pub mod validate;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use crate::error::ApiError;
+
+/// Unknown `/api/**` paths answer JSON too.
+pub async fn not_found() -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_endpoint",
+        "there is no such endpoint",
+        "see GET /api/openapi.json for the endpoints this server has",
+    )
+}
+
+pub async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that HTTP method",
+        "see GET /api/openapi.json for the methods each endpoint takes",
+    )
+}
+
+/// Milliseconds since the epoch as RFC 3339, for answers.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,144 @@
+//! Configuration: the defaults in `default-config.toml`, then a TOML file, then `HOOKWARDEN_*`
+//! env vars, then flags. Parsed once into `Settings`, the form the rest of the server uses.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use hookwarden_core::AddressPolicy;
+use hookwarden_store::{MasterKey, MasterKeySource};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// A CIDR list as a TOML list or as one comma-separated string (what an env var holds).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum CidrList {
+    #[default]
+    #[serde(skip)]
+    Empty,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl CidrList {
+    fn joined(&self) -> String {
+        match self {
+            Self::Empty => String::new(),
+            Self::One(s) => s.clone(),
+            Self::Many(v) => v.join(","),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub database: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
+    pub allow_insecure_http: bool,
+    pub allow_private_networks: CidrList,
+    pub log_format: String,
+    pub max_body_bytes: usize,
+}
+
+/// Flags given on the command line; they win over everything else.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(String),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(String),
+    #[error("listen = {0:?} is not an address such as 127.0.0.1:8080")]
+    Listen(String),
+    #[error("allow_private_networks: {0}")]
+    Networks(String),
+    #[error("master_key / HOOKWARDEN_MASTER_KEY: {0}")]
+    MasterKey(String),
+    #[error("log_format = {0:?}: use \"json\" or \"pretty\"")]
+    LogFormat(String),
+}
+
+impl Config {
+    /// The layered configuration. Env vars that are not settings (HOOKWARDEN_SERVER,
+    /// HOOKWARDEN_API_KEY, HOOKWARDEN_TEST_PG_URL, ...) belong to other tools and are ignored.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.display().to_string()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("HOOKWARDEN_").only(&[
+                "listen",
+                "database",
+                "master_key",
+                "allow_insecure_http",
+                "allow_private_networks",
+                "log_format",
+                "max_body_bytes",
+            ]))
+            .merge(Serialized::defaults(overrides));
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Figment(e.to_string()))
+    }
+
+    /// The defaults alone (tests build on this).
+    pub fn defaults() -> Self {
+        Figment::from(Toml::string(DEFAULT_CONFIG))
+            .extract()
+            .expect("the embedded default configuration is valid")
+    }
+
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let listen: SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::Listen(self.listen.clone()))?;
+        let policy = AddressPolicy::parse_list(&self.allow_private_networks.joined())
+            .map_err(|e| ConfigError::Networks(e.to_string()))?;
+        let master_key = match self.master_key.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => MasterKeySource::Given(
+                MasterKey::from_base64(raw).map_err(|e| ConfigError::MasterKey(e.to_string()))?,
+            ),
+            _ => MasterKeySource::FileBesideDatabase,
+        };
+        if !matches!(self.log_format.as_str(), "json" | "pretty") {
+            return Err(ConfigError::LogFormat(self.log_format.clone()));
+        }
+        Ok(Settings {
+            listen,
+            database: self.database.clone(),
+            master_key,
+            allow_insecure_http: self.allow_insecure_http,
+            address_policy: policy,
+            max_body_bytes: self.max_body_bytes,
+        })
+    }
+}
+
+/// The configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: String,
+    pub master_key: MasterKeySource,
+    pub allow_insecure_http: bool,
+    pub address_policy: AddressPolicy,
+    pub max_body_bytes: usize,
+}
