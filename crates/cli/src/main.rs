@@ -1,6 +1,7 @@
 //! `hookwarden`: the one binary. `serve` runs the API; the other commands manage keys and
 //! accounts locally, or talk to a running server.
 
+mod demo;
 mod key_cmd;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
     /// Encode, decode and check connector keys (no server needed).
     #[command(subcommand)]
     Key(key_cmd::KeyCommand),
+    /// Run a Salesforce-shaped fake org (OAuth endpoints + Apex REST receiver) for tests and demos.
+    FakeOrg(demo::FakeOrgArgs),
 }
 
 #[derive(Args, Clone)]
@@ -50,6 +53,18 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080, env: HOOKWARDEN_LISTEN]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// Also run a fake Salesforce org, and register a demo account and connector against it
+    /// (allows plain http and loopback addresses; never use in production).
+    #[arg(long)]
+    demo: bool,
+    /// Where the demo's fake org listens.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8081",
+        requires = "demo"
+    )]
+    demo_org_listen: String,
 }
 
 #[derive(Subcommand)]
@@ -89,7 +104,12 @@ fn init_logging(format: &str) {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args.config, args.listen)?;
     init_logging(&config.log_format);
-    let settings = config.settings()?;
+    let mut settings = config.settings()?;
+    let demo_org = if args.demo {
+        Some(demo::start_org(&args.demo_org_listen, &mut settings).await?)
+    } else {
+        None
+    };
     let server = hookwarden_server::spawn(settings.clone(), None).await?;
     tracing::info!(
         listen = %server.addr,
@@ -97,6 +117,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "hookwarden is serving"
     );
     eprintln!("hookwarden listening on http://{}", server.addr);
+    if let Some(org) = &demo_org {
+        demo::register(&server, org).await?;
+    }
     tokio::select! {
         result = server_wait(server) => result,
         _ = shutdown_signal() => {
@@ -158,6 +181,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Accounts(command) => accounts(command).await,
         Command::Key(command) => return key_cmd::run(command),
+        Command::FakeOrg(args) => demo::run_fake_org(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,134 @@
+//! `hookwarden fake-org` and `hookwarden serve --demo`: a Salesforce-shaped org on loopback, so
+//! a new user sees the whole flow (registration, tokens, callbacks) without a Salesforce org.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Args;
+use hookwarden_core::AddressPolicy;
+use hookwarden_fake_org::{FakeOrgConfig, RunningFakeOrg};
+use hookwarden_server::{RunningServer, Settings};
+use serde_json::json;
+
+#[derive(Args)]
+pub struct FakeOrgArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// Access-token lifetime in seconds (the org's session timeout).
+    #[arg(long, default_value_t = 7200)]
+    session_timeout_s: u64,
+    /// Rotate refresh tokens on every refresh, with reuse detection.
+    #[arg(long)]
+    rotate_refresh_tokens: bool,
+    /// No "Run As" user: client-credentials grants fail as in a misconfigured org.
+    #[arg(long)]
+    no_run_as_user: bool,
+    /// Act as login.salesforce.com: client-credentials grants are refused.
+    #[arg(long)]
+    login_host: bool,
+    /// The user is inactive: grants fail with inactive_user.
+    #[arg(long)]
+    inactive_user: bool,
+    /// Namespace prefix of the Apex class (the endpoint becomes /services/apexrest/NS/OSS/callback).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Scopes the connected app allows (space-separated).
+    #[arg(long)]
+    scopes: Option<String>,
+}
+
+pub async fn run_fake_org(args: FakeOrgArgs) -> anyhow::Result<()> {
+    let mut config = FakeOrgConfig {
+        session_timeout_s: args.session_timeout_s,
+        rotate_refresh_tokens: args.rotate_refresh_tokens,
+        login_host: args.login_host,
+        user_inactive: args.inactive_user,
+        namespace: args.namespace,
+        ..FakeOrgConfig::default()
+    };
+    if args.no_run_as_user {
+        config.run_as_user = None;
+    }
+    if let Some(scopes) = args.scopes {
+        config.allowed_scopes = scopes.split_whitespace().map(str::to_owned).collect();
+    }
+    let org = hookwarden_fake_org::FakeOrg::builder()
+        .config(config)
+        .listen(args.listen)
+        .start()
+        .await
+        .with_context(|| format!("cannot start the fake org on {}", args.listen))?;
+    let refresh_token = org.issue_refresh_token(hookwarden_fake_org::DEFAULT_CLIENT_ID);
+    println!("fake org on {}", org.base_url());
+    println!(
+        "  client_id      {}",
+        hookwarden_fake_org::DEFAULT_CLIENT_ID
+    );
+    println!(
+        "  client_secret  {}",
+        hookwarden_fake_org::DEFAULT_CLIENT_SECRET
+    );
+    println!("  refresh_token  {refresh_token}");
+    println!("  token URL      {}", org.token_url());
+    println!("  Apex endpoint  {}", org.callback_url());
+    println!("  counters       {}/_fake/stats", org.base_url());
+    tokio::signal::ctrl_c().await?;
+    org.shutdown().await;
+    Ok(())
+}
+
+/// Start the demo org and let the server reach it (plain http on loopback).
+pub async fn start_org(listen: &str, settings: &mut Settings) -> anyhow::Result<RunningFakeOrg> {
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--demo-org-listen {listen:?} is not an address"))?;
+    let org = hookwarden_fake_org::FakeOrg::builder()
+        .listen(addr)
+        .start()
+        .await
+        .with_context(|| format!("cannot start the demo's fake org on {addr}"))?;
+    settings.allow_insecure_http = true;
+    let loopback = AddressPolicy::parse_list("127.0.0.0/8, ::1/128").expect("static CIDRs parse");
+    settings.address_policy.allowed.extend(loopback.allowed);
+    Ok(org)
+}
+
+/// Create a demo account and register a client-credentials Salesforce connector that points at
+/// the fake org, through the server's own API, then say how to look around.
+pub async fn register(server: &RunningServer, org: &RunningFakeOrg) -> anyhow::Result<()> {
+    let (_, api_key) = server.state.store.create_account("demo").await?;
+    let key = hookwarden_core::key::encode(&json!({
+        "host": org.addr().to_string(),
+        "client_id": hookwarden_fake_org::DEFAULT_CLIENT_ID,
+        "client_secret": hookwarden_fake_org::DEFAULT_CLIENT_SECRET,
+        "token_url": org.token_url(),
+        "revocation_url": org.revoke_url(),
+        "introspection_url": org.introspect_url(),
+        "authorization_url": org.authorize_url(),
+    }));
+    let base = server.base_url();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/callback/connectors/salesforceOauth2"))
+        .header("Authorization", format!("Basic {api_key}"))
+        .json(&json!({
+            "url": org.callback_url(),
+            "events": ["PACKAGE_CREATE", "PACKAGE_COMPLETE", "DOCUMENT_SIGNED"],
+            "key": key,
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "registering the demo connector failed: {}",
+        response.text().await.unwrap_or_default()
+    );
+    println!(
+        "\nDemo ready.\n  fake Salesforce org: {}\n  API key (account \"demo\"): {api_key}\n\nTry:\n  \
+         curl -s -H 'Authorization: Basic {api_key}' {base}/api/callback/connectors/salesforceOauth2\n  \
+         curl -s {base}/api/openapi.json | head -c 300\n  curl -s {}/_fake/stats\n",
+        org.base_url(),
+        org.base_url()
+    );
+    Ok(())
+}

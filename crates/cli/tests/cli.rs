@@ -1,0 +1,306 @@
+//! The binary as a user runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn hookwarden() -> Command {
+    let mut cmd = Command::cargo_bin("hookwarden").unwrap();
+    // Tests must not pick up a developer's settings.
+    for var in [
+        "HOOKWARDEN_DATABASE",
+        "HOOKWARDEN_LISTEN",
+        "HOOKWARDEN_MASTER_KEY",
+        "HOOKWARDEN_ALLOW_INSECURE_HTTP",
+        "HOOKWARDEN_ALLOW_PRIVATE_NETWORKS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[test]
+fn key_encode_prints_one_line_that_the_api_accepts() {
+    let out = hookwarden()
+        .args([
+            "key",
+            "encode",
+            "--host",
+            "acme.my.salesforce.com",
+            "--client-id",
+            "3MVG9abc",
+            "--client-secret",
+            "SecretValue-123456",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let key = text.trim();
+    assert!(
+        key.len() > 76,
+        "long enough that base64 would have wrapped it"
+    );
+    hookwarden().args(["key", "check", key]).assert().success();
+    hookwarden()
+        .args(["key", "decode", key])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"client_secret\": \"****3456\""))
+        .stdout(predicate::str::contains("SecretValue").not());
+}
+
+#[test]
+fn key_encode_refuses_what_the_api_would_refuse() {
+    hookwarden()
+        .args([
+            "key",
+            "encode",
+            "--host",
+            "login.salesforce.com",
+            "--client-id",
+            "x",
+            "--client-secret",
+            "SecretValue-123456",
+        ])
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains(
+            "key_client_credentials_on_login_host",
+        ))
+        .stdout(predicate::str::contains("my.salesforce.com"));
+    hookwarden()
+        .args([
+            "key",
+            "encode",
+            "--host",
+            "acme.my.salesforce.com",
+            "--client-id",
+            "x",
+        ])
+        .assert()
+        .failure();
+    hookwarden()
+        .args([
+            "key",
+            "encode",
+            "--client-id",
+            "x",
+            "--client-secret",
+            "SecretValue-123456",
+            "--connector",
+            "my-erp",
+            "--field",
+            "token_url=https://auth.example.com/token",
+            "--field",
+            "session_timeout_s=900",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn key_check_explains_a_line_wrapped_key_and_rejects_garbage() {
+    let key = String::from_utf8(
+        hookwarden()
+            .args([
+                "key",
+                "encode",
+                "--host",
+                "login.salesforce.com",
+                "--client-id",
+                "3MVG9abcdefghijklmnopqrstuvwxyz",
+                "--refresh-token",
+                "5Aep861-refresh-token-value-abcdefghij",
+            ])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    let wrapped: String = key
+        .trim()
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    hookwarden()
+        .args(["key", "check", "-"])
+        .write_stdin(wrapped)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("line break"));
+    hookwarden()
+        .args(["key", "check", "%%%not-base64%%%"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("key_not_base64"))
+        .stdout(predicate::str::contains("fix:"));
+    // decode shows what it can of a rejected key, secrets masked.
+    let no_client_id = "eyJob3N0IjoibG9naW4uc2FsZXNmb3JjZS5jb20iLCJyZWZyZXNoX3Rva2VuIjoiNUFlcDg2MXZ4eHhRNjN4cTcwbzl1c0R6In0";
+    hookwarden()
+        .args(["key", "decode", no_client_id])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("login.salesforce.com"))
+        .stdout(predicate::str::contains("5Aep861vxxxQ63xq70o9usDz").not())
+        .stderr(predicate::str::contains("key_missing_client_id"));
+}
+
+#[test]
+fn accounts_create_prints_one_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let out = hookwarden()
+        .args(["accounts", "create", "acme", "--database", &db])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.starts_with("hwk_"), "{text}");
+    let second = hookwarden()
+        .args(["accounts", "create", "globex", "--database", &db])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_ne!(text, String::from_utf8(second).unwrap());
+    hookwarden()
+        .args(["accounts", "create", "x", "--database", "mysql://nope"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("sqlite://"));
+}
+
+/// `serve` on a fresh directory: creates the database (WAL) and a 0600 key file, answers
+/// /healthz, and accepts the API key `accounts create` printed.
+#[test]
+fn serve_creates_its_database_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("served.db").display());
+    let key = String::from_utf8(
+        hookwarden()
+            .args(["accounts", "create", "acme", "--database", &db])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    let key = key.trim().to_owned();
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("hookwarden"))
+        .args([
+            "serve",
+            "--database",
+            &db,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("HOOKWARDEN_MASTER_KEY")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ready = false;
+    while Instant::now() < deadline {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("listening on") => {
+                ready = true;
+                break;
+            }
+            Some(Ok(_)) => continue,
+            _ => break,
+        }
+    }
+    assert!(ready, "serve did not say it was listening");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (health, list) = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let health = http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let list = http
+            .get(format!("http://127.0.0.1:{port}/api/callback/connectors"))
+            .header("Authorization", format!("Basic {key}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (health, list)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(health, 200);
+    assert_eq!(list, 200);
+    let key_file = dir.path().join("served.db.key");
+    assert!(key_file.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        dir.path().join("served.db-wal").exists(),
+        "SQLite runs in WAL mode"
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "listen = \"nowhere\"\n").unwrap();
+    hookwarden()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("listen"));
+    std::fs::write(&config, "allow_private_networks = [\"10.0.0.0/33\"]\n").unwrap();
+    hookwarden()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("allow_private_networks"));
+    hookwarden()
+        .args(["serve", "--config", "/nonexistent/hookwarden.toml"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("does not exist"));
+    hookwarden()
+        .args([
+            "serve",
+            "--database",
+            &format!("sqlite://{}", dir.path().join("x.db").display()),
+        ])
+        .env("HOOKWARDEN_MASTER_KEY", "too-short")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("HOOKWARDEN_MASTER_KEY"));
+}
