@@ -1,6 +1,7 @@
 //! `hookwarden`: the one binary. `serve` runs the API; the other commands manage keys and
 //! accounts locally, or talk to a running server.
 
+mod client;
 mod demo;
 mod key_cmd;
 
@@ -32,6 +33,9 @@ enum Command {
     /// Encode, decode and check connector keys (no server needed).
     #[command(subcommand)]
     Key(key_cmd::KeyCommand),
+    /// Talk to a running server about connectors (test, revoke, re-authenticate, history).
+    #[command(subcommand)]
+    Connectors(client::ConnectorsCommand),
     /// Run a Salesforce-shaped fake org (OAuth endpoints + Apex REST receiver) for tests and demos.
     FakeOrg(demo::FakeOrgArgs),
 }
@@ -182,6 +186,11 @@ async fn main() -> ExitCode {
         Command::Accounts(command) => accounts(command).await,
         Command::Key(command) => return key_cmd::run(command),
         Command::FakeOrg(args) => demo::run_fake_org(args).await,
+        Command::Connectors(command) => match client::run(command).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,6 +40,8 @@ pub struct Config {
     pub database: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     pub allow_insecure_http: bool,
     pub allow_private_networks: CidrList,
     pub log_format: String,
@@ -67,6 +69,10 @@ pub enum ConfigError {
     Networks(String),
     #[error("master_key / HOOKWARDEN_MASTER_KEY: {0}")]
     MasterKey(String),
+    #[error(
+        "public_url = {0:?}: give an absolute http(s) URL such as https://hookwarden.example.com"
+    )]
+    PublicUrl(String),
     #[error("log_format = {0:?}: use \"json\" or \"pretty\"")]
     LogFormat(String),
 }
@@ -87,6 +93,7 @@ impl Config {
                 "listen",
                 "database",
                 "master_key",
+                "public_url",
                 "allow_insecure_http",
                 "allow_private_networks",
                 "log_format",
@@ -121,8 +128,20 @@ impl Config {
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err(ConfigError::LogFormat(self.log_format.clone()));
         }
+        let public_url = match self.public_url.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => {
+                let ok = url::Url::parse(raw)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if !ok {
+                    return Err(ConfigError::PublicUrl(raw.to_owned()));
+                }
+                Some(raw.trim_end_matches('/').to_owned())
+            }
+            _ => None,
+        };
         Ok(Settings {
             listen,
+            public_url,
             database: self.database.clone(),
             master_key,
             allow_insecure_http: self.allow_insecure_http,
@@ -136,6 +155,8 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// `None`: derived from the bound address (`http://{addr}`).
+    pub public_url: Option<String>,
     pub database: String,
     pub master_key: MasterKeySource,
     pub allow_insecure_http: bool,

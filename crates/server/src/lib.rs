@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
             async move { Json(doc) }
         }),
     )
+    .route("/metrics", get(metrics::render))
     .fallback(api::not_found)
     .method_not_allowed_fallback(api::method_not_allowed)
     .layer(DefaultBodyLimit::max(max_body))
@@ -109,6 +111,7 @@ pub async fn spawn(
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?,
     };
     let addr = listener.local_addr()?;
+    metrics::handle();
     let state = AppState::new(store, settings);
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();

@@ -637,4 +637,10 @@ async fn health_and_openapi() {
     }
     assert!(doc["paths"]["/api/callback/connectors/{name}"]["patch"].is_object());
     assert!(doc["components"]["schemas"]["ConnectorIn"].is_object());
+    let metrics = t.http.get(t.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
 }

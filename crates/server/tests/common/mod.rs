@@ -21,6 +21,7 @@ pub struct TestServer {
 pub fn settings(database: &str, allow_insecure_http: bool) -> Settings {
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
+        public_url: None,
         database: database.to_owned(),
         master_key: MasterKeySource::Given(MasterKey::generate()),
         allow_insecure_http,

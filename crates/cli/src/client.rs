@@ -1,0 +1,226 @@
+//! `hookwarden connectors ...`: a client of a running server's API.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// The hookwarden server's base URL.
+    #[arg(
+        long,
+        env = "HOOKWARDEN_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+    /// An API key from `hookwarden accounts create`.
+    #[arg(long, env = "HOOKWARDEN_API_KEY", hide_env_values = true)]
+    api_key: String,
+}
+
+#[derive(Subcommand)]
+pub enum ConnectorsCommand {
+    /// List the account's connectors.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one connector (secrets masked).
+    Get {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Check a connector end to end: key, one token grant, an endpoint probe. Exits 1 when a check fails.
+    Test {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke the connector's tokens at the provider and stop using them (idempotent).
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print the authorization URL that re-authenticates the connector (open it in a browser).
+    ReauthUrl {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Every grant, refresh, revocation and hook call of the connector, newest first.
+    History {
+        name: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    api_key: String,
+}
+
+impl Api {
+    fn new(args: &ServerArgs) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: args.server.trim_end_matches('/').to_owned(),
+            api_key: args.api_key.clone(),
+        }
+    }
+
+    /// Send, and turn an error answer into the server's own message and fix.
+    async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .request(method, &url)
+            .header("Authorization", format!("Basic {}", self.api_key))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}: is `hookwarden serve` running there?"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        match (body["error"].as_str(), body["message"].as_str()) {
+            (Some(code), Some(message)) => anyhow::bail!(
+                "{status} [{code}]: {message}\nfix: {}",
+                body["fix"].as_str().unwrap_or("")
+            ),
+            _ => anyhow::bail!("{status}: {body}"),
+        }
+    }
+}
+
+fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
+
+pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
+    use reqwest::Method;
+    match command {
+        ConnectorsCommand::List { server } => {
+            let list = Api::new(&server)
+                .call(Method::GET, "/api/callback/connectors")
+                .await?;
+            for c in list["connectors"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {:<14} {:<20} {}",
+                    c["name"].as_str().unwrap_or(""),
+                    c["status"].as_str().unwrap_or(""),
+                    c["flow"].as_str().unwrap_or("-"),
+                    c["url"].as_str().unwrap_or("")
+                );
+            }
+            Ok(true)
+        }
+        ConnectorsCommand::Get { name, server } => {
+            let c = Api::new(&server)
+                .call(
+                    Method::GET,
+                    &format!("/api/callback/connectors/{}", segment(&name)),
+                )
+                .await?;
+            print_json(&c);
+            Ok(true)
+        }
+        ConnectorsCommand::Test { name, server } => {
+            let report = Api::new(&server)
+                .call(
+                    Method::POST,
+                    &format!("/api/callback/connectors/{}/test", segment(&name)),
+                )
+                .await?;
+            for check in report["checks"].as_array().into_iter().flatten() {
+                let ok = check["ok"].as_bool().unwrap_or(false);
+                println!(
+                    "{} {:<10} {}",
+                    if ok { "ok  " } else { "FAIL" },
+                    check["name"].as_str().unwrap_or(""),
+                    check["detail"].as_str().unwrap_or("")
+                );
+                if let Some(fix) = check["fix"].as_str().filter(|f| !f.is_empty()) {
+                    println!("     fix: {fix}");
+                }
+            }
+            Ok(report["ok"].as_bool().unwrap_or(false))
+        }
+        ConnectorsCommand::Revoke { name, server } => {
+            let c = Api::new(&server)
+                .call(
+                    Method::POST,
+                    &format!("/api/callback/connectors/{}/revoke", segment(&name)),
+                )
+                .await?;
+            println!("{} is {}", name, c["status"].as_str().unwrap_or("revoked"));
+            Ok(true)
+        }
+        ConnectorsCommand::ReauthUrl { name, server } => {
+            let answer = Api::new(&server)
+                .call(
+                    Method::GET,
+                    &format!("/api/callback/connectors/{}/oauth/url", segment(&name)),
+                )
+                .await?;
+            println!("{}", answer["url"].as_str().unwrap_or(""));
+            Ok(true)
+        }
+        ConnectorsCommand::History {
+            name,
+            limit,
+            server,
+        } => {
+            let history = Api::new(&server)
+                .call(
+                    Method::GET,
+                    &format!(
+                        "/api/callback/connectors/{}/history?limit={limit}",
+                        segment(&name)
+                    ),
+                )
+                .await?;
+            for e in history["entries"].as_array().into_iter().flatten() {
+                println!(
+                    "{} {:<14} {:<10} {:>4} {:>6}ms {}",
+                    e["at"].as_str().unwrap_or(""),
+                    e["kind"].as_str().unwrap_or(""),
+                    e["outcome"].as_str().unwrap_or(""),
+                    e["http_status"]
+                        .as_i64()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default(),
+                    e["duration_ms"].as_i64().unwrap_or(0),
+                    e["diagnosis"]["cause"]
+                        .as_str()
+                        .or(e["provider_error"].as_str())
+                        .unwrap_or("")
+                );
+            }
+            Ok(true)
+        }
+    }
+}
