@@ -163,3 +163,65 @@ pub struct Settings {
     pub address_policy: AddressPolicy,
     pub max_body_bytes: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hw.toml",
+                "listen = \"127.0.0.1:9000\"\ndatabase = \"sqlite://from-file.db\"\nallow_private_networks = [\"10.0.0.0/8\"]\n",
+            )?;
+            let file = Some(Path::new("hw.toml"));
+            let c = Config::load(file, &Overrides::default()).unwrap();
+            assert_eq!(c.listen, "127.0.0.1:9000");
+            assert_eq!(c.database, "sqlite://from-file.db");
+            assert!(!c.allow_insecure_http);
+
+            jail.set_env("HOOKWARDEN_DATABASE", "sqlite://from-env.db");
+            jail.set_env("HOOKWARDEN_ALLOW_INSECURE_HTTP", "true");
+            jail.set_env("HOOKWARDEN_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8,::1/128");
+            // Not a setting: belongs to the CLI client, and must not break the server.
+            jail.set_env("HOOKWARDEN_API_KEY", "hwk_x");
+            let c = Config::load(file, &Overrides::default()).unwrap();
+            assert_eq!(c.database, "sqlite://from-env.db");
+            assert!(c.allow_insecure_http);
+            let s = c.settings().unwrap();
+            assert_eq!(s.address_policy.allowed.len(), 2);
+
+            let c = Config::load(
+                file,
+                &Overrides {
+                    listen: Some("127.0.0.1:9100".into()),
+                    database: None,
+                },
+            )
+            .unwrap();
+            assert_eq!(c.listen, "127.0.0.1:9100");
+            assert_eq!(c.database, "sqlite://from-env.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_settings_in_a_file_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("hw.toml", "listne = \"127.0.0.1:9000\"\n")?;
+            let err = Config::load(Some(Path::new("hw.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("listne"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_embedded_defaults_are_the_documented_ones() {
+        let c = Config::defaults();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.database, "sqlite://hookwarden.db");
+        assert!(!c.allow_insecure_http);
+        assert!(c.settings().unwrap().address_policy.allowed.is_empty());
+    }
+}
