@@ -2,9 +2,13 @@
 //! decide whether they can be right. Pure: no IO, no async, so every rule is testable in µs.
 
 pub mod connector;
+pub mod diagnosis;
+pub mod event;
 pub mod key;
 pub mod netguard;
 pub mod problem;
+pub mod retry;
+pub mod routing;
 pub mod url_rules;
 
 mod key_codec;
@@ -13,7 +17,9 @@ mod netguard_impl;
 mod url_rules_impl;
 
 pub use connector::{ConnectorKind, ConnectorName, Flow};
+pub use event::{Event, EventError, EventName};
 pub use key::{AuthMethod, Endpoints, Key, KeyError, ParsedKey, RequestStyle, SessionMode};
 pub use netguard::{AddressPolicy, NetGuardError};
 pub use problem::Problem;
+pub use retry::{RetrySchedule, TransportFailure, Verdict};
 pub use url_rules::{CallbackUrl, UrlError};

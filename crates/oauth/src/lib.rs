@@ -1,1 +1,14 @@
-//! placeholder
+//! hookwarden's token engine: grants (refresh_token, client_credentials, authorization_code +
+//! PKCE, the custom refresh hook), the token manager (cache, single flight across nodes,
+//! rotation, session management, backoff), revocation, introspection and re-authentication.
+//! Every call to a provider lands in the connector's history, with a diagnosis when it failed.
+
+mod error;
+mod grant;
+mod http;
+mod manager;
+mod redact;
+
+pub use error::TokenError;
+pub use hookwarden_core::diagnosis::{Diagnosis, FailureClass};
+pub use manager::{AccessToken, RevokeOutcome, TokenManager, TokenOptions, TokenStatus};

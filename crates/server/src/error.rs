@@ -29,6 +29,8 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub fix: String,
+    /// Seconds, sent as `Retry-After` (a provider asked us to wait).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -45,6 +47,7 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             fix: fix.into(),
+            retry_after: None,
         }
     }
 
@@ -86,6 +89,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod metrics;
 pub mod state;
@@ -34,6 +35,7 @@ pub use state::AppState;
     tags(
         (name = "connectors", description = "OAuth 2.0 destinations (OneSpan Sign's callback connector API)"),
         (name = "default callback", description = "The account's Basic-key callback"),
+        (name = "tokens", description = "Test, revoke and re-authenticate a connector; its grant history"),
         (name = "operations", description = "Health, metrics, this document")
     )
 )]
@@ -45,6 +47,9 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::connectors::router())
         .merge(api::default_callback::router())
+        .merge(api::tokens::router())
+        .merge(api::events::router())
+        .merge(api::deliveries::router())
         .routes(routes!(api::health::healthz))
         .split_for_parts();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");
@@ -112,7 +117,10 @@ pub async fn spawn(
     };
     let addr = listener.local_addr()?;
     metrics::handle();
-    let state = AppState::new(store, settings);
+    // The bound address, not a requested port 0, is what the OAuth redirect must name.
+    let mut settings = settings;
+    settings.listen = addr;
+    let state = AppState::try_new(store, settings)?;
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

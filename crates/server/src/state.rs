@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use hookwarden_oauth::{TokenManager, TokenOptions};
 use hookwarden_store::{Account, Store};
 
 use crate::config::Settings;
@@ -11,18 +12,56 @@ use crate::error::ApiError;
 pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
+    /// Ingest and the wake-up of this node's delivery workers.
+    pub delivery: Arc<crate::delivery::Hub>,
+    /// The token engine: one per process, shared by the API and the delivery workers, so
+    /// single flight and the cache cover both.
+    pub tokens: TokenManager,
+    /// The guarded HTTP client for destinations (the connector test's probe uses it too).
+    pub delivery_client: crate::delivery::http::DeliveryClient,
     /// API keys seen valid, so a busy producer does not cost a database read per request.
     /// Keys cannot be revoked yet, so a positive answer never goes stale.
     api_keys: Arc<RwLock<HashMap<String, Account>>>,
 }
 
 impl AppState {
+    /// Panics only when no HTTP client can be built (no TLS roots on the machine); `spawn`
+    /// uses `try_new` and reports that as an error instead.
     pub fn new(store: Store, settings: Settings) -> Self {
-        Self {
+        Self::try_new(store, settings).expect("the HTTP clients can be built")
+    }
+
+    pub fn try_new(store: Store, settings: Settings) -> anyhow::Result<Self> {
+        let tokens = TokenManager::new(
+            store.clone(),
+            TokenOptions {
+                allow_insecure_http: settings.allow_insecure_http,
+                address_policy: settings.address_policy.clone(),
+                ..TokenOptions::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let delivery_client = crate::delivery::http::DeliveryClient::new(
+            settings.address_policy.clone(),
+            settings.allow_insecure_http,
+            std::time::Duration::from_secs(5),
+        )?;
+        Ok(Self {
+            delivery: Arc::new(crate::delivery::Hub::new(store.clone())),
+            tokens,
+            delivery_client,
             store,
             settings: Arc::new(settings),
             api_keys: Arc::default(),
-        }
+        })
+    }
+
+    /// Where people and providers reach this server (`public_url`, else the bound address).
+    pub fn public_url(&self) -> String {
+        self.settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.settings.listen))
     }
 
     pub async fn account_for_api_key(&self, api_key: &str) -> Result<Option<Account>, ApiError> {

@@ -7,8 +7,11 @@
 pub mod accounts;
 pub mod connectors;
 pub mod crypto;
+pub mod deliveries;
+pub mod history;
 mod migrate;
 pub mod testing;
+pub mod tokens;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -23,6 +26,13 @@ use sqlx::sqlite::{
 pub use accounts::{Account, AccountId};
 pub use connectors::{ConnectorRecord, ConnectorStatus, NewConnector, DEFAULT_CALLBACK_NAME};
 pub use crypto::{Cipher, MasterKey};
+pub use deliveries::{
+    AttemptRecord, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRecord, DeliveryStatus,
+    IdempotencyRecord, IngestOutcome, IngestWrite, NewAttempt, NewDelivery, NewEvent, QueueDepth,
+    RetryOutcome,
+};
+pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
+pub use tokens::{GrantedTokens, OAuthState, TokenState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -9,11 +9,23 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sqlite: include_str!("../migrations/sqlite/0002_tokens.sql"),
+        postgres: include_str!("../migrations/postgres/0002_tokens.sql"),
+    },
+    Migration {
+        version: 3,
+        sqlite: include_str!("../migrations/sqlite/0003_deliveries.sql"),
+        postgres: include_str!("../migrations/postgres/0003_deliveries.sql"),
+    },
+];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";
 

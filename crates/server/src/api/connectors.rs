@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use hookwarden_core::key::mask_secret;
 use hookwarden_core::{ConnectorKind, ConnectorName, Key};
+use hookwarden_oauth::TokenStatus;
 use hookwarden_store::{ConnectorRecord, ConnectorStatus, NewConnector};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -68,9 +69,28 @@ pub struct ConnectorPatch {
     pub retry: Option<RetryPolicy>,
     pub max_per_second: Option<f64>,
     pub max_concurrency: Option<u32>,
+    /// An authorization code to exchange (re-authentication with a code obtained elsewhere);
+    /// sent alone, with `redirect_uri` and `code_verifier` when the authorization used them.
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl ConnectorPatch {
+    fn changes_settings(&self) -> bool {
+        self.url.is_some()
+            || self.key.is_some()
+            || self.events.is_some()
+            || self.origins.is_some()
+            || self.owner.is_some()
+            || self.ordering.is_some()
+            || self.retry.is_some()
+            || self.max_per_second.is_some()
+            || self.max_concurrency.is_some()
+    }
 }
 
 /// A connector as the API shows it: secrets masked, the signing secret in full only once.
@@ -101,6 +121,11 @@ pub struct ConnectorOut {
     pub credentials_version: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// The token state (never a token): whether one is held, until when, the last grant and
+    /// error, any backoff.
+    #[schema(value_type = Object)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenStatus>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -147,10 +172,18 @@ pub(crate) fn to_out(
         credentials_version: record.credentials_version,
         created_at: rfc3339(record.created_at),
         updated_at: rfc3339(record.updated_at),
+        token: None,
     }
 }
 
-fn parse_name(raw: &str) -> ApiResult<ConnectorName> {
+/// The answer for a stored connector, with its token state.
+pub(crate) async fn to_out_with_token(state: &AppState, record: &ConnectorRecord) -> ConnectorOut {
+    let mut out = to_out(record, None);
+    out.token = Some(state.tokens.token_status(record).await);
+    out
+}
+
+pub(crate) fn parse_name(raw: &str) -> ApiResult<ConnectorName> {
     ConnectorName::parse(raw).map_err(|e| {
         ApiError::bad_request(
             "invalid_connector_name",
@@ -160,7 +193,7 @@ fn parse_name(raw: &str) -> ApiResult<ConnectorName> {
     })
 }
 
-fn no_such_connector(name: &ConnectorName) -> ApiError {
+pub(crate) fn no_such_connector(name: &ConnectorName) -> ApiError {
     ApiError::not_found(
         format!("there is no connector named {name}"),
         format!("register it first: POST /api/callback/connectors/{name}"),
@@ -262,7 +295,7 @@ pub async fn get_connector(
         .get_connector(&authed.0.id, name.as_str())
         .await?
         .ok_or_else(|| no_such_connector(&name))?;
-    Ok(Json(to_out(&record, None)))
+    Ok(Json(to_out_with_token(&state, &record).await))
 }
 
 /// Every connector of the account (the default callback is at `/api/callback`).
@@ -273,9 +306,11 @@ pub async fn list_connectors(
     authed: Authed,
 ) -> ApiResult<Json<ConnectorList>> {
     let records = state.store.list_connectors(&authed.0.id).await?;
-    Ok(Json(ConnectorList {
-        connectors: records.iter().map(|r| to_out(r, None)).collect(),
-    }))
+    let mut connectors = Vec::with_capacity(records.len());
+    for record in &records {
+        connectors.push(to_out_with_token(&state, record).await);
+    }
+    Ok(Json(ConnectorList { connectors }))
 }
 
 /// Replace an existing connector in full (404 when there is none: register it with POST).
@@ -320,8 +355,36 @@ pub async fn patch_connector(
         .get_connector(&authed.0.id, name.as_str())
         .await?
         .ok_or_else(|| no_such_connector(&name))?;
+    if let Some(code) = patch.code.as_deref() {
+        if patch.changes_settings() {
+            return Err(ApiError::bad_request(
+                "code_not_alone",
+                "code: an authorization code is exchanged on its own",
+                "send {\"code\", \"redirect_uri\"?, \"code_verifier\"?} in one PATCH and the other changes in another",
+            ));
+        }
+        if code.trim().is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_code",
+                "code: empty",
+                "give the `code` the provider put in its redirect",
+            ));
+        }
+        let exchanged = state
+            .tokens
+            .exchange_code(
+                &record,
+                code.trim(),
+                patch.redirect_uri.as_deref(),
+                patch.code_verifier.as_deref(),
+            )
+            .await?;
+        tracing::info!(account = %authed.0.id.0, connector = %name, "connector re-authenticated with a code");
+        return Ok(Json(to_out_with_token(&state, &exchanged).await));
+    }
     let mut delivery = settings_of(&record);
 
+    let url_given = patch.url.is_some();
     let url_raw = patch.url.unwrap_or_else(|| record.url.clone());
     let (url, mut warnings) = validate::url(&url_raw, kind, &state.settings)?;
     let (events, event_warnings) = validate::events(patch.events.unwrap_or(record.events.clone()))?;
@@ -343,6 +406,10 @@ pub async fn patch_connector(
     }
     if patch.max_concurrency.is_some() {
         delivery.max_concurrency = validate::max_concurrency(patch.max_concurrency)?;
+    }
+    // A disabled connector (its endpoint answered 410) comes back with a new url.
+    if url_given && record.status == ConnectorStatus::Disabled {
+        record.status = ConnectorStatus::Active;
     }
     let credentials_changed = patch.key.is_some();
     if let Some(raw_key) = &patch.key {

@@ -1,6 +1,9 @@
 pub mod connectors;
 pub mod default_callback;
+pub mod deliveries;
+pub mod events;
 pub mod health;
+pub mod tokens;
 pub mod validate;
 
 use axum::http::StatusCode;

@@ -1,0 +1,379 @@
+//! `cargo run --release -p hookwarden-bench`: hookwarden's delivery rate against the raw
+//! loopback baseline, on one machine, in one run. Prints the figures and ends with one JSON line.
+//!
+//! (a) baseline: the same HTTP client settings POST the same body to the same receiver (the
+//!     fake org's Apex endpoint) at the same concurrency, without hookwarden;
+//! (b) hookwarden on SQLite, events ingested through the batch API, delivered with bearer
+//!     tokens from the fake org and Standard Webhooks signatures;
+//! (c) as (b) with every event posted alone to `POST /api/events` over 64 keep-alive connections;
+//! then ingest→delivered latency at half of (b)'s rate, and peak RSS with 100,000 pending.
+//!
+//! `HOOKWARDEN_BENCH_N` sets the deliveries per phase (default 50,000).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine as _;
+use hookwarden_core::AddressPolicy;
+use hookwarden_fake_org::{FakeOrg, RunningFakeOrg, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use hookwarden_oauth::{TokenManager, TokenOptions};
+use hookwarden_server::delivery::{Engine, EngineOptions};
+use hookwarden_server::{AppState, Settings};
+use hookwarden_store::{MasterKey, MasterKeySource, Store};
+use serde_json::{json, Value};
+
+/// In-flight requests to the one destination, for the baseline and for hookwarden alike.
+const CONCURRENCY: usize = 64;
+const BATCH: usize = 1000;
+const PENDING_FOR_RSS: usize = 100_000;
+
+fn body(i: usize) -> Value {
+    json!({"name": "PACKAGE_COMPLETE", "packageId": format!("pkg-{i}"), "origin": "OSS"})
+}
+
+fn rss_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn wait_delivered(
+    org: &RunningFakeOrg,
+    target: u64,
+    limit: Duration,
+) -> anyhow::Result<Instant> {
+    let start = Instant::now();
+    loop {
+        if org.stats().callbacks_received >= target {
+            return Ok(Instant::now());
+        }
+        anyhow::ensure!(
+            start.elapsed() < limit,
+            "only {} of {target} delivered",
+            org.stats().callbacks_received
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// (a): what the machine does without hookwarden.
+async fn baseline(org: &RunningFakeOrg, n: usize) -> anyhow::Result<f64> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tcp_nodelay(true)
+        .build()?;
+    let token = org.issue_access_token(DEFAULT_CLIENT_ID);
+    let url = Arc::new(org.callback_url());
+    let payload = Arc::new(
+        json!({"@class": "com.silanis.esl.packages.event.ESLProcessEvent", "name": "PACKAGE_COMPLETE",
+               "sessionUser": null, "packageId": "pkg-0", "message": null, "documentId": null,
+               "createdDate": "2024-01-01T00:00:00.000Z"})
+        .to_string(),
+    );
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, url, payload, next, token) = (
+            client.clone(),
+            url.clone(),
+            payload.clone(),
+            next.clone(),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                let r = client
+                    .post(url.as_str())
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .header("webhook-id", "msg_baseline")
+                    .header("webhook-timestamp", "1700000000")
+                    .header(
+                        "webhook-signature",
+                        "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                    )
+                    .body(payload.as_str().to_owned())
+                    .send()
+                    .await;
+                if let Ok(r) = r {
+                    let _ = r.bytes().await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+struct Hookwarden {
+    base: String,
+    api_key: String,
+    http: reqwest::Client,
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+impl Hookwarden {
+    async fn start(org: &RunningFakeOrg) -> anyhow::Result<(Self, Engine<TokenManager>)> {
+        let dir = tempfile::tempdir()?;
+        // From the defaults, so settings added later keep their default here.
+        let mut settings: Settings = hookwarden_server::Config::defaults().settings()?;
+        settings.database = format!("sqlite://{}", dir.path().join("bench.db").display());
+        settings.master_key = MasterKeySource::Given(MasterKey::generate());
+        settings.allow_insecure_http = true;
+        settings.address_policy =
+            AddressPolicy::parse_list("127.0.0.0/8").map_err(|e| anyhow::anyhow!("{e}"))?;
+        settings.max_body_bytes = 4 * 1024 * 1024;
+        let store = Store::open(&settings.database, settings.master_key.clone()).await?;
+        let state = AppState::new(store.clone(), settings.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let app = hookwarden_server::router(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let (_, api_key) = store.create_account("bench").await?;
+        let tokens = TokenManager::new(
+            store.clone(),
+            TokenOptions {
+                allow_insecure_http: true,
+                address_policy: settings.address_policy.clone(),
+                ..TokenOptions::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let engine = Engine::new(
+            state.delivery.clone(),
+            &settings,
+            tokens,
+            EngineOptions::default(),
+        )?;
+        let me = Self {
+            base,
+            api_key,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(128)
+                .build()?,
+            state,
+            _dir: dir,
+        };
+        let key = base64::engine::general_purpose::STANDARD.encode(
+            json!({"host": "bench.my.salesforce.com", "client_id": DEFAULT_CLIENT_ID,
+                   "client_secret": DEFAULT_CLIENT_SECRET, "token_url": org.token_url(),
+                   "revocation_url": org.revoke_url(), "introspection_url": org.introspect_url()})
+            .to_string(),
+        );
+        let r = me
+            .http
+            .post(format!(
+                "{}/api/callback/connectors/salesforceOauth2",
+                me.base
+            ))
+            .header("authorization", format!("Basic {}", me.api_key))
+            .json(
+                &json!({"url": org.callback_url(), "events": ["PACKAGE_COMPLETE"], "key": key,
+                          "max_concurrency": CONCURRENCY}),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "registration failed: {}",
+            r.text().await?
+        );
+        Ok((me, engine))
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<()> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("authorization", format!("Basic {}", self.api_key))
+            .json(body)
+            .send()
+            .await?;
+        let status = r.status();
+        anyhow::ensure!(status.as_u16() == 202, "ingest answered {status}: {}", r.text().await?);
+        Ok(())
+    }
+
+    /// `n` events in batches of 1,000, four requests at a time.
+    async fn ingest_batches(self: &Arc<Self>, n: usize, offset: usize) -> anyhow::Result<()> {
+        let mut tasks = Vec::new();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for _ in 0..4 {
+            let (me, next) = (self.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let from = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+                    if from >= n {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let events: Vec<Value> = (from..(from + BATCH).min(n))
+                        .map(|i| body(offset + i))
+                        .collect();
+                    me.post("/api/events/batch", &json!({ "events": events }))
+                        .await?;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok(())
+    }
+
+    /// `n` events, one request each, over `CONCURRENCY` keep-alive connections.
+    async fn ingest_singles(self: &Arc<Self>, n: usize, offset: usize) -> anyhow::Result<()> {
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..CONCURRENCY {
+            let (me, next) = (self.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    me.post("/api/events", &body(offset + i)).await?;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Warnings and errors only: a failing run says why.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        ))
+        .with_writer(std::io::stderr)
+        .init();
+    let n: usize = std::env::var("HOOKWARDEN_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    // A short log: the counters are what is read, and a long log would be counted as our RSS.
+    let org = FakeOrg::builder()
+        .callback_log_capacity(1000)
+        .start()
+        .await?;
+
+    println!(
+        "(a) baseline: {n} POSTs at concurrency {CONCURRENCY} to the fake org's Apex endpoint"
+    );
+    let baseline_per_s = baseline(&org, n).await?;
+    println!("    {baseline_per_s:.0}/s");
+    org.reset_stats();
+
+    let (hw, engine) = Hookwarden::start(&org).await?;
+    let hw = Arc::new(hw);
+
+    // RSS with 100,000 deliveries pending: ingest with the workers stopped.
+    hw.ingest_batches(PENDING_FOR_RSS, 10_000_000).await?;
+    let rss_pending = rss_mb("VmRSS:");
+    println!("    RSS with {PENDING_FOR_RSS} deliveries pending: {rss_pending:.1} MB");
+    let handle = engine.clone().spawn().await?;
+    wait_delivered(&org, PENDING_FOR_RSS as u64, Duration::from_secs(300))
+        .await
+        .context("draining the backlog")?;
+    org.reset_stats();
+
+    println!("(b) hookwarden: {n} events through POST /api/events/batch, delivered with bearer tokens and signatures");
+    let start = Instant::now();
+    hw.ingest_batches(n, 0).await?;
+    let done = wait_delivered(&org, n as u64, Duration::from_secs(300)).await?;
+    let hookwarden_per_s = n as f64 / done.duration_since(start).as_secs_f64();
+    println!("    {hookwarden_per_s:.0}/s");
+    org.reset_stats();
+
+    println!("(c) hookwarden: {n} events each alone through POST /api/events over {CONCURRENCY} connections");
+    let start = Instant::now();
+    hw.ingest_singles(n, n).await?;
+    let done = wait_delivered(&org, n as u64, Duration::from_secs(300)).await?;
+    let single_event_per_s = n as f64 / done.duration_since(start).as_secs_f64();
+    println!("    {single_event_per_s:.0}/s");
+    org.reset_stats();
+
+    // Latency at half the measured maximum: paced single events, each carrying its send time.
+    let rate = (hookwarden_per_s / 2.0).max(100.0);
+    let seconds = 4.0;
+    let count = (rate * seconds) as usize;
+    println!("    latency at {rate:.0}/s for {seconds} s ({count} events)");
+    org.update_config(|c| c.callback_log_capacity = count + 1000)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let epoch = Instant::now();
+    let wall0 = chrono::Utc::now();
+    let mut tasks = Vec::new();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let per_tick =
+        1.max((Duration::from_millis(1).as_secs_f64() / interval.as_secs_f64()) as usize);
+    let mut sent = 0usize;
+    while sent < count {
+        let due = epoch + interval * sent as u32;
+        tokio::time::sleep_until(due.into()).await;
+        for _ in 0..per_tick.min(count - sent) {
+            let me = hw.clone();
+            let micros = epoch.elapsed().as_micros().to_string();
+            tasks.push(tokio::spawn(async move {
+                me.post("/api/events", &json!({"name": "PACKAGE_COMPLETE", "packageId": "lat", "origin": "OSS", "message": micros}))
+                    .await
+            }));
+            sent += 1;
+        }
+    }
+    for t in tasks {
+        t.await??;
+    }
+    wait_delivered(&org, count as u64, Duration::from_secs(120)).await?;
+    let mut latencies: Vec<f64> = org
+        .callbacks()
+        .iter()
+        .filter_map(|cb| {
+            let sent_us: f64 = cb.body["message"].as_str()?.parse().ok()?;
+            let received_us = (cb.received_at - wall0).num_microseconds()? as f64;
+            Some((received_us - sent_us) / 1000.0)
+        })
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let (p50_ms, p99_ms) = (pct(0.50), pct(0.99));
+    println!("    ingest→delivered p50 {p50_ms:.1} ms, p99 {p99_ms:.1} ms");
+
+    handle.shutdown().await;
+    hw.state.store.close().await;
+    let ratio = hookwarden_per_s / baseline_per_s;
+    let rss_peak = rss_mb("VmHWM:");
+    println!("ratio (b)/(a): {ratio:.2}; peak RSS of the whole run (fake org included): {rss_peak:.1} MB");
+    println!(
+        "{}",
+        json!({"baseline_per_s": baseline_per_s.round(), "hookwarden_per_s": hookwarden_per_s.round(),
+               "single_event_per_s": single_event_per_s.round(), "ratio": (ratio * 100.0).round() / 100.0,
+               "p50_ms": (p50_ms * 10.0).round() / 10.0, "p99_ms": (p99_ms * 10.0).round() / 10.0,
+               "rss_mb": (rss_pending * 10.0).round() / 10.0})
+    );
+    Ok(())
+}

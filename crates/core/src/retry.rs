@@ -1,0 +1,289 @@
+//! When to try a delivery again, and what an HTTP attempt's answer means. Pure: the caller
+//! passes the clock's reading and a uniform random number, so every rule is testable exactly.
+
+use std::time::Duration;
+
+/// DESIGN.md's schedule: the delays before each retry (the first attempt is at once).
+pub const DEFAULT_SCHEDULE_S: [u64; 9] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
+pub const DEFAULT_JITTER: f64 = 0.2;
+/// A `Retry-After` longer than this is capped: a receiver's typo must not park a delivery for years.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySchedule {
+    pub delays_s: Vec<u64>,
+    /// Relative, 0.0..=1.0: each delay is spread over ±jitter of itself.
+    pub jitter: f64,
+}
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        Self {
+            delays_s: DEFAULT_SCHEDULE_S.to_vec(),
+            jitter: DEFAULT_JITTER,
+        }
+    }
+}
+
+impl RetrySchedule {
+    pub fn new(delays_s: Vec<u64>, jitter: f64) -> Self {
+        Self {
+            delays_s,
+            jitter: jitter.clamp(0.0, 1.0),
+        }
+    }
+
+    /// The wait before the next attempt after `attempts_made` failed attempts, or `None` when
+    /// the schedule is used up. `unit` is uniform in `[0, 1)`.
+    pub fn delay_after(&self, attempts_made: u32, unit: f64) -> Option<Duration> {
+        let index = usize::try_from(attempts_made.checked_sub(1)?).ok()?;
+        let base = *self.delays_s.get(index)? as f64;
+        let unit = unit.clamp(0.0, 1.0);
+        let factor = 1.0 + self.jitter * (2.0 * unit - 1.0);
+        Some(Duration::from_millis(
+            (base * factor * 1000.0).round() as u64
+        ))
+    }
+
+    /// The next attempt's wait, honouring a `Retry-After`: never earlier than it asks, capped.
+    pub fn delay_with_retry_after(
+        &self,
+        attempts_made: u32,
+        unit: f64,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        let scheduled = self.delay_after(attempts_made, unit)?;
+        Some(match retry_after {
+            Some(asked) => scheduled.max(asked.min(MAX_RETRY_AFTER)),
+            None => scheduled,
+        })
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). `now_ms` judges the date.
+pub fn parse_retry_after(raw: &str, now_ms: i64) -> Option<Duration> {
+    let raw = raw.trim();
+    if let Ok(secs) = raw.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
+    let wait_ms = at.timestamp_millis().saturating_sub(now_ms).max(0);
+    Some(Duration::from_millis(wait_ms as u64))
+}
+
+/// What one HTTP answer (or the lack of one) means for the delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    /// 401: invalidate the token, refresh, and try once more at once.
+    Unauthorized,
+    /// Try again later (429, 5xx, timeouts, network), not before `retry_after`.
+    Retry {
+        retry_after: Option<Duration>,
+        diagnosis: Option<String>,
+    },
+    /// Will not get better by retrying: the delivery fails (it can still be replayed).
+    Fail {
+        diagnosis: String,
+    },
+    /// 410 Gone: the destination asks not to be called again; the connector is disabled.
+    Gone {
+        diagnosis: String,
+    },
+}
+
+/// Why no HTTP answer came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportFailure {
+    Timeout,
+    Connect,
+    /// The destination's name resolves only to refused addresses (SSRF guard).
+    AddressRefused,
+    Other,
+}
+
+/// Classify an HTTP answer. `body` is the response excerpt, for Salesforce's `errorCode`.
+pub fn classify_status(
+    status: u16,
+    retry_after: Option<Duration>,
+    location: Option<&str>,
+    body: &str,
+) -> Verdict {
+    match status {
+        200..=299 => Verdict::Delivered,
+        401 => Verdict::Unauthorized,
+        410 => Verdict::Gone {
+            diagnosis: "the endpoint answered 410 Gone: it asks not to be called again, so the connector is disabled; \
+                        register it again (POST /api/callback/connectors/{name}) once the endpoint is back"
+                .to_owned(),
+        },
+        300..=399 => Verdict::Fail {
+            diagnosis: match location {
+                Some(to) => format!(
+                    "the endpoint redirects ({status}) to {}; redirects are not followed: register the final URL",
+                    truncate(to)
+                ),
+                None => format!("the endpoint answered a redirect ({status}); redirects are not followed: register the final URL"),
+            },
+        },
+        // A 500 from an Apex class is usually an unhandled exception that a later try can pass;
+        // 408 and 425 ask for a retry by definition.
+        408 | 425 | 429 | 500..=599 => Verdict::Retry {
+            retry_after,
+            diagnosis: match status {
+                429 => Some("the endpoint is rate limiting (429); retrying after its Retry-After".to_owned()),
+                _ => None,
+            },
+        },
+        _ => Verdict::Fail {
+            diagnosis: diagnose_4xx(status, body),
+        },
+    }
+}
+
+pub fn classify_transport(failure: TransportFailure) -> Verdict {
+    match failure {
+        TransportFailure::AddressRefused => Verdict::Fail {
+            diagnosis: "the destination's address is not allowed: it resolves to a loopback, private, link-local or otherwise refused address; \
+                        use a public destination, or list its network in allow_private_networks"
+                .to_owned(),
+        },
+        TransportFailure::Timeout => Verdict::Retry {
+            retry_after: None,
+            diagnosis: Some("the endpoint did not answer in time".to_owned()),
+        },
+        TransportFailure::Connect => Verdict::Retry {
+            retry_after: None,
+            diagnosis: Some("could not connect to the endpoint".to_owned()),
+        },
+        TransportFailure::Other => Verdict::Retry {
+            retry_after: None,
+            diagnosis: None,
+        },
+    }
+}
+
+/// The troubleshooting table (seed 001) for answers that retrying will not fix.
+fn diagnose_4xx(status: u16, body: &str) -> String {
+    let code = salesforce_error_code(body);
+    match (status, code.as_deref()) {
+        (404, Some("NOT_FOUND")) => "Salesforce answered NOT_FOUND: the Apex REST class is not deployed at this URL, or its namespace prefix is missing. \
+             Deploy OssCallbackResource (urlMapping /OSS/callback) and check SELECT Name, NamespacePrefix FROM ApexClass WHERE Name = 'OssCallbackResource': \
+             with a prefix such as ONSS the URL is /services/apexrest/ONSS/OSS/callback".to_owned(),
+        (404, _) => "the endpoint answered 404: nothing is listening at this URL; check the connector's url".to_owned(),
+        (400, Some("JSON_PARSER_ERROR")) => "the receiver could not parse the callback body: check that its Apex class accepts OneSpan's fields (name, packageId, sessionUser, documentId, message, createdDate)".to_owned(),
+        (403, _) => "the endpoint refused the token (403): check the connected app's scopes (api) and that the Run As user or token's user may run the Apex class".to_owned(),
+        (405, _) => "the endpoint does not accept POST (405): the Apex class needs an @HttpPost method".to_owned(),
+        (413, _) => "the endpoint refused the body as too large (413)".to_owned(),
+        (_, Some(code)) => format!("the endpoint refused the callback ({status} {code}); see the response excerpt"),
+        _ => format!("the endpoint refused the callback ({status}); see the response excerpt"),
+    }
+}
+
+/// Salesforce REST errors are `[{"message": ..., "errorCode": ...}]`.
+fn salesforce_error_code(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let first = match &value {
+        serde_json::Value::Array(items) => items.first()?,
+        other => other,
+    };
+    first
+        .get("errorCode")
+        .and_then(|c| c.as_str())
+        .map(str::to_owned)
+}
+
+fn truncate(raw: &str) -> String {
+    raw.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_schedule_with_jitter_bounds() {
+        let s = RetrySchedule::default();
+        assert_eq!(
+            s.delay_after(0, 0.5),
+            None,
+            "the first attempt is not a retry"
+        );
+        assert_eq!(s.delay_after(1, 0.5), Some(Duration::from_secs(5)));
+        assert_eq!(s.delay_after(1, 0.0), Some(Duration::from_secs(4)));
+        assert_eq!(s.delay_after(1, 1.0), Some(Duration::from_secs(6)));
+        assert_eq!(s.delay_after(2, 0.5), Some(Duration::from_secs(300)));
+        assert_eq!(s.delay_after(9, 0.5), Some(Duration::from_secs(86400)));
+        assert_eq!(s.delay_after(10, 0.5), None, "then failed");
+        for i in 0..=100 {
+            let d = s
+                .delay_after(3, f64::from(i) / 100.0)
+                .unwrap()
+                .as_secs_f64();
+            assert!((1440.0..=2160.0).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let s = RetrySchedule::new(vec![5], 0.0);
+        let d = |ra| s.delay_with_retry_after(1, 0.5, ra);
+        assert_eq!(d(None), Some(Duration::from_secs(5)));
+        assert_eq!(
+            d(Some(Duration::from_secs(1))),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            d(Some(Duration::from_secs(60))),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(d(Some(Duration::from_secs(1 << 40))), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
+        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .unwrap()
+            .timestamp_millis();
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn answers_are_classified_as_designed() {
+        assert_eq!(classify_status(204, None, None, ""), Verdict::Delivered);
+        assert_eq!(classify_status(401, None, None, ""), Verdict::Unauthorized);
+        assert!(matches!(
+            classify_status(410, None, None, ""),
+            Verdict::Gone { .. }
+        ));
+        for s in [429, 502, 503, 504, 500] {
+            assert!(
+                matches!(classify_status(s, None, None, ""), Verdict::Retry { .. }),
+                "{s}"
+            );
+        }
+        let Verdict::Fail { diagnosis } = classify_status(302, None, Some("https://x/y"), "")
+        else {
+            panic!("3xx must fail")
+        };
+        assert!(diagnosis.contains("https://x/y"));
+        let body = r#"[{"message":"Could not find a match for URL /x","errorCode":"NOT_FOUND"}]"#;
+        let Verdict::Fail { diagnosis } = classify_status(404, None, None, body) else {
+            panic!("404 must fail")
+        };
+        assert!(diagnosis.contains("namespace"), "{diagnosis}");
+        assert!(matches!(
+            classify_status(400, None, None, ""),
+            Verdict::Fail { .. }
+        ));
+        assert!(matches!(
+            classify_transport(TransportFailure::Timeout),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_transport(TransportFailure::AddressRefused),
+            Verdict::Fail { .. }
+        ));
+    }
+}

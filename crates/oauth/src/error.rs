@@ -1,0 +1,140 @@
+//! `TokenError`: why no token could be had, whether waiting helps, and what to do.
+
+use std::time::Duration;
+
+use hookwarden_core::diagnosis::{Diagnosis, FailureClass};
+use hookwarden_core::Problem;
+
+/// Boxed so `Result<_, TokenError>` stays small on the hot path.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.message)]
+pub struct TokenError(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
+    code: &'static str,
+    message: String,
+    fix: String,
+    class: FailureClass,
+    retry_after: Option<Duration>,
+    diagnosis: Option<Diagnosis>,
+    http_status: Option<u16>,
+}
+
+impl TokenError {
+    pub(crate) fn new(
+        code: &'static str,
+        class: FailureClass,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self(Box::new(Inner {
+            code,
+            message: message.into(),
+            fix: fix.into(),
+            class,
+            retry_after: None,
+            diagnosis: None,
+            http_status: None,
+        }))
+    }
+
+    /// A provider's failure, described by its diagnosis. `detail` is the provider's
+    /// `error: error_description` (already redacted), if any.
+    pub(crate) fn diagnosed(
+        what: &str,
+        diagnosis: Diagnosis,
+        detail: Option<String>,
+        http_status: Option<u16>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let message = match &detail {
+            Some(d) => format!("{what}: {} ({d})", diagnosis.cause),
+            None => format!("{what}: {}", diagnosis.cause),
+        };
+        Self(Box::new(Inner {
+            code: diagnosis.code,
+            message,
+            fix: diagnosis.fix.clone(),
+            class: diagnosis.class,
+            retry_after,
+            diagnosis: Some(diagnosis),
+            http_status,
+        }))
+    }
+
+    pub(crate) fn with_retry_after(mut self, d: Duration) -> Self {
+        self.0.retry_after = Some(d);
+        self
+    }
+
+    pub(crate) fn store(e: hookwarden_store::StoreError) -> Self {
+        Self::new(
+            "token_store_unavailable",
+            FailureClass::Transient,
+            format!("the token state could not be read or written: {e}"),
+            "check the database; hookwarden retries",
+        )
+        .with_retry_after(Duration::from_secs(1))
+    }
+
+    pub(crate) fn connector_revoked() -> Self {
+        Self::new(
+            "connector_revoked",
+            FailureClass::Permanent,
+            "the connector's tokens were revoked; no token is granted until it is re-authenticated",
+            "re-authenticate (GET .../oauth/url) or give a new key (PATCH {\"key\": ...})",
+        )
+    }
+
+    pub(crate) fn needs_reauth(last: Option<&str>) -> Self {
+        let message = match last {
+            Some(last) => format!("the connector needs re-authentication: {last}"),
+            None => {
+                "the connector needs re-authentication: its credentials were refused".to_owned()
+            }
+        };
+        Self::new(
+            "connector_needs_reauth",
+            FailureClass::Permanent,
+            message,
+            "re-authenticate (GET .../oauth/url) or give a new key (PATCH {\"key\": ...}); see the connector's history for the diagnosis",
+        )
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.0.code
+    }
+    pub fn class(&self) -> FailureClass {
+        self.0.class
+    }
+    pub fn is_transient(&self) -> bool {
+        self.0.class == FailureClass::Transient
+    }
+    pub fn is_permanent(&self) -> bool {
+        self.0.class == FailureClass::Permanent
+    }
+    /// When to try again (transient failures); honours the provider's `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.0.retry_after
+    }
+    pub fn diagnosis(&self) -> Option<&Diagnosis> {
+        self.0.diagnosis.as_ref()
+    }
+    /// The provider's HTTP status, when the failure is its answer.
+    pub fn http_status(&self) -> Option<u16> {
+        self.0.http_status
+    }
+}
+
+impl Problem for TokenError {
+    fn code(&self) -> &'static str {
+        self.0.code
+    }
+    fn message(&self) -> String {
+        self.0.message.clone()
+    }
+    fn fix(&self) -> String {
+        self.0.fix.clone()
+    }
+}

@@ -1,0 +1,94 @@
+//! The delivery engine: ingest (group commit), workers that claim due deliveries with a lease
+//! and send them with a bearer token and a Standard Webhooks signature, the outcome policy,
+//! retries, held deliveries, per-connector limits and circuit breaker, and metrics.
+
+pub mod clock;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod signing;
+mod worker;
+
+use std::future::Future;
+use std::time::Duration;
+
+use hookwarden_store::ConnectorRecord;
+use secrecy::SecretString;
+
+pub use clock::{Clock, OffsetClock, SystemClock};
+pub use ingest::{Hub, IngestError, IngestRequest, Shape};
+pub use worker::{Engine, EngineHandle, EngineOptions, RunReport};
+
+/// Where the workers get access tokens: the token engine (`hookwarden_oauth::TokenManager`
+/// behind an adapter). Not used for the default callback, which sends its Basic key.
+pub trait TokenSource: Send + Sync + 'static {
+    /// A usable access token: cached, or freshly granted (`refreshed`).
+    fn bearer(
+        &self,
+        connector: &ConnectorRecord,
+    ) -> impl Future<Output = Result<Bearer, TokenFailure>> + Send;
+
+    /// The endpoint refused the token of `token_version` (401): forget it, so the next
+    /// `bearer` grants a new one. A newer version than this stays.
+    fn invalidate(&self, connector_id: &str, token_version: i64)
+        -> impl Future<Output = ()> + Send;
+}
+
+pub struct Bearer {
+    pub token: SecretString,
+    /// The token state's version, handed back to `invalidate`.
+    pub version: i64,
+    /// This call made a grant (shown on the attempt as `refreshed`).
+    pub refreshed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum TokenFailure {
+    /// Network, 5xx, 429, `temporarily_unavailable`: the delivery waits and tries again.
+    Transient {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// `invalid_grant`, `invalid_client`, revoked...: the connector needs new credentials; its
+    /// deliveries are held until then.
+    NeedsReauth { message: String },
+}
+
+/// The token engine as the workers' token source.
+impl TokenSource for hookwarden_oauth::TokenManager {
+    async fn bearer(&self, connector: &ConnectorRecord) -> Result<Bearer, TokenFailure> {
+        match self.token(connector).await {
+            Ok(t) => Ok(Bearer {
+                token: t.secret,
+                version: t.version,
+                refreshed: t.refreshed,
+            }),
+            Err(e) if e.is_transient() => Err(TokenFailure::Transient {
+                retry_after: e.retry_after(),
+                message: e.to_string(),
+            }),
+            Err(e) => Err(TokenFailure::NeedsReauth {
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    async fn invalidate(&self, connector_id: &str, token_version: i64) {
+        hookwarden_oauth::TokenManager::invalidate(self, connector_id, token_version).await;
+    }
+}
+
+/// Start this node's workers with the server's settings and default engine options; stop
+/// them with `EngineHandle::shutdown` before the store closes.
+pub async fn start<T: TokenSource>(
+    state: &crate::AppState,
+    tokens: T,
+) -> anyhow::Result<EngineHandle> {
+    let engine = Engine::new(
+        state.delivery.clone(),
+        &state.settings,
+        tokens,
+        EngineOptions::default(),
+    )?;
+    Ok(engine.spawn().await?)
+}

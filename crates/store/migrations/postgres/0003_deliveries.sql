@@ -1,0 +1,67 @@
+-- Delivery engine: events as ingested, one delivery per (event, destination), every attempt.
+-- Times are milliseconds since the epoch. No foreign key to connectors: deleting a connector
+-- must leave its history readable (its pending deliveries are failed, not erased).
+
+CREATE TABLE events (
+    id                  TEXT PRIMARY KEY,
+    account_id          TEXT NOT NULL,
+    name                TEXT NOT NULL,
+    origin              TEXT NOT NULL,
+    package_id          TEXT NOT NULL,
+    -- OneSpan's callback body, built once at ingest: every attempt sends (and signs) these bytes.
+    payload             TEXT NOT NULL,
+    created_at          BIGINT NOT NULL
+);
+
+-- The answer given to a request that carried an Idempotency-Key, replayed for the same body.
+CREATE TABLE idempotency_keys (
+    account_id          TEXT NOT NULL,
+    idem_key            TEXT NOT NULL,
+    request_hash        TEXT NOT NULL,
+    response            TEXT NOT NULL,
+    created_at          BIGINT NOT NULL,
+    PRIMARY KEY (account_id, idem_key)
+);
+
+-- status: pending | held | delivered | failed. A claimed delivery stays 'pending' with a
+-- lease_token and next_attempt_at pushed to the lease's end, so a crashed node's claims
+-- simply become due again. order_key is the packageId when the connector orders per package.
+CREATE TABLE deliveries (
+    seq                 BIGSERIAL PRIMARY KEY,
+    id                  TEXT NOT NULL UNIQUE,
+    account_id          TEXT NOT NULL,
+    event_id            TEXT NOT NULL,
+    event_name          TEXT NOT NULL,
+    connector_id        TEXT NOT NULL,
+    connector_name      TEXT NOT NULL,
+    package_id          TEXT NOT NULL,
+    order_key           TEXT,
+    status              TEXT NOT NULL,
+    attempts            BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at     BIGINT,
+    lease_token         TEXT,
+    last_error          TEXT,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL
+);
+
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at, seq) WHERE status = 'pending';
+CREATE INDEX deliveries_connector ON deliveries (connector_id, status);
+CREATE INDEX deliveries_ordered ON deliveries (connector_id, order_key, seq) WHERE order_key IS NOT NULL;
+CREATE INDEX deliveries_event ON deliveries (event_id);
+CREATE INDEX deliveries_account ON deliveries (account_id, seq);
+
+-- One row per HTTP try (and per token failure that kept a try from happening).
+CREATE TABLE attempts (
+    id                  BIGSERIAL PRIMARY KEY,
+    delivery_id         TEXT NOT NULL,
+    at                  BIGINT NOT NULL,
+    status_code         BIGINT,
+    duration_ms         BIGINT NOT NULL,
+    response_excerpt    TEXT,
+    error               TEXT,
+    diagnosis           TEXT,
+    refreshed           BIGINT NOT NULL
+);
+
+CREATE INDEX attempts_delivery ON attempts (delivery_id, id);

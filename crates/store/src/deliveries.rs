@@ -1,0 +1,1050 @@
+//! Events, deliveries and attempts. Written in batches: ingest commits many requests in one
+//! transaction (group commit), workers claim many due deliveries with one statement and
+//! record many outcomes with one statement each for attempts and deliveries. Batches travel
+//! as one JSON parameter (`json_each` / `json_array_elements`), so each statement has one
+//! text whatever the batch size and stays in the prepared-statement cache.
+//!
+//! A claimed delivery stays `pending`; its `next_attempt_at` moves to the end of the lease
+//! and `lease_token` names the claim. A node that dies leaves rows that simply fall due again.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::Row;
+
+use crate::{on_db, BeginWrite, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    /// The connector is `needs_reauth`, `revoked` or `disabled`: not attempted, not failed.
+    Held,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Held => "held",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "pending" => Self::Pending,
+            "held" => Self::Held,
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub origin: String,
+    pub package_id: String,
+    /// The receiver's body, exactly as it will be sent and signed.
+    pub payload: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub account_id: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub connector_id: String,
+    pub connector_name: String,
+    pub package_id: String,
+    /// The packageId when the connector orders per package.
+    pub order_key: Option<String>,
+    /// `Pending` (due at `created_at`) or `Held`.
+    pub status: DeliveryStatus,
+    pub created_at: i64,
+}
+
+/// An Idempotency-Key and what to answer when it comes again.
+#[derive(Debug, Clone)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    /// A hash of the request body: the same key with another body is a conflict.
+    pub request_hash: String,
+    pub response: String,
+}
+
+/// One ingest request's rows; all of them or none are written.
+#[derive(Debug, Clone)]
+pub struct IngestWrite {
+    pub account_id: String,
+    pub idempotency: Option<IdempotencyRecord>,
+    pub events: Vec<NewEvent>,
+    pub deliveries: Vec<NewDelivery>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Written,
+    /// The key was seen with the same body: here is the answer given then; nothing written.
+    Replay(String),
+    /// The key was seen with another body; nothing written.
+    Conflict,
+}
+
+/// A delivery a worker now holds the lease of, with the body to send.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub seq: i64,
+    pub id: String,
+    pub account_id: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub connector_id: String,
+    pub connector_name: String,
+    pub package_id: String,
+    /// Attempts made before this claim.
+    pub attempts: i64,
+    pub created_at: i64,
+    pub payload: String,
+    pub lease_token: String,
+}
+
+/// One HTTP try, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewAttempt {
+    pub delivery_id: String,
+    pub at: i64,
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    pub response_excerpt: Option<String>,
+    pub error: Option<String>,
+    pub diagnosis: Option<String>,
+    pub refreshed: bool,
+}
+
+/// What becomes of a claimed delivery. `Pending` with `next_attempt_at` is a retry (or a
+/// claim given back); the lease is cleared in every case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub seq: i64,
+    pub lease_token: String,
+    pub status: DeliveryStatus,
+    /// How many attempts this claim made (0 for a claim given back unattempted).
+    pub attempts_added: i64,
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub seq: i64,
+    pub id: String,
+    pub account_id: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub connector_id: String,
+    pub connector_name: String,
+    pub package_id: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    /// A worker holds it right now.
+    pub in_flight: bool,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub delivery_id: String,
+    pub at: i64,
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    pub response_excerpt: Option<String>,
+    pub error: Option<String>,
+    pub diagnosis: Option<String>,
+    pub refreshed: bool,
+}
+
+/// `GET /api/deliveries` filters. Newest first; `before_seq` is the cursor.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub account_id: String,
+    pub connector_name: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub package_id: Option<String>,
+    pub since_ms: Option<i64>,
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+/// Due, held and failed deliveries of one connector, for the queue-depth gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub account_id: String,
+    pub connector_name: String,
+    pub due: i64,
+    pub held: i64,
+    pub failed: i64,
+}
+
+/// What `retry_delivery` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    Queued,
+    NotFound,
+    InFlight,
+    Held,
+}
+
+// ---- SQL, per dialect where they differ. SQLite's `->>` yields typed values; PostgreSQL's
+// yields text, hence the casts. ----
+
+const INSERT_IDEMPOTENCY: &str =
+    "INSERT INTO idempotency_keys (account_id, idem_key, request_hash, response, created_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, idem_key) DO NOTHING";
+const SELECT_IDEMPOTENCY: &str =
+    "SELECT request_hash, response FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2";
+
+const INSERT_EVENTS_SQLITE: &str = "INSERT INTO events (id, account_id, name, origin, package_id, payload, created_at) \
+     SELECT j.value->>'i', j.value->>'a', j.value->>'n', j.value->>'o', j.value->>'p', j.value->>'b', j.value->>'t' \
+     FROM json_each($1) AS j";
+const INSERT_EVENTS_PG: &str =
+    "INSERT INTO events (id, account_id, name, origin, package_id, payload, created_at) \
+     SELECT j.v->>'i', j.v->>'a', j.v->>'n', j.v->>'o', j.v->>'p', j.v->>'b', (j.v->>'t')::bigint \
+     FROM json_array_elements($1::json) AS j(v)";
+
+const INSERT_DELIVERIES_SQLITE: &str = "INSERT INTO deliveries (id, account_id, event_id, event_name, connector_id, connector_name, \
+     package_id, order_key, status, attempts, next_attempt_at, created_at, updated_at) \
+     SELECT j.value->>'i', j.value->>'a', j.value->>'e', j.value->>'n', j.value->>'c', j.value->>'cn', \
+     j.value->>'p', j.value->>'k', j.value->>'s', 0, j.value->>'t', j.value->>'t', j.value->>'t' \
+     FROM json_each($1) AS j";
+const INSERT_DELIVERIES_PG: &str = "INSERT INTO deliveries (id, account_id, event_id, event_name, connector_id, connector_name, \
+     package_id, order_key, status, attempts, next_attempt_at, created_at, updated_at) \
+     SELECT j.v->>'i', j.v->>'a', j.v->>'e', j.v->>'n', j.v->>'c', j.v->>'cn', \
+     j.v->>'p', j.v->>'k', j.v->>'s', 0, (j.v->>'t')::bigint, (j.v->>'t')::bigint, (j.v->>'t')::bigint \
+     FROM json_array_elements($1::json) AS j(v)";
+
+/// A per-package delivery waits while an earlier one of its package to the same connector is
+/// still pending or held (in flight, retrying, or held).
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
+     WHERE seq IN (SELECT d.seq FROM deliveries d \
+       WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+         AND d.connector_id NOT IN (SELECT value FROM json_each($5)) \
+         AND (d.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e \
+           WHERE e.connector_id = d.connector_id AND e.order_key = d.order_key \
+             AND e.seq < d.seq AND e.status IN ('pending', 'held'))) \
+       ORDER BY d.next_attempt_at, d.seq LIMIT $4) \
+     RETURNING seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, attempts, created_at";
+const CLAIM_PG: &str = "UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
+     WHERE seq IN (SELECT d.seq FROM deliveries d \
+       WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+         AND d.connector_id NOT IN (SELECT json_array_elements_text($5::json)) \
+         AND (d.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e \
+           WHERE e.connector_id = d.connector_id AND e.order_key = d.order_key \
+             AND e.seq < d.seq AND e.status IN ('pending', 'held'))) \
+       ORDER BY d.next_attempt_at, d.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, attempts, created_at";
+
+const PAYLOADS_SQLITE: &str =
+    "SELECT id, payload FROM events WHERE id IN (SELECT value FROM json_each($1))";
+const PAYLOADS_PG: &str =
+    "SELECT id, payload FROM events WHERE id IN (SELECT json_array_elements_text($1::json))";
+
+const COMPLETE_SQLITE: &str = "UPDATE deliveries SET status = j.value->>'s', attempts = attempts + (j.value->>'a'), \
+     next_attempt_at = j.value->>'n', lease_token = NULL, last_error = j.value->>'e', updated_at = $2 \
+     FROM json_each($1) AS j \
+     WHERE deliveries.seq = j.value->>'q' AND deliveries.lease_token = j.value->>'t'";
+const COMPLETE_PG: &str = "UPDATE deliveries AS d SET status = j.v->>'s', attempts = d.attempts + (j.v->>'a')::bigint, \
+     next_attempt_at = (j.v->>'n')::bigint, lease_token = NULL, last_error = j.v->>'e', updated_at = $2 \
+     FROM json_array_elements($1::json) AS j(v) \
+     WHERE d.seq = (j.v->>'q')::bigint AND d.lease_token = j.v->>'t'";
+
+const INSERT_ATTEMPTS_SQLITE: &str = "INSERT INTO attempts (delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed) \
+     SELECT j.value->>'d', j.value->>'at', j.value->>'c', j.value->>'ms', j.value->>'x', j.value->>'e', j.value->>'g', j.value->>'r' \
+     FROM json_each($1) AS j";
+const INSERT_ATTEMPTS_PG: &str = "INSERT INTO attempts (delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed) \
+     SELECT j.v->>'d', (j.v->>'at')::bigint, (j.v->>'c')::bigint, (j.v->>'ms')::bigint, j.v->>'x', j.v->>'e', j.v->>'g', (j.v->>'r')::bigint \
+     FROM json_array_elements($1::json) AS j(v)";
+
+const ATTEMPTS_OF_SQLITE: &str = "SELECT delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed \
+     FROM attempts WHERE delivery_id IN (SELECT value FROM json_each($1)) ORDER BY delivery_id, id";
+const ATTEMPTS_OF_PG: &str = "SELECT delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed \
+     FROM attempts WHERE delivery_id IN (SELECT json_array_elements_text($1::json)) ORDER BY delivery_id, id";
+
+const DELIVERY_COLUMNS: &str =
+    "seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, \
+     status, attempts, next_attempt_at, lease_token, last_error, created_at, updated_at";
+
+macro_rules! delivery_record {
+    ($row:expr) => {{
+        let row = $row;
+        let status: String = row.try_get("status")?;
+        let lease: Option<String> = row.try_get("lease_token")?;
+        DeliveryRecord {
+            seq: row.try_get("seq")?,
+            id: row.try_get("id")?,
+            account_id: row.try_get("account_id")?,
+            event_id: row.try_get("event_id")?,
+            event_name: row.try_get("event_name")?,
+            connector_id: row.try_get("connector_id")?,
+            connector_name: row.try_get("connector_name")?,
+            package_id: row.try_get("package_id")?,
+            status: DeliveryStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery status {status:?}")))?,
+            attempts: row.try_get("attempts")?,
+            // While leased, next_attempt_at is the lease's end, not a planned attempt.
+            next_attempt_at: if lease.is_some() {
+                None
+            } else {
+                row.try_get("next_attempt_at")?
+            },
+            in_flight: lease.is_some(),
+            last_error: row.try_get("last_error")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        }
+    }};
+}
+
+impl Store {
+    fn pick(&self, sqlite: &'static str, pg: &'static str) -> &'static str {
+        if self.is_postgres() {
+            pg
+        } else {
+            sqlite
+        }
+    }
+
+    /// Write the rows of many ingest requests in one transaction. Each request's outcome is
+    /// returned in order; requests that replay or conflict write nothing.
+    pub async fn commit_ingest(
+        &self,
+        writes: &[IngestWrite],
+        now: i64,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(writes.len());
+        let mut events = Vec::new();
+        let mut deliveries = Vec::new();
+        let insert_events = self.pick(INSERT_EVENTS_SQLITE, INSERT_EVENTS_PG);
+        let insert_deliveries = self.pick(INSERT_DELIVERIES_SQLITE, INSERT_DELIVERIES_PG);
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            for write in writes {
+                if let Some(idem) = &write.idempotency {
+                    let inserted = sqlx::query(INSERT_IDEMPOTENCY)
+                        .bind(&write.account_id)
+                        .bind(&idem.key)
+                        .bind(&idem.request_hash)
+                        .bind(&idem.response)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if inserted == 0 {
+                        let row = sqlx::query(SELECT_IDEMPOTENCY)
+                            .bind(&write.account_id)
+                            .bind(&idem.key)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let hash: String = row.try_get("request_hash")?;
+                        outcomes.push(if hash == idem.request_hash {
+                            IngestOutcome::Replay(row.try_get("response")?)
+                        } else {
+                            IngestOutcome::Conflict
+                        });
+                        continue;
+                    }
+                }
+                outcomes.push(IngestOutcome::Written);
+                events.extend(write.events.iter().map(|e| json!({
+                    "i": e.id, "a": e.account_id, "n": e.name, "o": e.origin,
+                    "p": e.package_id, "b": e.payload, "t": e.created_at,
+                })));
+                deliveries.extend(write.deliveries.iter().map(|d| json!({
+                    "i": d.id, "a": d.account_id, "e": d.event_id, "n": d.event_name,
+                    "c": d.connector_id, "cn": d.connector_name, "p": d.package_id,
+                    "k": d.order_key, "s": d.status.as_str(), "t": d.created_at,
+                })));
+            }
+            if !events.is_empty() {
+                sqlx::query(insert_events)
+                    .bind(serde_json::Value::Array(events).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if !deliveries.is_empty() {
+                sqlx::query(insert_deliveries)
+                    .bind(serde_json::Value::Array(deliveries).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(outcomes)
+    }
+
+    /// Claim up to `limit` due deliveries, oldest due first, for `lease_token` until
+    /// `lease_until`. Connectors in `exclude` are skipped (saturated or backing off here).
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        lease_token: &str,
+        limit: usize,
+        exclude: &[String],
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let claim = self.pick(CLAIM_SQLITE, CLAIM_PG);
+        let payloads = self.pick(PAYLOADS_SQLITE, PAYLOADS_PG);
+        let exclude = serde_json::to_string(exclude).expect("strings serialise");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut claimed: Vec<ClaimedDelivery> = on_db!(&self.db, pool => {
+            let rows = sqlx::query(claim)
+                .bind(lease_until)
+                .bind(lease_token)
+                .bind(now)
+                .bind(limit)
+                .bind(&exclude)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(ClaimedDelivery {
+                    seq: row.try_get("seq")?,
+                    id: row.try_get("id")?,
+                    account_id: row.try_get("account_id")?,
+                    event_id: row.try_get("event_id")?,
+                    event_name: row.try_get("event_name")?,
+                    connector_id: row.try_get("connector_id")?,
+                    connector_name: row.try_get("connector_name")?,
+                    package_id: row.try_get("package_id")?,
+                    attempts: row.try_get("attempts")?,
+                    created_at: row.try_get("created_at")?,
+                    payload: String::new(),
+                    lease_token: lease_token.to_owned(),
+                });
+            }
+            out
+        });
+        if claimed.is_empty() {
+            return Ok(claimed);
+        }
+        claimed.sort_by_key(|c| c.seq);
+        let mut event_ids: Vec<&str> = claimed.iter().map(|c| c.event_id.as_str()).collect();
+        event_ids.sort_unstable();
+        event_ids.dedup();
+        let ids = serde_json::to_string(&event_ids).expect("strings serialise");
+        let bodies: std::collections::HashMap<String, String> = on_db!(&self.db, pool => {
+            let rows = sqlx::query(payloads).bind(&ids).fetch_all(pool).await?;
+            let mut map = std::collections::HashMap::with_capacity(rows.len());
+            for row in &rows {
+                map.insert(row.try_get::<String, _>("id")?, row.try_get::<String, _>("payload")?);
+            }
+            map
+        });
+        for c in &mut claimed {
+            c.payload = bodies
+                .get(&c.event_id)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("event {} has no body", c.event_id)))?;
+        }
+        Ok(claimed)
+    }
+
+    /// Record attempts and what became of claimed deliveries, in one transaction. A completion
+    /// whose lease was lost (expired and claimed again elsewhere) changes nothing; its attempts
+    /// are still recorded, since they happened.
+    pub async fn record_outcomes(
+        &self,
+        completions: &[Completion],
+        attempts: &[NewAttempt],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if completions.is_empty() && attempts.is_empty() {
+            return Ok(());
+        }
+        let complete = self.pick(COMPLETE_SQLITE, COMPLETE_PG);
+        let insert_attempts = self.pick(INSERT_ATTEMPTS_SQLITE, INSERT_ATTEMPTS_PG);
+        let completions_json = serde_json::Value::Array(
+            completions
+                .iter()
+                .map(|c| {
+                    json!({"q": c.seq, "t": c.lease_token, "s": c.status.as_str(),
+                           "a": c.attempts_added, "n": c.next_attempt_at, "e": c.last_error})
+                })
+                .collect(),
+        )
+        .to_string();
+        let attempts_json = serde_json::Value::Array(
+            attempts
+                .iter()
+                .map(|a| {
+                    json!({"d": a.delivery_id, "at": a.at, "c": a.status_code, "ms": a.duration_ms,
+                           "x": a.response_excerpt, "e": a.error, "g": a.diagnosis,
+                           "r": i64::from(a.refreshed)})
+                })
+                .collect(),
+        )
+        .to_string();
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            if !attempts.is_empty() {
+                sqlx::query(insert_attempts).bind(&attempts_json).execute(&mut *tx).await?;
+            }
+            if !completions.is_empty() {
+                sqlx::query(complete).bind(&completions_json).bind(now).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Hold every unclaimed pending delivery of a connector that stopped being `active`.
+    pub async fn hold_connector_deliveries(
+        &self,
+        connector_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'held', updated_at = $2 \
+                 WHERE connector_id = $1 AND status = 'pending' AND lease_token IS NULL",
+            )
+            .bind(connector_id)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// Bring held deliveries of connectors that are `active` again back to due (all due now,
+    /// so they go out in their original order), and hold pending deliveries of connectors
+    /// that are not. Returns (resumed, held).
+    pub async fn sync_held_deliveries(&self, now: i64) -> Result<(u64, u64), StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            let resumed = sqlx::query(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1 \
+                 WHERE status = 'held' AND connector_id IN (SELECT id FROM connectors WHERE status = 'active')",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            let held = sqlx::query(
+                "UPDATE deliveries SET status = 'held', updated_at = $1 \
+                 WHERE status = 'pending' AND lease_token IS NULL \
+                   AND connector_id IN (SELECT id FROM connectors WHERE status <> 'active')",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            (resumed, held)
+        }))
+    }
+
+    /// Fail the pending and held deliveries of connectors that no longer exist.
+    pub async fn fail_orphaned_deliveries(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'failed', last_error = 'connector_deleted', updated_at = $1 \
+                 WHERE status IN ('pending', 'held') AND lease_token IS NULL \
+                   AND connector_id NOT IN (SELECT id FROM connectors)",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// Fail the pending and held deliveries of one connector (DELETE of the connector).
+    pub async fn fail_connector_deliveries(
+        &self,
+        connector_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = $3 \
+                 WHERE connector_id = $1 AND status IN ('pending', 'held') AND lease_token IS NULL",
+            )
+            .bind(connector_id)
+            .bind(reason)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// Move an `active` connector to `status` (needs_reauth after a permanent grant failure,
+    /// disabled after a 410), unless its credentials changed meanwhile. True when it moved.
+    pub async fn set_connector_status_if_current(
+        &self,
+        connector_id: &str,
+        credentials_version: i64,
+        status: crate::ConnectorStatus,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE connectors SET status = $1, updated_at = $2 \
+                 WHERE id = $3 AND credentials_version = $4 AND status = 'active'",
+            )
+            .bind(status.as_str())
+            .bind(now)
+            .bind(connector_id)
+            .bind(credentials_version)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                > 0
+        }))
+    }
+
+    /// Clear every lease: for a single-node SQLite database at start-up, when every lease in it
+    /// belongs to a process that is gone.
+    pub async fn release_all_leases(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $1, lease_token = NULL \
+                 WHERE status = 'pending' AND lease_token IS NOT NULL",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// Give back every claim whose lease token starts with `prefix` (one node's claims, at
+    /// shutdown), due at `now`. Tokens are `<node>:<n>`, node ids hex, so no LIKE escaping.
+    pub async fn release_leases_of_node(&self, node: &str, now: i64) -> Result<u64, StoreError> {
+        let pattern = format!("{node}:%");
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $1, lease_token = NULL \
+                 WHERE status = 'pending' AND lease_token LIKE $2",
+            )
+            .bind(now)
+            .bind(&pattern)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// Push a connector's unclaimed due deliveries to `until` (its circuit breaker opened), so
+    /// no node spends claims on them meanwhile. Their order among themselves is kept.
+    pub async fn defer_connector_deliveries(
+        &self,
+        connector_id: &str,
+        until: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $2 \
+                 WHERE connector_id = $1 AND status = 'pending' AND lease_token IS NULL AND next_attempt_at < $2",
+            )
+            .bind(connector_id)
+            .bind(until)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    pub async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE account_id = $1 \
+             AND (CAST($2 AS TEXT) IS NULL OR connector_name = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
+             AND (CAST($4 AS TEXT) IS NULL OR package_id = $4) \
+             AND (CAST($5 AS BIGINT) IS NULL OR created_at >= $5) \
+             AND (CAST($6 AS BIGINT) IS NULL OR seq < $6) \
+             ORDER BY seq DESC LIMIT $7"
+        );
+        Ok(on_db!(&self.db, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&filter.account_id)
+                .bind(&filter.connector_name)
+                .bind(filter.status.map(DeliveryStatus::as_str))
+                .bind(&filter.package_id)
+                .bind(filter.since_ms)
+                .bind(filter.before_seq)
+                .bind(filter.limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(delivery_record!(row));
+            }
+            out
+        }))
+    }
+
+    pub async fn get_delivery(
+        &self,
+        account_id: &str,
+        id: &str,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        let sql =
+            format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE account_id = $1 AND id = $2");
+        Ok(on_db!(&self.db, pool => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(account_id)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(row) => Some(delivery_record!(&row)),
+                None => None,
+            }
+        }))
+    }
+
+    /// The deliveries of one event, in the order they were created.
+    pub async fn deliveries_of_event(
+        &self,
+        account_id: &str,
+        event_id: &str,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE account_id = $1 AND event_id = $2 ORDER BY seq"
+        );
+        Ok(on_db!(&self.db, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(account_id)
+                .bind(event_id)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(delivery_record!(row));
+            }
+            out
+        }))
+    }
+
+    /// Every attempt of these deliveries, oldest first per delivery.
+    pub async fn attempts_of(
+        &self,
+        delivery_ids: &[String],
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        if delivery_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = self.pick(ATTEMPTS_OF_SQLITE, ATTEMPTS_OF_PG);
+        let ids = serde_json::to_string(delivery_ids).expect("strings serialise");
+        Ok(on_db!(&self.db, pool => {
+            let rows = sqlx::query(sql).bind(&ids).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(AttemptRecord {
+                    delivery_id: row.try_get("delivery_id")?,
+                    at: row.try_get("at")?,
+                    status_code: row.try_get("status_code")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                    response_excerpt: row.try_get("response_excerpt")?,
+                    error: row.try_get("error")?,
+                    diagnosis: row.try_get("diagnosis")?,
+                    refreshed: row.try_get::<i64, _>("refreshed")? != 0,
+                });
+            }
+            out
+        }))
+    }
+
+    /// One more attempt now (`POST /api/deliveries/{id}/retry`). A failed delivery gets one
+    /// attempt; a pending one skips the rest of its wait.
+    pub async fn retry_delivery(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<RetryOutcome, StoreError> {
+        let changed = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3 \
+                 WHERE account_id = $1 AND id = $2 AND lease_token IS NULL AND status <> 'held'",
+            )
+            .bind(account_id)
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if changed > 0 {
+            return Ok(RetryOutcome::Queued);
+        }
+        Ok(match self.get_delivery(account_id, id).await? {
+            None => RetryOutcome::NotFound,
+            Some(d) if d.in_flight => RetryOutcome::InFlight,
+            Some(_) => RetryOutcome::Held,
+        })
+    }
+
+    /// Re-queue a connector's deliveries in `status` created in `[since, until)`, each with a
+    /// fresh retry schedule; how many.
+    pub async fn replay_deliveries(
+        &self,
+        account_id: &str,
+        connector_name: &str,
+        status: DeliveryStatus,
+        since_ms: i64,
+        until_ms: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $6, updated_at = $6 \
+                 WHERE account_id = $1 AND connector_name = $2 AND status = $3 \
+                   AND created_at >= $4 AND created_at < $5 AND lease_token IS NULL",
+            )
+            .bind(account_id)
+            .bind(connector_name)
+            .bind(status.as_str())
+            .bind(since_ms)
+            .bind(until_ms)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// Due, held and failed deliveries per connector (those with none of either are absent).
+    pub async fn queue_depths(&self, now: i64) -> Result<Vec<QueueDepth>, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT account_id, connector_name, \
+                   SUM(CASE WHEN status = 'pending' AND next_attempt_at <= $1 THEN 1 ELSE 0 END) AS due, \
+                   SUM(CASE WHEN status = 'held' THEN 1 ELSE 0 END) AS held, \
+                   SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed \
+                 FROM deliveries WHERE status IN ('pending', 'held', 'failed') \
+                 GROUP BY account_id, connector_name",
+            )
+            .bind(now)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(QueueDepth {
+                    account_id: row.try_get("account_id")?,
+                    connector_name: row.try_get("connector_name")?,
+                    due: row.try_get("due")?,
+                    held: row.try_get("held")?,
+                    failed: row.try_get("failed")?,
+                });
+            }
+            out
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MasterKey, MasterKeySource};
+
+    /// In-memory SQLite, and PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
+    async fn stores() -> Vec<Store> {
+        let mut urls = vec!["sqlite::memory:".to_owned()];
+        urls.extend(crate::testing::fresh_postgres_url().await);
+        let mut out = Vec::new();
+        for url in urls {
+            let key = MasterKeySource::Given(MasterKey::generate());
+            out.push(Store::open(&url, key).await.unwrap());
+        }
+        out
+    }
+
+    fn write(n: usize, package: &str, ordered: bool, t: i64) -> IngestWrite {
+        let mut w = IngestWrite {
+            account_id: "acc".into(),
+            idempotency: None,
+            events: Vec::new(),
+            deliveries: Vec::new(),
+        };
+        for i in 0..n {
+            let id = format!("{package}-{i}");
+            w.events.push(NewEvent {
+                id: format!("evt-{id}"),
+                account_id: "acc".into(),
+                name: "E".into(),
+                origin: "O".into(),
+                package_id: package.into(),
+                payload: format!("{{\"n\":{i}}}"),
+                created_at: t,
+            });
+            w.deliveries.push(NewDelivery {
+                id: format!("dlv-{id}"),
+                account_id: "acc".into(),
+                event_id: format!("evt-{id}"),
+                event_name: "E".into(),
+                connector_id: "con".into(),
+                connector_name: "c".into(),
+                package_id: package.into(),
+                order_key: ordered.then(|| package.to_owned()),
+                status: DeliveryStatus::Pending,
+                created_at: t,
+            });
+        }
+        w
+    }
+
+    fn done(c: &ClaimedDelivery, status: DeliveryStatus, next: Option<i64>) -> Completion {
+        Completion {
+            seq: c.seq,
+            lease_token: c.lease_token.clone(),
+            status,
+            attempts_added: 1,
+            next_attempt_at: next,
+            last_error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn per_package_deliveries_are_claimed_one_at_a_time_in_order() {
+        for s in stores().await {
+            s.commit_ingest(&[write(3, "p", true, 100), write(2, "q", false, 100)], 100)
+                .await
+                .unwrap();
+            let first = s.claim_due(200, 10_000, "n:1", 100, &[]).await.unwrap();
+            let ids: Vec<&str> = first.iter().map(|c| c.id.as_str()).collect();
+            assert_eq!(ids, ["dlv-p-0", "dlv-q-0", "dlv-q-1"], "only the head of p");
+            assert_eq!(first[0].payload, "{\"n\":0}");
+            // A retry of the head keeps the rest of its package waiting.
+            s.record_outcomes(
+                &[done(&first[0], DeliveryStatus::Pending, Some(5_000))],
+                &[],
+                200,
+            )
+            .await
+            .unwrap();
+            assert!(s
+                .claim_due(300, 10_000, "n:2", 100, &[])
+                .await
+                .unwrap()
+                .is_empty());
+            let again = s.claim_due(5_000, 20_000, "n:3", 100, &[]).await.unwrap();
+            assert_eq!(again.len(), 1);
+            assert_eq!(again[0].attempts, 1);
+            s.record_outcomes(
+                &[done(&again[0], DeliveryStatus::Delivered, None)],
+                &[],
+                5_000,
+            )
+            .await
+            .unwrap();
+            let next = s.claim_due(5_001, 20_000, "n:4", 100, &[]).await.unwrap();
+            assert_eq!(next[0].id, "dlv-p-1");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_claimed_again_and_the_stale_completion_changes_nothing() {
+        for s in stores().await {
+            s.commit_ingest(&[write(1, "p", false, 100)], 100)
+                .await
+                .unwrap();
+            let a = s.claim_due(100, 1_000, "a:1", 10, &[]).await.unwrap();
+            assert!(
+                s.claim_due(500, 1_500, "b:1", 10, &[])
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "leased"
+            );
+            // The lease ran out (the node died): another claims it.
+            let b = s.claim_due(1_000, 2_000, "b:2", 10, &[]).await.unwrap();
+            assert_eq!(b.len(), 1);
+            s.record_outcomes(&[done(&a[0], DeliveryStatus::Failed, None)], &[], 1_100)
+                .await
+                .unwrap();
+            let d = s.get_delivery("acc", "dlv-p-0").await.unwrap().unwrap();
+            assert_eq!(d.status, DeliveryStatus::Pending, "the stale claim lost");
+            assert!(d.in_flight);
+            s.record_outcomes(&[done(&b[0], DeliveryStatus::Delivered, None)], &[], 1_200)
+                .await
+                .unwrap();
+            let d = s.get_delivery("acc", "dlv-p-0").await.unwrap().unwrap();
+            assert_eq!((d.status, d.in_flight), (DeliveryStatus::Delivered, false));
+            // Excluded connectors are skipped; releasing a node's leases makes its claims due.
+            s.commit_ingest(&[write(1, "r", false, 100)], 100)
+                .await
+                .unwrap();
+            assert!(s
+                .claim_due(2_000, 3_000, "c:1", 10, &["con".to_owned()])
+                .await
+                .unwrap()
+                .is_empty());
+            assert_eq!(
+                s.claim_due(2_000, 3_000, "c:1", 10, &[])
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert_eq!(s.release_leases_of_node("c", 2_000).await.unwrap(), 1);
+            assert_eq!(
+                s.claim_due(2_000, 3_000, "d:1", 10, &[])
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_replay_or_conflict() {
+        for s in stores().await {
+            let mut w = write(1, "p", false, 100);
+            w.idempotency = Some(IdempotencyRecord {
+                key: "k".into(),
+                request_hash: "h1".into(),
+                response: "{\"id\":\"x\"}".into(),
+            });
+            assert_eq!(
+                s.commit_ingest(&[w.clone()], 100).await.unwrap(),
+                [IngestOutcome::Written]
+            );
+            let mut other = w.clone();
+            other.idempotency.as_mut().unwrap().request_hash = "h2".into();
+            // Same key in one group: the first is a replay of the stored answer, the second conflicts.
+            assert_eq!(
+                s.commit_ingest(&[w, other], 100).await.unwrap(),
+                [
+                    IngestOutcome::Replay("{\"id\":\"x\"}".into()),
+                    IngestOutcome::Conflict
+                ]
+            );
+            let all = s
+                .list_deliveries(&DeliveryFilter {
+                    account_id: "acc".into(),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(all.len(), 1);
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Token state, grant leases, history and authorization-code states, on SQLite always and on
+//! PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
+
+use hookwarden_store::{
+    testing, ConnectorRecord, ConnectorStatus, GrantedTokens, HistoryKind, MasterKey,
+    MasterKeySource, NewConnector, NewHistoryEntry, OAuthState, Store,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+async fn each_database(test: impl AsyncFn(Store, ConnectorRecord)) {
+    let dir = tempfile::tempdir().unwrap();
+    for url in testing::databases(dir.path()).await {
+        let store = Store::open(&url, MasterKeySource::Given(MasterKey::generate()))
+            .await
+            .unwrap();
+        let (account, _) = store.create_account("acme").await.unwrap();
+        let (c, _) = store
+            .upsert_connector(NewConnector {
+                account_id: account.id.clone(),
+                name: "salesforceOauth2".into(),
+                kind: "salesforce".into(),
+                url: "https://acme.my.salesforce.com/services/apexrest/OSS/callback".into(),
+                events: vec![],
+                origins: vec!["OSS".into()],
+                owner: None,
+                settings: serde_json::json!({}),
+                flow: Some("refresh_token".into()),
+                warnings: vec![],
+                key_json: SecretString::from(r#"{"client_id":"c","refresh_token":"rt-original"}"#),
+            })
+            .await
+            .unwrap();
+        test(store.clone(), c).await;
+        store.close().await;
+    }
+}
+
+fn granted(cv: i64, access: &str, refresh: Option<&str>) -> GrantedTokens {
+    GrantedTokens {
+        credentials_version: cv,
+        access_token: SecretString::from(access.to_owned()),
+        access_expires_at: Some(2_000),
+        refresh_at: Some(1_900),
+        refresh_token: refresh.map(|r| SecretString::from(r.to_owned())),
+        instance_url: Some("https://acme.my.salesforce.com".into()),
+        scope: Some("api".into()),
+        issued_at: Some(1_000),
+    }
+}
+
+#[tokio::test]
+async fn one_lease_holder_at_a_time_and_expired_leases_are_taken_over() {
+    each_database(async |store, c| {
+        assert!(store.acquire_grant_lease(&c.id, "a", 60_000).await.unwrap());
+        assert!(!store.acquire_grant_lease(&c.id, "b", 60_000).await.unwrap());
+        // The holder may renew.
+        assert!(store.acquire_grant_lease(&c.id, "a", 60_000).await.unwrap());
+        store.release_grant_lease(&c.id, "b").await.unwrap(); // not b's: no effect
+        assert!(!store.acquire_grant_lease(&c.id, "b", 60_000).await.unwrap());
+        store.release_grant_lease(&c.id, "a").await.unwrap();
+        assert!(store.acquire_grant_lease(&c.id, "b", 1).await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(
+            store.acquire_grant_lease(&c.id, "a", 60_000).await.unwrap(),
+            "expired lease"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_lease_requests_have_one_winner() {
+    each_database(async |store, c| {
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (store, id) = (store.clone(), c.id.clone());
+            tasks.push(tokio::spawn(async move {
+                store
+                    .acquire_grant_lease(&id, &format!("n{i}"), 60_000)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn token_state_is_saved_by_compare_and_swap_and_sealed() {
+    each_database(async |store, c| {
+        assert!(store.get_token_state(&c.id).await.unwrap().is_none());
+        assert!(store.acquire_grant_lease(&c.id, "a", 60_000).await.unwrap());
+        let v1 = store
+            .save_granted_tokens(&c.id, Some(0), &granted(1, "at-1", Some("rt-2")))
+            .await
+            .unwrap();
+        assert_eq!(v1, Some(1));
+        let s = store.get_token_state(&c.id).await.unwrap().unwrap();
+        assert_eq!(s.access_token.unwrap().expose_secret(), "at-1");
+        assert_eq!(s.refresh_token.unwrap().expose_secret(), "rt-2");
+        assert_eq!((s.version, s.credentials_version), (1, 1));
+        assert_eq!(s.lease_owner, None, "saving releases the lease");
+        // A stale writer loses.
+        let lost = store
+            .save_granted_tokens(&c.id, Some(0), &granted(1, "at-x", None))
+            .await
+            .unwrap();
+        assert_eq!(lost, None);
+        // No rotation: the rotated refresh token stays.
+        store
+            .save_granted_tokens(&c.id, Some(1), &granted(1, "at-2", None))
+            .await
+            .unwrap();
+        let s = store.get_token_state(&c.id).await.unwrap().unwrap();
+        assert_eq!(s.refresh_token.unwrap().expose_secret(), "rt-2");
+        assert_eq!(s.version, 2);
+        // New credentials: the old rotated refresh token is dropped.
+        store
+            .save_granted_tokens(&c.id, None, &granted(2, "at-3", None))
+            .await
+            .unwrap();
+        let s = store.get_token_state(&c.id).await.unwrap().unwrap();
+        assert!(s.refresh_token.is_none());
+        assert_eq!((s.version, s.credentials_version), (3, 2));
+
+        store
+            .record_grant_failure(&c.id, "a", Some(99), "provider_unavailable")
+            .await
+            .unwrap();
+        let s = store.get_token_state(&c.id).await.unwrap().unwrap();
+        assert_eq!((s.backoff_until, s.consecutive_failures), (Some(99), 1));
+        assert_eq!(s.last_error.as_deref(), Some("provider_unavailable"));
+
+        store.clear_token_state(&c.id).await.unwrap();
+        let s = store.get_token_state(&c.id).await.unwrap().unwrap();
+        assert!(s.access_token.is_none() && s.refresh_token.is_none());
+        assert_eq!(s.version, 4, "a wipe is a new version too");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn status_changes_only_for_the_credentials_they_were_decided_on() {
+    each_database(async |store, c| {
+        let old_cv = c.credentials_version;
+        assert!(!store
+            .set_connector_status(&c.id, ConnectorStatus::NeedsReauth, Some(old_cv + 1))
+            .await
+            .unwrap());
+        assert!(store
+            .set_connector_status(&c.id, ConnectorStatus::NeedsReauth, Some(old_cv))
+            .await
+            .unwrap());
+        let got = store
+            .get_connector(&c.account_id, &c.name)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.status, ConnectorStatus::NeedsReauth);
+        assert_eq!(got.key_json.expose_secret(), c.key_json.expose_secret());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn history_pages_newest_first() {
+    each_database(async |store, c| {
+        for i in 0..7 {
+            store
+                .record_history(&NewHistoryEntry {
+                    connector_id: c.id.clone(),
+                    account_id: c.account_id.0.clone(),
+                    at: 1_000 + i,
+                    kind: if i % 2 == 0 {
+                        HistoryKind::Refresh
+                    } else {
+                        HistoryKind::Revoke
+                    },
+                    grant_type: Some("refresh_token".into()),
+                    outcome: "ok".into(),
+                    http_status: Some(200),
+                    error: None,
+                    error_description: None,
+                    cause: None,
+                    fix: None,
+                    duration_ms: i,
+                    excerpt: Some("é".repeat(1000)),
+                })
+                .await
+                .unwrap();
+        }
+        let first = store.list_history(&c.id, 3, None).await.unwrap();
+        assert_eq!(
+            first.iter().map(|e| e.entry.at).collect::<Vec<_>>(),
+            vec![1006, 1005, 1004]
+        );
+        assert!(first[0].entry.excerpt.as_ref().unwrap().len() <= 1024);
+        let second = store
+            .list_history(&c.id, 3, Some(&first[2].id))
+            .await
+            .unwrap();
+        assert_eq!(
+            second.iter().map(|e| e.entry.at).collect::<Vec<_>>(),
+            vec![1003, 1002, 1001]
+        );
+        let last = store
+            .list_history(&c.id, 3, Some(&second[2].id))
+            .await
+            .unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].entry.kind, HistoryKind::Refresh);
+        assert!(store
+            .list_history("con_other", 10, None)
+            .await
+            .unwrap()
+            .is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_states_are_single_use_and_expire() {
+    each_database(async |store, c| {
+        let pending = |expires_at| OAuthState {
+            connector_id: c.id.clone(),
+            account_id: c.account_id.0.clone(),
+            connector_name: c.name.clone(),
+            code_verifier: SecretString::from("v".repeat(64)),
+            redirect_uri: "https://h.example/oauth/callback".into(),
+            expires_at,
+        };
+        let far = chrono::Utc::now().timestamp_millis() + 600_000;
+        store
+            .put_oauth_state("state-1", &pending(far))
+            .await
+            .unwrap();
+        let got = store.take_oauth_state("state-1").await.unwrap().unwrap();
+        assert_eq!(got.code_verifier.expose_secret(), &"v".repeat(64));
+        assert_eq!(got.connector_name, c.name);
+        assert!(
+            store.take_oauth_state("state-1").await.unwrap().is_none(),
+            "single use"
+        );
+        assert!(store.take_oauth_state("unknown").await.unwrap().is_none());
+        store.put_oauth_state("state-2", &pending(1)).await.unwrap();
+        assert!(
+            store.take_oauth_state("state-2").await.unwrap().is_none(),
+            "expired"
+        );
+    })
+    .await;
+}
