@@ -1,0 +1,105 @@
+//! `hookwarden connectors ...` against a running server and a fake org.
+
+use assert_cmd::Command;
+use hookwarden_core::AddressPolicy;
+use hookwarden_fake_org::{FakeOrg, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use hookwarden_server::Settings;
+use hookwarden_store::{MasterKey, MasterKeySource};
+use predicates::prelude::*;
+use serde_json::json;
+
+fn cli(base: &str, api_key: &str) -> Command {
+    let mut cmd = Command::cargo_bin("hookwarden").unwrap();
+    cmd.env("HOOKWARDEN_SERVER", base).env("HOOKWARDEN_API_KEY", api_key);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_revoke_reauth_and_history_from_the_command_line() {
+    let org = FakeOrg::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = hookwarden_server::spawn(
+        Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: None,
+            database: format!("sqlite://{}", dir.path().join("cli.db").display()),
+            master_key: MasterKeySource::Given(MasterKey::generate()),
+            allow_insecure_http: true,
+            address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
+            max_body_bytes: 1 << 20,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let (_, api_key) = server.state.store.create_account("acme").await.unwrap();
+    let base = server.base_url();
+    let key = hookwarden_core::key::encode(&json!({
+        "host": "acme.my.salesforce.com",
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+        "token_url": org.token_url(),
+        "revocation_url": org.revoke_url(),
+        "authorization_url": org.authorize_url(),
+    }));
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/callback/connectors/salesforceOauth2"))
+        .header("Authorization", format!("Basic {api_key}"))
+        .json(&json!({"url": org.callback_url(), "events": ["PACKAGE_COMPLETE"], "key": key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    let (b, k) = (base.clone(), api_key.clone());
+    tokio::task::spawn_blocking(move || {
+        cli(&b, &k)
+            .args(["connectors", "test", "salesforceOauth2"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("ok   token"))
+            .stdout(predicate::str::contains("ok   endpoint"));
+        cli(&b, &k)
+            .args(["connectors", "list"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("salesforceOauth2"));
+        cli(&b, &k)
+            .args(["connectors", "revoke", "salesforceOauth2"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("revoked"));
+        // A revoked connector fails its test, and says what to do.
+        cli(&b, &k)
+            .args(["connectors", "test", "salesforceOauth2"])
+            .assert()
+            .failure()
+            .stdout(predicate::str::contains("FAIL status"))
+            .stdout(predicate::str::contains("fix:"));
+        cli(&b, &k)
+            .args(["connectors", "reauth-url", "salesforceOauth2"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("code_challenge="));
+        cli(&b, &k)
+            .args(["connectors", "history", "salesforceOauth2"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("revoke"))
+            .stdout(predicate::str::contains("grant"));
+        cli(&b, "hwk_wrong")
+            .args(["connectors", "list"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("unauthorized"));
+        cli(&b, &k)
+            .args(["connectors", "get", "nope"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("404"));
+    })
+    .await
+    .unwrap();
+    assert!(org.stats().revocations_ok() >= 1);
+    server.shutdown().await.unwrap();
+}
