@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use hookwarden_core::event::{EventName, ONESPAN_EVENTS};
 use hookwarden_core::url_rules::check_endpoint;
 use hookwarden_core::{CallbackUrl, ConnectorKind, Key};
 use serde::{Deserialize, Serialize};
@@ -9,33 +10,6 @@ use utoipa::ToSchema;
 
 use crate::config::Settings;
 use crate::error::ApiError;
-
-/// OneSpan Sign's callback events; custom UPPER_SNAKE names are accepted beside them.
-pub const ONESPAN_EVENTS: &[&str] = &[
-    "PACKAGE_CREATE",
-    "PACKAGE_ACTIVATE",
-    "PACKAGE_DEACTIVATE",
-    "PACKAGE_READY_FOR_COMPLETION",
-    "PACKAGE_COMPLETE",
-    "PACKAGE_EXPIRE",
-    "PACKAGE_OPT_OUT",
-    "PACKAGE_DECLINE",
-    "PACKAGE_DELETE",
-    "PACKAGE_TRASH",
-    "PACKAGE_RESTORE",
-    "PACKAGE_ARCHIVE",
-    "PACKAGE_ATTACHMENT",
-    "PACKAGE_REASSIGN",
-    "DOCUMENT_SIGNED",
-    "DOCUMENT_VIEWED",
-    "SIGNER_COMPLETE",
-    "SIGNER_LOCKED",
-    "ROLE_REASSIGN",
-    "KBA_FAILURE",
-    "EMAIL_BOUNCE",
-    "TEMPLATE_CREATE",
-    "TRANSACTION_REMINDER",
-];
 
 const MAX_EVENTS: usize = 100;
 const MAX_ORIGINS: usize = 50;
@@ -119,25 +93,12 @@ pub fn events(raw: Vec<String>) -> Result<(Vec<String>, Vec<String>), ApiError> 
     }
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for name in raw {
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name.starts_with(|c: char| c.is_ascii_uppercase())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        if !valid {
-            return Err(field_error(
-                "events",
-                "invalid_event_name",
-                format!(
-                    "{:?} is not an event name",
-                    name.chars().take(80).collect::<String>()
-                ),
-                "use OneSpan's names (PACKAGE_COMPLETE, DOCUMENT_SIGNED, ...) or your own UPPER_SNAKE_CASE names",
-            ));
-        }
-        if !out.contains(&name) {
-            out.push(name);
+        let name = EventName::parse(&name).map_err(|e| {
+            // A connector lists names; say which list the bad one is in.
+            ApiError::bad_request(e.code, format!("events: {}", e.message), e.fix)
+        })?;
+        if !out.iter().any(|n| n == name.as_str()) {
+            out.push(name.as_str().to_owned());
         }
     }
     if out.is_empty() {
