@@ -205,7 +205,11 @@ impl Hookwarden {
             .send()
             .await?;
         let status = r.status();
-        anyhow::ensure!(status.as_u16() == 202, "ingest answered {status}: {}", r.text().await?);
+        anyhow::ensure!(
+            status.as_u16() == 202,
+            "ingest answered {status}: {}",
+            r.text().await?
+        );
         Ok(())
     }
 
@@ -327,13 +331,17 @@ async fn main() -> anyhow::Result<()> {
     let per_tick =
         1.max((Duration::from_millis(1).as_secs_f64() / interval.as_secs_f64()) as usize);
     let mut sent = 0usize;
+    // The same 64 connections as (c): a request that finds none free waits its turn.
+    let connections = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     while sent < count {
         let due = epoch + interval * sent as u32;
         tokio::time::sleep_until(due.into()).await;
         for _ in 0..per_tick.min(count - sent) {
             let me = hw.clone();
             let micros = epoch.elapsed().as_micros().to_string();
+            let connections = connections.clone();
             tasks.push(tokio::spawn(async move {
+                let _turn = connections.acquire_owned().await?;
                 me.post("/api/events", &json!({"name": "PACKAGE_COMPLETE", "packageId": "lat", "origin": "OSS", "message": micros}))
                     .await
             }));

@@ -124,17 +124,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(org) = &demo_org {
         demo::register(&server, org).await?;
     }
-    tokio::select! {
-        result = server_wait(server) => result,
-        _ = shutdown_signal() => {
+    server
+        .run_until(async {
+            shutdown_signal().await;
             tracing::info!("shutting down");
-            Ok(())
-        }
-    }
-}
-
-async fn server_wait(server: hookwarden_server::RunningServer) -> anyhow::Result<()> {
-    server.wait().await.context("the server stopped")
+        })
+        .await
+        .context("the server stopped")
 }
 
 async fn shutdown_signal() {

@@ -10,7 +10,8 @@ use serde_json::json;
 
 fn cli(base: &str, api_key: &str) -> Command {
     let mut cmd = Command::cargo_bin("hookwarden").unwrap();
-    cmd.env("HOOKWARDEN_SERVER", base).env("HOOKWARDEN_API_KEY", api_key);
+    cmd.env("HOOKWARDEN_SERVER", base)
+        .env("HOOKWARDEN_API_KEY", api_key);
     cmd
 }
 

@@ -14,10 +14,13 @@ const EVENTS: usize = 5000;
 
 fn hookwarden() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwarden"));
-    cmd.env("HOOKWARDEN_MASTER_KEY", base64::engine::general_purpose::STANDARD.encode([7u8; 32]))
-        .env("HOOKWARDEN_ALLOW_INSECURE_HTTP", "true")
-        .env("HOOKWARDEN_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8")
-        .env("RUST_LOG", "warn");
+    cmd.env(
+        "HOOKWARDEN_MASTER_KEY",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+    )
+    .env("HOOKWARDEN_ALLOW_INSECURE_HTTP", "true")
+    .env("HOOKWARDEN_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8")
+    .env("RUST_LOG", "warn");
     cmd
 }
 
@@ -40,7 +43,13 @@ impl Drop for Server {
 
 async fn serve(database: &str, port: u16) -> Server {
     let child = hookwarden()
-        .args(["serve", "--database", database, "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--database",
+            database,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -54,7 +63,10 @@ async fn serve(database: &str, port: u16) -> Server {
         .await
         .is_err()
     {
-        assert!(start.elapsed() < Duration::from_secs(20), "the server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the server did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server
@@ -74,7 +86,11 @@ async fn a_server_killed_mid_delivery_loses_nothing_it_acknowledged() {
         .args(["accounts", "create", "crash", "--database", &database])
         .output()
         .unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let api_key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -111,13 +127,19 @@ async fn a_server_killed_mid_delivery_loses_nothing_it_acknowledged() {
 
     let start = Instant::now();
     while org.stats().callbacks_received < 300 {
-        assert!(start.elapsed() < Duration::from_secs(30), "no delivery started");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no delivery started"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.0.kill().unwrap(); // SIGKILL: no graceful anything
     server.0.wait().unwrap();
     let at_kill = org.stats().callbacks_received;
-    assert!(at_kill < EVENTS as u64, "the kill came too late to prove anything");
+    assert!(
+        at_kill < EVENTS as u64,
+        "the kill came too late to prove anything"
+    );
 
     let _server = serve(&database, port).await;
     let start = Instant::now();

@@ -31,7 +31,13 @@ fn free_port() -> u16 {
 fn serve(database: &str, master_key: &str) -> Node {
     let port = free_port();
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("hookwarden"))
-        .args(["serve", "--database", database, "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--database",
+            database,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("HOOKWARDEN_MASTER_KEY", master_key)
         .env("HOOKWARDEN_ALLOW_INSECURE_HTTP", "true")
         .env("HOOKWARDEN_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8")
@@ -62,12 +68,20 @@ fn create_account(database: &str, master_key: &str) -> String {
         .env("HOOKWARDEN_MASTER_KEY", master_key)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 async fn one_grant_between_two_nodes(database: String) {
-    let org = FakeOrg::builder().rotate_refresh_tokens(true).start().await.unwrap();
+    let org = FakeOrg::builder()
+        .rotate_refresh_tokens(true)
+        .start()
+        .await
+        .unwrap();
     let master_key = "q3dJ2ZbRr7e0Pp0vQmF3pN0x1yq0kR3ZQwJ0c5d8e9A=";
     let api_key = create_account(&database, master_key);
     let a = serve(&database, master_key);

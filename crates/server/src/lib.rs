@@ -92,11 +92,18 @@ impl RunningServer {
         }
     }
 
-    /// Wait until the server stops (Ctrl-C / SIGTERM for `serve`).
-    pub async fn wait(self) -> std::io::Result<()> {
-        match self.task.await {
-            Ok(result) => result,
-            Err(e) => Err(std::io::Error::other(e)),
+    /// Serve until `signal` completes, then shut down gracefully (in-flight requests and
+    /// deliveries finish); returns early if the server stops by itself.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        tokio::select! {
+            joined = &mut self.task => match joined {
+                Ok(result) => result,
+                Err(e) => Err(std::io::Error::other(e)),
+            },
+            () = signal => self.shutdown().await,
         }
     }
 }
@@ -121,14 +128,18 @@ pub async fn spawn(
     let mut settings = settings;
     settings.listen = addr;
     let state = AppState::try_new(store, settings)?;
+    let engine = delivery::start(&state, state.tokens.clone()).await?;
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
             })
-            .await
+            .await;
+        // In-flight deliveries finish (or are handed back) before the process lets go.
+        engine.shutdown().await;
+        served
     });
     Ok(RunningServer {
         addr,

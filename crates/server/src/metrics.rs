@@ -24,6 +24,7 @@ pub fn handle() -> &'static PrometheusHandle {
         // If something else installed a recorder first, our handle renders what we record
         // through it only; that is better than no /metrics at all.
         let _ = metrics::set_global_recorder(recorder);
+        crate::delivery::metrics::describe();
         handle
     })
 }

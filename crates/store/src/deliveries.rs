@@ -8,7 +8,6 @@
 //! and `lease_token` names the claim. A node that dies leaves rows that simply fall due again.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::Row;
 
 use crate::{on_db, BeginWrite, Store, StoreError};
@@ -316,6 +315,58 @@ macro_rules! delivery_record {
     }};
 }
 
+// Batch rows as they travel in the JSON parameter: borrowed, one-letter keys, no map per row.
+#[derive(Serialize)]
+struct EventRow<'a> {
+    i: &'a str,
+    a: &'a str,
+    n: &'a str,
+    o: &'a str,
+    p: &'a str,
+    b: &'a str,
+    t: i64,
+}
+
+#[derive(Serialize)]
+struct DeliveryRow<'a> {
+    i: &'a str,
+    a: &'a str,
+    e: &'a str,
+    n: &'a str,
+    c: &'a str,
+    cn: &'a str,
+    p: &'a str,
+    k: Option<&'a str>,
+    s: &'static str,
+    t: i64,
+}
+
+#[derive(Serialize)]
+struct CompletionRow<'a> {
+    q: i64,
+    t: &'a str,
+    s: &'static str,
+    a: i64,
+    n: Option<i64>,
+    e: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AttemptRow<'a> {
+    d: &'a str,
+    at: i64,
+    c: Option<i64>,
+    ms: i64,
+    x: Option<&'a str>,
+    e: Option<&'a str>,
+    g: Option<&'a str>,
+    r: i64,
+}
+
+fn to_json<T: Serialize>(rows: &T) -> String {
+    serde_json::to_string(rows).expect("rows of strings and numbers serialise")
+}
+
 impl Store {
     fn pick(&self, sqlite: &'static str, pg: &'static str) -> &'static str {
         if self.is_postgres() {
@@ -366,25 +417,25 @@ impl Store {
                     }
                 }
                 outcomes.push(IngestOutcome::Written);
-                events.extend(write.events.iter().map(|e| json!({
-                    "i": e.id, "a": e.account_id, "n": e.name, "o": e.origin,
-                    "p": e.package_id, "b": e.payload, "t": e.created_at,
-                })));
-                deliveries.extend(write.deliveries.iter().map(|d| json!({
-                    "i": d.id, "a": d.account_id, "e": d.event_id, "n": d.event_name,
-                    "c": d.connector_id, "cn": d.connector_name, "p": d.package_id,
-                    "k": d.order_key, "s": d.status.as_str(), "t": d.created_at,
-                })));
+                events.extend(write.events.iter().map(|e| EventRow {
+                    i: &e.id, a: &e.account_id, n: &e.name, o: &e.origin,
+                    p: &e.package_id, b: &e.payload, t: e.created_at,
+                }));
+                deliveries.extend(write.deliveries.iter().map(|d| DeliveryRow {
+                    i: &d.id, a: &d.account_id, e: &d.event_id, n: &d.event_name,
+                    c: &d.connector_id, cn: &d.connector_name, p: &d.package_id,
+                    k: d.order_key.as_deref(), s: d.status.as_str(), t: d.created_at,
+                }));
             }
             if !events.is_empty() {
                 sqlx::query(insert_events)
-                    .bind(serde_json::Value::Array(events).to_string())
+                    .bind(to_json(&events))
                     .execute(&mut *tx)
                     .await?;
             }
             if !deliveries.is_empty() {
                 sqlx::query(insert_deliveries)
-                    .bind(serde_json::Value::Array(deliveries).to_string())
+                    .bind(to_json(&deliveries))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -474,27 +525,34 @@ impl Store {
         }
         let complete = self.pick(COMPLETE_SQLITE, COMPLETE_PG);
         let insert_attempts = self.pick(INSERT_ATTEMPTS_SQLITE, INSERT_ATTEMPTS_PG);
-        let completions_json = serde_json::Value::Array(
-            completions
+        let completions_json = to_json(
+            &completions
                 .iter()
-                .map(|c| {
-                    json!({"q": c.seq, "t": c.lease_token, "s": c.status.as_str(),
-                           "a": c.attempts_added, "n": c.next_attempt_at, "e": c.last_error})
+                .map(|c| CompletionRow {
+                    q: c.seq,
+                    t: &c.lease_token,
+                    s: c.status.as_str(),
+                    a: c.attempts_added,
+                    n: c.next_attempt_at,
+                    e: c.last_error.as_deref(),
                 })
-                .collect(),
-        )
-        .to_string();
-        let attempts_json = serde_json::Value::Array(
-            attempts
+                .collect::<Vec<_>>(),
+        );
+        let attempts_json = to_json(
+            &attempts
                 .iter()
-                .map(|a| {
-                    json!({"d": a.delivery_id, "at": a.at, "c": a.status_code, "ms": a.duration_ms,
-                           "x": a.response_excerpt, "e": a.error, "g": a.diagnosis,
-                           "r": i64::from(a.refreshed)})
+                .map(|a| AttemptRow {
+                    d: &a.delivery_id,
+                    at: a.at,
+                    c: a.status_code,
+                    ms: a.duration_ms,
+                    x: a.response_excerpt.as_deref(),
+                    e: a.error.as_deref(),
+                    g: a.diagnosis.as_deref(),
+                    r: i64::from(a.refreshed),
                 })
-                .collect(),
-        )
-        .to_string();
+                .collect::<Vec<_>>(),
+        );
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             if !attempts.is_empty() {

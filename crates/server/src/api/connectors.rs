@@ -450,16 +450,29 @@ pub async fn delete_connector(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let name = parse_name(&name)?;
-    if state
+    let record = state
+        .store
+        .get_connector(&authed.0.id, name.as_str())
+        .await?
+        .ok_or_else(|| no_such_connector(&name))?;
+    if !state
         .store
         .delete_connector(&authed.0.id, name.as_str())
         .await?
     {
-        tracing::info!(account = %authed.0.id.0, connector = %name, "connector deleted");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(no_such_connector(&name))
+        return Err(no_such_connector(&name));
     }
+    // Its waiting deliveries end visibly (and stay replayable in the history), not silently.
+    let failed = state
+        .store
+        .fail_connector_deliveries(
+            &record.id,
+            "connector_deleted",
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await?;
+    tracing::info!(account = %authed.0.id.0, connector = %name, failed_deliveries = failed, "connector deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A new `whsec_` signing secret, returned once; the old one keeps signing beside it for 24 h.

@@ -59,15 +59,35 @@ pub struct Hub {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     writer: OnceLock<mpsc::Sender<Job>>,
+    writes: Arc<WriteGate>,
+}
+
+/// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
+/// busy handler (up to 100 ms a nap). The hot writers (ingest, claims, outcomes) queue here
+/// instead, in order and without naps. PostgreSQL needs no gate.
+pub(crate) struct WriteGate {
+    gate: Option<tokio::sync::Mutex<()>>,
+}
+
+impl WriteGate {
+    pub(crate) async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.gate {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
 }
 
 impl Hub {
     pub fn new(store: Store) -> Self {
         Self {
-            store,
             clock: Arc::new(SystemClock),
             wake: Arc::new(Notify::new()),
             writer: OnceLock::new(),
+            writes: Arc::new(WriteGate {
+                gate: (!store.is_postgres()).then(|| tokio::sync::Mutex::new(())),
+            }),
+            store,
         }
     }
 
@@ -88,6 +108,10 @@ impl Hub {
         self.wake.clone()
     }
 
+    pub(crate) fn write_gate(&self) -> Arc<WriteGate> {
+        self.writes.clone()
+    }
+
     /// Route and commit; the answer (`{"id","deliveries"}` or `{"events":[...]}`) once durable.
     pub async fn ingest(&self, request: IngestRequest) -> Result<Value, IngestError> {
         let writer = self.writer.get_or_init(|| {
@@ -96,6 +120,7 @@ impl Hub {
                 self.store.clone(),
                 self.clock.clone(),
                 self.wake.clone(),
+                self.writes.clone(),
                 rx,
             ));
             tx
@@ -113,6 +138,7 @@ async fn run_writer(
     store: Store,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    writes: Arc<WriteGate>,
     mut rx: mpsc::Receiver<Job>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -127,7 +153,7 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
-        let result = write_group(&store, clock.now_ms(), &jobs).await;
+        let result = write_group(&store, &writes, clock.now_ms(), &jobs).await;
         match result {
             Ok(answers) => {
                 wake.notify_one();
@@ -178,6 +204,7 @@ fn new_id(prefix: &str) -> String {
 
 async fn write_group(
     store: &Store,
+    writes: &WriteGate,
     now: i64,
     jobs: &[Job],
 ) -> Result<Vec<Result<Value, IngestError>>, StoreError> {
@@ -188,7 +215,7 @@ async fn write_group(
             targets.insert(account, targets_of(store, account).await?);
         }
     }
-    let mut writes = Vec::with_capacity(jobs.len());
+    let mut batch = Vec::with_capacity(jobs.len());
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
         let request = &job.request;
@@ -256,10 +283,13 @@ async fn write_group(
                 request_hash: hash.clone(),
                 response: answer.to_string(),
             });
-        writes.push(write);
+        batch.push(write);
         answers.push(answer);
     }
-    let outcomes = store.commit_ingest(&writes, now).await?;
+    let outcomes = {
+        let _turn = writes.enter().await;
+        store.commit_ingest(&batch, now).await?
+    };
     Ok(outcomes
         .into_iter()
         .zip(answers)

@@ -1,24 +1,16 @@
-//! Prometheus metrics of the delivery engine, through the `metrics` facade. The server mounts
-//! `/metrics` with the handle `install_recorder` returns.
+//! Prometheus metrics of the delivery engine, through the `metrics` facade; `/metrics` renders
+//! them (`crate::metrics`).
 
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const DELIVERIES: &str = "hookwarden_deliveries_total";
 pub const ATTEMPT_SECONDS: &str = "hookwarden_attempt_duration_seconds";
 pub const QUEUE_DEPTH: &str = "hookwarden_queue_depth";
 pub const GRANTS: &str = "hookwarden_grants_total";
 
-/// Loopback answers take well under a millisecond; real org endpoints up to the 15 s timeout.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
-];
-
-/// Install the process-wide Prometheus recorder; call once, at start-up.
-pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(ATTEMPT_SECONDS.to_owned()), LATENCY_BUCKETS)?
-        .install_recorder()?;
+/// Say what each metric is; called once when the process-wide recorder is installed
+/// (`crate::metrics::handle`).
+pub fn describe() {
     metrics::describe_counter!(
         DELIVERIES,
         "Deliveries by outcome (delivered, retry, failed, held) per connector"
@@ -36,7 +28,6 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
         GRANTS,
         "Token grants seen by the delivery workers, by outcome, per connector"
     );
-    Ok(handle)
 }
 
 pub(crate) fn delivery_outcome(account: &str, connector: &str, outcome: &'static str) {

@@ -271,6 +271,7 @@ const TOKEN_ERROR_PREFIX: &str = "token: ";
 
 struct Inner<T> {
     store: Store,
+    writes: Arc<super::ingest::WriteGate>,
     hub: Arc<Hub>,
     tokens: T,
     http: DeliveryClient,
@@ -335,6 +336,7 @@ impl<T: TokenSource> Engine<T> {
         Ok(Self {
             inner: Arc::new(Inner {
                 store: hub.store().clone(),
+                writes: hub.write_gate(),
                 hub,
                 tokens,
                 http,
@@ -540,7 +542,11 @@ async fn maintenance_loop<T: TokenSource>(inner: Arc<Inner<T>>, mut stop: watch:
             tracing::warn!(error = %e, "re-checking held deliveries failed");
         }
         if tick.is_multiple_of(30) {
-            match inner.store.fail_orphaned_deliveries(inner.now()).await {
+            let failed = {
+                let _turn = inner.writes.enter().await;
+                inner.store.fail_orphaned_deliveries(inner.now()).await
+            };
+            match failed {
                 Ok(n) if n > 0 => {
                     tracing::info!(failed = n, "deliveries of deleted connectors failed")
                 }
@@ -572,7 +578,10 @@ impl<T: TokenSource> Inner<T> {
     }
 
     async fn maintain_held(&self) -> Result<(), StoreError> {
-        let (resumed, _) = self.store.sync_held_deliveries(self.now()).await?;
+        let (resumed, _) = {
+            let _turn = self.writes.enter().await;
+            self.store.sync_held_deliveries(self.now()).await?
+        };
         if resumed > 0 {
             tracing::info!(resumed, "held deliveries are due again");
             self.hub.wake_workers();
@@ -606,8 +615,10 @@ impl<T: TokenSource> Inner<T> {
             self.batches.fetch_add(1, AtomicOrdering::Relaxed)
         );
         let lease_ms = self.opts.lease.as_millis() as i64;
+        let excluded = self.excluded(now);
+        let _turn = self.writes.enter().await;
         self.store
-            .claim_due(now, now + lease_ms, &token, limit, &self.excluded(now))
+            .claim_due(now, now + lease_ms, &token, limit, &excluded)
             .await
     }
 
@@ -789,9 +800,12 @@ impl<T: TokenSource> Inner<T> {
             .iter()
             .flat_map(|o| o.attempts.iter().cloned())
             .collect();
-        self.store
-            .record_outcomes(&completions, &attempts, self.now())
-            .await?;
+        {
+            let _turn = self.writes.enter().await;
+            self.store
+                .record_outcomes(&completions, &attempts, self.now())
+                .await?;
+        }
         for o in outcomes {
             metrics::delivery_outcome(&o.account, &o.connector, o.label);
             for a in &o.attempts {
