@@ -3,51 +3,15 @@
 //! `AddressPolicy` and hands reqwest only checked addresses, so what is checked is what is
 //! connected to (no second lookup that DNS rebinding could answer differently).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookwarden_core::url_rules::check_endpoint;
 use hookwarden_core::{AddressPolicy, Problem};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::guard::{address_refused, guarded_resolver};
 
 /// Largest response body read; token answers are a few hundred bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
-
-#[derive(Debug)]
-struct AddressRefused(String);
-
-impl std::fmt::Display for AddressRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for AddressRefused {}
-
-struct GuardedResolver {
-    policy: AddressPolicy,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if addrs.is_empty() {
-                return Err(Box::new(AddressRefused(format!("{host} has no address"))) as _);
-            }
-            // Every address must pass: a name that also resolves privately is refused whole.
-            for a in &addrs {
-                if let Err(e) = policy.check(a.ip()) {
-                    return Err(Box::new(AddressRefused(format!("{host}: {e}"))) as _);
-                }
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
 
 /// A request body.
 pub(crate) enum Body {
@@ -103,9 +67,7 @@ impl Http {
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would resolve the name itself, around our guard.
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
+            .dns_resolver(guarded_resolver(policy.clone()))
             .user_agent(concat!("hookwarden/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
@@ -182,22 +144,18 @@ impl Http {
 }
 
 fn no_answer(e: &reqwest::Error, started: Instant) -> Reply {
-    // Walk the source chain: our resolver's refusal arrives wrapped by hyper and reqwest.
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(refused) = s.downcast_ref::<AddressRefused>() {
-            return Reply::NoAnswer {
-                refused: Some((
-                    "url_address_refused",
-                    format!("the endpoint's address is not allowed: {refused}"),
-                    "use a public endpoint, or list its network in allow_private_networks (HOOKWARDEN_ALLOW_PRIVATE_NETWORKS)".to_owned(),
-                )),
-                timed_out: false,
-                message: refused.to_string(),
-                duration: started.elapsed(),
-            };
-        }
-        source = s.source();
+    // Our resolver's refusal arrives wrapped by hyper and reqwest.
+    if let Some(refused) = address_refused(e) {
+        return Reply::NoAnswer {
+            refused: Some((
+                "url_address_refused",
+                format!("the endpoint's address is not allowed: {refused}"),
+                "use a public endpoint, or list its network in allow_private_networks (HOOKWARDEN_ALLOW_PRIVATE_NETWORKS)".to_owned(),
+            )),
+            timed_out: false,
+            message: refused.to_string(),
+            duration: started.elapsed(),
+        };
     }
     // reqwest's messages name the URL, never the body or headers; strip the URL anyway.
     let kind = if e.is_timeout() {

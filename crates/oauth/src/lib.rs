@@ -5,6 +5,7 @@
 
 mod error;
 mod grant;
+pub mod guard;
 mod http;
 mod manager;
 mod redact;

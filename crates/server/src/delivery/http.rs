@@ -1,55 +1,15 @@
-//! The HTTP client for deliveries: no redirects, no proxy, connect and total timeouts, and an
-//! SSRF guard. Names are resolved by our resolver, once per new connection, and every address
-//! is checked with the `AddressPolicy`; reqwest is handed only checked addresses, so what is
-//! checked is what is connected to. IP-literal hosts never reach a resolver and are checked here.
+//! The HTTP client for deliveries: no redirects, no proxy, connect and total timeouts, and the
+//! SSRF guard shared with the token engine (`hookwarden_oauth::guard`: names resolved once per
+//! new connection, every address checked). IP-literal hosts never reach a resolver and are
+//! checked here.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hookwarden_core::{AddressPolicy, TransportFailure};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 
 /// What an attempt keeps of the answer: enough to diagnose, little enough to store per attempt.
 pub const MAX_EXCERPT_BYTES: usize = 1024;
-
-#[derive(Debug)]
-struct AddressRefused(String);
-
-impl std::fmt::Display for AddressRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for AddressRefused {}
-
-struct GuardedResolver {
-    policy: AddressPolicy,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if addrs.is_empty() {
-                return Err(Box::new(AddressRefused(format!("{host} has no address"))) as _);
-            }
-            // A name that also resolves to a refused address is refused whole: DNS answers in
-            // any order, and a rebinding attacker controls which one comes first.
-            for a in &addrs {
-                if let Err(e) = policy.check(a.ip()) {
-                    return Err(Box::new(AddressRefused(format!(
-                        "{host} resolves to an address that is not allowed: {e}"
-                    ))) as _);
-                }
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
 
 /// What one POST produced.
 #[derive(Debug, Clone)]
@@ -82,9 +42,7 @@ impl DeliveryClient {
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
-            .dns_resolver(std::sync::Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
+            .dns_resolver(hookwarden_oauth::guard::guarded_resolver(policy.clone()))
             .user_agent(concat!("hookwarden/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
@@ -194,12 +152,8 @@ impl DeliveryClient {
 }
 
 fn transport_failure(e: &reqwest::Error) -> (TransportFailure, String) {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(refused) = err.downcast_ref::<AddressRefused>() {
-            return (TransportFailure::AddressRefused, refused.to_string());
-        }
-        source = err.source();
+    if let Some(refused) = hookwarden_oauth::guard::address_refused(e) {
+        return (TransportFailure::AddressRefused, refused.to_string());
     }
     let kind = if e.is_timeout() {
         TransportFailure::Timeout
