@@ -64,7 +64,14 @@ pub fn router(state: AppState) -> Router {
     .fallback(api::not_found)
     .method_not_allowed_fallback(api::method_not_allowed)
     .layer(DefaultBodyLimit::max(max_body))
-    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .layer(
+        tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            // The path only: a query string can hold an OAuth code (`/oauth/callback?code=`).
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+            },
+        ),
+    )
     .with_state(state)
 }
 
