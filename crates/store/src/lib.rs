@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod deliveries;
 pub mod history;
 mod migrate;
+pub mod notify;
 pub mod testing;
 pub mod tokens;
 

@@ -272,3 +272,36 @@ async fn two_stores_migrate_one_sqlite_file_at_once() {
     a.unwrap();
     b.unwrap();
 }
+
+#[tokio::test]
+async fn postgres_nodes_wake_each_other() {
+    let Some(url) = testing::fresh_postgres_url().await else {
+        eprintln!("HOOKWARDEN_TEST_PG_URL not set: PostgreSQL part skipped");
+        return;
+    };
+    let key = MasterKey::generate();
+    let a = Store::open(&url, MasterKeySource::Given(key.clone()))
+        .await
+        .unwrap();
+    let b = Store::open(&url, MasterKeySource::Given(key))
+        .await
+        .unwrap();
+    let mut listener = a.deliveries_due_listener().await.unwrap().unwrap();
+    b.notify_deliveries_due().await.unwrap();
+    // Generous: this waits for a notification, not for the machine to be fast.
+    tokio::time::timeout(std::time::Duration::from_secs(30), listener.recv())
+        .await
+        .expect("node A was not woken")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_has_no_cross_node_wakeups() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("one.db").display());
+    let store = Store::open(&url, MasterKeySource::Given(MasterKey::generate()))
+        .await
+        .unwrap();
+    assert!(store.deliveries_due_listener().await.unwrap().is_none());
+    store.notify_deliveries_due().await.unwrap();
+}

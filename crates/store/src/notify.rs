@@ -1,0 +1,48 @@
+//! Wake-ups across nodes on PostgreSQL: a node that commits new due deliveries NOTIFYs, and every
+//! node LISTENs, so another node's workers start at once instead of at their next poll. On
+//! SQLite there is one node; its workers are woken in-process.
+
+use sqlx::postgres::PgListener;
+
+use crate::{Db, Store, StoreError};
+
+/// The channel every hookwarden node listens on.
+pub const DELIVERIES_DUE_CHANNEL: &str = "hookwarden_deliveries_due";
+
+/// A LISTEN connection; `recv` returns at each notification.
+pub struct DueListener(PgListener);
+
+impl DueListener {
+    /// The next notification. After a dropped connection sqlx reconnects and re-LISTENs; a
+    /// notification sent meanwhile is lost, which the workers' poll covers.
+    pub async fn recv(&mut self) -> Result<(), StoreError> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Tell every node that deliveries are due (PostgreSQL; nothing on SQLite). Delivered to
+    /// listeners when the sender's transaction, if any, commits.
+    pub async fn notify_deliveries_due(&self) -> Result<(), StoreError> {
+        if let Db::Postgres(pool) = &self.db {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(DELIVERIES_DUE_CHANNEL)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A listener for `notify_deliveries_due`; `None` on SQLite.
+    pub async fn deliveries_due_listener(&self) -> Result<Option<DueListener>, StoreError> {
+        match &self.db {
+            Db::Postgres(pool) => {
+                let mut listener = PgListener::connect_with(pool).await?;
+                listener.listen(DELIVERIES_DUE_CHANNEL).await?;
+                Ok(Some(DueListener(listener)))
+            }
+            Db::Sqlite(_) => Ok(None),
+        }
+    }
+}
