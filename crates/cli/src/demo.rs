@@ -123,12 +123,15 @@ pub async fn register(server: &RunningServer, org: &RunningFakeOrg) -> anyhow::R
         "registering the demo connector failed: {}",
         response.text().await.unwrap_or_default()
     );
-    println!(
-        "\nDemo ready.\n  fake Salesforce org: {}\n  API key (account \"demo\"): {api_key}\n\nTry:\n  \
-         curl -s -H 'Authorization: Basic {api_key}' {base}/api/callback/connectors/salesforceOauth2\n  \
-         curl -s {base}/api/openapi.json | head -c 300\n  curl -s {}/_fake/stats\n",
-        org.base_url(),
-        org.base_url()
-    );
+    let org_url = org.base_url();
+    println!("\nDemo ready.");
+    println!("  fake Salesforce org: {org_url}");
+    println!("  API key (account \"demo\"): {api_key}\n");
+    println!("Try:");
+    println!("  curl -s -H 'Authorization: Basic {api_key}' {base}/api/callback/connectors/salesforceOauth2");
+    println!("  curl -s -X POST {base}/api/events -H 'Authorization: Basic {api_key}' -H 'Content-Type: application/json' \\");
+    println!("       -d '{{\"name\": \"PACKAGE_COMPLETE\", \"packageId\": \"pkg-1\", \"origin\": \"OSS\"}}'");
+    println!("  curl -s -H 'Authorization: Basic {api_key}' '{base}/api/deliveries?limit=5'");
+    println!("  curl -s {org_url}/_fake/stats\n");
     Ok(())
 }

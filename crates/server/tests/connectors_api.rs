@@ -624,6 +624,18 @@ async fn health_and_openapi() {
         doc["openapi"]
     );
     for p in [
+        "/api/events",
+        "/api/events/batch",
+        "/api/deliveries",
+        "/api/deliveries/{id}",
+        "/api/deliveries/{id}/retry",
+        "/api/callback/connectors/{name}/replay",
+        "/api/callback/connectors/{name}/test",
+        "/api/callback/connectors/{name}/revoke",
+        "/api/callback/connectors/{name}/token",
+        "/api/callback/connectors/{name}/oauth/url",
+        "/api/callback/connectors/{name}/history",
+        "/oauth/callback",
         "/api/callback/connectors/{name}",
         "/api/callback/connectors",
         "/api/callback",
