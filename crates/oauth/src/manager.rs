@@ -718,7 +718,11 @@ impl Inner {
                 {
                     tokens.refresh_token = None;
                 }
-                let (expires_at, refresh_at) = self.expiry(&mut ctx, &tokens).await;
+                // The rotated refresh token is persisted before the new access token goes
+                // anywhere, introspection included: first with the session timeout as expiry,
+                // corrected below when introspection knows better.
+                let introspect = Self::needs_introspection(&ctx, &tokens);
+                let (mut expires_at, mut refresh_at) = self.expiry(&mut ctx, &tokens, false).await;
                 let granted = GrantedTokens {
                     credentials_version: cv,
                     access_token: tokens.access_token.clone(),
@@ -731,6 +735,16 @@ impl Inner {
                 };
                 // Persist (with the rotated refresh token) before anyone uses the access token.
                 let version = self.save(&c.id, state.version, &granted).await?;
+                if introspect {
+                    let (e, r) = self.expiry(&mut ctx, &tokens, true).await;
+                    if (e, r) != (expires_at, refresh_at) {
+                        if let Err(err) = self.store.update_token_expiry(&c.id, version, e, r).await
+                        {
+                            tracing::warn!(connector = %c.id, error = %err, "could not store the introspected expiry");
+                        }
+                        (expires_at, refresh_at) = (e, r);
+                    }
+                }
                 let token = AccessToken {
                     secret: tokens.access_token,
                     version,
@@ -999,7 +1013,14 @@ impl Inner {
             error: Some(diagnosis.code.to_owned()),
             error_description: None,
             duration,
-            excerpt: ctx.redactor.excerpt(body),
+            // A 2xx answer that is not JSON may hold tokens the field redaction cannot find.
+            excerpt: if (200..300).contains(&status)
+                && serde_json::from_str::<serde_json::Value>(body).is_err()
+            {
+                None
+            } else {
+                ctx.redactor.excerpt(body)
+            },
         };
         self.record(
             ctx,
@@ -1139,32 +1160,42 @@ impl Inner {
         }
     }
 
-    /// Expiry and proactive refresh time (ms) for a new access token, by session mode.
-    async fn expiry(&self, ctx: &mut Ctx, tokens: &Tokens) -> (Option<i64>, Option<i64>) {
-        let now = now_ms();
-        // Salesforce's issued_at (ms) dates the token; anything implausible falls back to now.
-        let base = tokens
-            .issued_at_ms
-            .filter(|t| *t <= now && now - *t < MAX_ISSUED_AT_AGE_MS)
-            .unwrap_or(now);
+    /// Expiry and proactive refresh time (ms) for a new access token, by session mode. With
+    /// `introspect` false, `auto` without `expires_in` assumes the session timeout (see
+    /// `needs_introspection`).
+    async fn expiry(
+        &self,
+        ctx: &mut Ctx,
+        tokens: &Tokens,
+        introspect: bool,
+    ) -> (Option<i64>, Option<i64>) {
+        let base = token_base_ms(tokens);
         let lifetime_s = match ctx.key.session {
             SessionMode::None => {
-                let expires = tokens.expires_in_s.map(|s| base + s.saturating_mul(1000));
+                let expires = tokens
+                    .expires_in_s
+                    .map(|s| base.saturating_add(s.saturating_mul(1000)));
                 return (expires, None);
             }
             SessionMode::Fixed => ctx.session_timeout_s(),
             SessionMode::Auto => match tokens.expires_in_s {
                 Some(s) => s,
-                None => match self.introspect_lifetime(ctx, tokens).await {
+                None if introspect => match self.introspect_lifetime(ctx, tokens).await {
                     Some(s) => s,
                     None => ctx.session_timeout_s(),
                 },
+                None => ctx.session_timeout_s(),
             },
         };
-        let lifetime_ms = lifetime_s.max(1).saturating_mul(1000);
-        let expires_at = base.saturating_add(lifetime_ms);
-        let margin = (lifetime_ms / 10).min(MAX_REFRESH_MARGIN_MS);
-        (Some(expires_at), Some(expires_at - margin))
+        expiry_times(base, lifetime_s)
+    }
+
+    /// `auto` with no `expires_in`, and a provider the key can introspect at.
+    fn needs_introspection(ctx: &Ctx, tokens: &Tokens) -> bool {
+        ctx.key.session == SessionMode::Auto
+            && tokens.expires_in_s.is_none()
+            && ctx.endpoints.introspection_url.is_some()
+            && ctx.key.client_secret.is_some()
     }
 
     /// The access token's lifetime from introspection, when the provider has it and the key
@@ -1190,8 +1221,8 @@ impl Inner {
         let lifetime = match parsed {
             Some((true, Some(exp), iat)) => {
                 let iat = iat.or(tokens.issued_at_ms.map(|t| t / 1000));
-                iat.map(|iat| exp - iat)
-                    .or_else(|| Some(exp - now_ms() / 1000))
+                iat.map(|iat| exp.saturating_sub(iat))
+                    .or_else(|| Some(exp.saturating_sub(now_ms() / 1000)))
                     .filter(|s| *s > 0)
             }
             _ => None,
@@ -1506,7 +1537,8 @@ impl Inner {
             .map_err(TokenError::store)?;
         ctx.key = new_key;
         ctx.record = saved.clone();
-        let (expires_at, refresh_at) = self.expiry(&mut ctx, &tokens).await;
+        // The refresh token is already stored in the key: introspection may go first here.
+        let (expires_at, refresh_at) = self.expiry(&mut ctx, &tokens, true).await;
         let granted = GrantedTokens {
             credentials_version: saved.credentials_version,
             access_token: tokens.access_token.clone(),
@@ -1560,4 +1592,21 @@ fn live_tokens(
     } else {
         (key.refresh_token.clone(), None)
     }
+}
+
+/// When the token was issued: Salesforce's `issued_at` (ms) when plausible, else now.
+fn token_base_ms(tokens: &Tokens) -> i64 {
+    let now = now_ms();
+    tokens
+        .issued_at_ms
+        .filter(|t| *t <= now && now.saturating_sub(*t) < MAX_ISSUED_AT_AGE_MS)
+        .unwrap_or(now)
+}
+
+/// Expiry, and the proactive refresh time: min(60 s, 10 % of the lifetime) before it.
+fn expiry_times(base_ms: i64, lifetime_s: i64) -> (Option<i64>, Option<i64>) {
+    let lifetime_ms = lifetime_s.max(1).saturating_mul(1000);
+    let expires_at = base_ms.saturating_add(lifetime_ms);
+    let margin = (lifetime_ms / 10).min(MAX_REFRESH_MARGIN_MS);
+    (Some(expires_at), Some(expires_at.saturating_sub(margin)))
 }

@@ -288,6 +288,31 @@ impl Store {
         Ok(new_version)
     }
 
+    /// Correct the expiry of the tokens saved as `version` (learned by introspection after they
+    /// were persisted). Nothing changes if a newer grant has been saved meanwhile.
+    pub async fn update_token_expiry(
+        &self,
+        connector_id: &str,
+        version: i64,
+        access_expires_at: Option<i64>,
+        refresh_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let changed = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE token_state SET access_expires_at = $1, refresh_at = $2 \
+                 WHERE connector_id = $3 AND version = $4",
+            )
+            .bind(access_expires_at)
+            .bind(refresh_at)
+            .bind(connector_id)
+            .bind(version)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
     /// Record a failed grant: the backoff (for transient failures), the error (never a
     /// secret), one more consecutive failure; releases `owner`'s lease.
     pub async fn record_grant_failure(
