@@ -466,3 +466,81 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn registering_the_same_key_again_keeps_the_rotated_refresh_token() {
+    let (urls, _dir) = each_database().await;
+    for db in urls {
+        let org = FakeOrg::builder()
+            .rotate_refresh_tokens(true)
+            .start()
+            .await
+            .unwrap();
+        let t = TestServer::start(&db).await;
+        let key = refresh_key(&org);
+        let body = json!({"url": org.callback_url(), "events": ["PACKAGE_COMPLETE"], "key": key});
+        assert_eq!(
+            t.req(Method::POST, PATH)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+        // The first refresh rotates the key's refresh token out.
+        let (status, _) = json(
+            t.req(Method::POST, &format!("{PATH}/token"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        // Provisioning scripts re-send the same registration, and PATCH the same key.
+        let (status, again) =
+            json(t.req(Method::POST, PATH).json(&body).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(
+            again["credentials_version"], 1,
+            "the same key is not new credentials"
+        );
+        let (status, patched) = json(
+            t.req(Method::PATCH, PATH)
+                .json(&json!({"key": key}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(patched["credentials_version"], 1);
+        // The next grant uses the rotated token: no reuse detected, still active.
+        let (_, report) = json(
+            t.req(Method::POST, &format!("{PATH}/test"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(report["ok"], true, "{report}");
+        assert_eq!(org.stats().reuse_detections, 0);
+        t.server.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_too_small_to_schedule_is_refused() {
+    let (urls, _dir) = each_database().await;
+    let org = FakeOrg::builder().start().await.unwrap();
+    let t = TestServer::start(&urls[0]).await;
+    let (status, err) = json(
+        t.req(Method::POST, PATH)
+            .json(&json!({"url": org.callback_url(), "key": cc_key(&org), "max_per_second": 1e-20}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &err, 400, "invalid_rate");
+}

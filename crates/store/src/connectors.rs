@@ -210,8 +210,9 @@ impl Store {
     }
 
     /// Register or replace. A replaced connector keeps its id and signing secret (receivers
-    /// keep verifying) and becomes `active` with its new credentials. Returns the record and
-    /// whether it was created.
+    /// keep verifying) and becomes `active` with its new credentials, except that the very key
+    /// it already has, whose refresh token the provider has since rotated, changes nothing about
+    /// the credentials. Returns the record and whether it was created.
     pub async fn upsert_connector(
         &self,
         new: NewConnector,
@@ -233,19 +234,35 @@ impl Store {
         let now = now_ms();
         let created = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT id FROM connectors WHERE account_id = $1 AND name = $2")
-                    .bind(&new.account_id.0)
-                    .bind(&new.name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let existing = sqlx::query(
+                "SELECT c.id, c.key_sealed, \
+                 (SELECT t.refresh_sealed IS NOT NULL FROM token_state t \
+                  WHERE t.connector_id = c.id AND t.credentials_version = c.credentials_version) AS rotated \
+                 FROM connectors c WHERE c.account_id = $1 AND c.name = $2",
+            )
+            .bind(&new.account_id.0)
+            .bind(&new.name)
+            .fetch_optional(&mut *tx)
+            .await?;
             let created = existing.is_none();
             match existing {
-                Some(id) => {
+                Some(row) => {
+                    let id: String = row.try_get("id")?;
+                    let sealed: Vec<u8> = row.try_get("key_sealed")?;
+                    let rotated: Option<bool> = row.try_get("rotated")?;
+                    let same_key = self
+                        .cipher
+                        .open_secret(&key_aad(&id), &sealed)
+                        .is_ok_and(|old| old.expose_secret() == new.key_json.expose_secret());
+                    // Registering the same key again must not throw away the refresh token the
+                    // provider rotated it to: the key's own one is already spent.
+                    let keep_credentials = same_key && rotated == Some(true);
                     sqlx::query(
                         "UPDATE connectors SET kind = $1, url = $2, events = $3, origins = $4, owner = $5, \
-                         settings = $6, flow = $7, status = 'active', warnings = $8, key_sealed = $9, \
-                         credentials_version = credentials_version + 1, updated_at = $10 WHERE id = $11",
+                         settings = $6, flow = $7, warnings = $8, key_sealed = $9, updated_at = $10, \
+                         status = CASE WHEN $12 THEN status ELSE 'active' END, \
+                         credentials_version = credentials_version + CASE WHEN $12 THEN 0 ELSE 1 END \
+                         WHERE id = $11",
                     )
                     .bind(&new.kind)
                     .bind(&new.url)
@@ -258,6 +275,7 @@ impl Store {
                     .bind(self.cipher.seal_secret(&key_aad(&id), &new.key_json))
                     .bind(now)
                     .bind(&id)
+                    .bind(keep_credentials)
                     .execute(&mut *tx)
                     .await?;
                 }

@@ -411,18 +411,31 @@ pub async fn patch_connector(
     if url_given && record.status == ConnectorStatus::Disabled {
         record.status = ConnectorStatus::Active;
     }
-    let credentials_changed = patch.key.is_some();
+    let mut credentials_changed = false;
     if let Some(raw_key) = &patch.key {
         let (key, key_warnings) = validate::key(raw_key, kind, &state.settings)?;
-        record.key_json = SecretString::from(key.to_storage_json());
-        record.flow = Some(key.flow().as_str().to_owned());
+        let key_json = key.to_storage_json();
+        // The very key the connector has, whose refresh token the provider has rotated since:
+        // "changing" to it would send a spent refresh token. Leave the credentials alone.
+        let same_key = key_json.as_str() == record.key_json.expose_secret();
+        let rotated = same_key
+            && state
+                .tokens
+                .token_status(&record)
+                .await
+                .refresh_token_rotated;
+        credentials_changed = !rotated;
         delivery.key_warnings = key_warnings;
-        // New credentials are the way out of needs_reauth and revoked (DESIGN.md, Revocation).
-        if matches!(
-            record.status,
-            ConnectorStatus::NeedsReauth | ConnectorStatus::Revoked
-        ) {
-            record.status = ConnectorStatus::Active;
+        if credentials_changed {
+            record.key_json = SecretString::from(key_json);
+            record.flow = Some(key.flow().as_str().to_owned());
+            // New credentials are the way out of needs_reauth and revoked (DESIGN.md, Revocation).
+            if matches!(
+                record.status,
+                ConnectorStatus::NeedsReauth | ConnectorStatus::Revoked
+            ) {
+                record.status = ConnectorStatus::Active;
+            }
         }
     }
     warnings.extend(delivery.key_warnings.iter().cloned());

@@ -190,10 +190,11 @@ pub fn retry(raw: &RetryPolicy) -> Result<(), ApiError> {
 
 pub fn max_per_second(raw: Option<f64>) -> Result<Option<f64>, ApiError> {
     match raw {
-        Some(r) if !(r > 0.0 && r <= 100_000.0) => Err(field_error(
+        // At least one delivery in 1000 s: the limiter's interval must stay representable.
+        Some(r) if !(0.001..=100_000.0).contains(&r) => Err(field_error(
             "max_per_second",
             "invalid_rate",
-            format!("{r} is not between 0 (exclusive) and 100000"),
+            format!("{r} is not between 0.001 and 100000"),
             "give the most deliveries per second this destination accepts, or leave it out",
         )),
         other => Ok(other),
