@@ -1526,13 +1526,14 @@ impl Inner {
         };
         self.record(&ctx, kind, Some(gt), "ok", &call, None).await;
 
+        let seen = ctx.record.seen();
         let mut record = ctx.record.clone();
         record.key_json = SecretString::from(new_key_json);
         record.status = ConnectorStatus::Active;
         record.flow = Some(new_key.flow().as_str().to_owned());
         let saved = self
             .store
-            .save_connector(&record, true)
+            .save_connector(&record, true, seen)
             .await
             .map_err(TokenError::store)?;
         ctx.key = new_key;

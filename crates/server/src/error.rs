@@ -106,6 +106,14 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
+        if let StoreError::Conflict(message) = &err {
+            return Self::new(
+                StatusCode::CONFLICT,
+                "concurrent_change",
+                message.clone(),
+                "read the connector again (GET) and repeat the change if it still applies",
+            );
+        }
         // The detail goes to the log; the client learns that it is ours, not theirs.
         tracing::error!(error = %err, "storage failure");
         let (code, fix) = match &err {

@@ -64,6 +64,13 @@ pub struct NewConnector {
     pub key_json: SecretString,
 }
 
+/// What a writer saw of a connector when it read it (`save_connector` checks it is unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub status: ConnectorStatus,
+    pub credentials_version: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectorRecord {
     pub id: String,
@@ -168,6 +175,15 @@ fn json_list(raw: &str, what: &str) -> Result<Vec<String>, StoreError> {
 
 fn to_json_text<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("lists of strings and JSON values always serialise")
+}
+
+impl ConnectorRecord {
+    pub fn seen(&self) -> Seen {
+        Seen {
+            status: self.status,
+            credentials_version: self.credentials_version,
+        }
+    }
 }
 
 impl Store {
@@ -316,20 +332,25 @@ impl Store {
         Ok((record, created))
     }
 
-    /// Write back a connector changed by PUT/PATCH or by the token engine. When
-    /// `credentials_changed`, the key is re-sealed and `credentials_version` bumped.
+    /// Write back a connector changed by PATCH or by the token engine. When
+    /// `credentials_changed`, the key is re-sealed and `credentials_version` bumped. The write
+    /// only happens if the status and credentials are still those `seen` when the record was
+    /// read: otherwise a revoke, a `needs_reauth` or a new key that landed meanwhile would be
+    /// silently undone (`StoreError::Conflict`).
     pub async fn save_connector(
         &self,
         record: &ConnectorRecord,
         credentials_changed: bool,
+        seen: Seen,
     ) -> Result<ConnectorRecord, StoreError> {
         let now = now_ms();
         let bump = i64::from(credentials_changed);
-        on_db!(&self.db, pool => {
+        let affected = on_db!(&self.db, pool => {
             sqlx::query(
                 "UPDATE connectors SET url = $1, events = $2, origins = $3, owner = $4, settings = $5, \
                  flow = $6, status = $7, warnings = $8, key_sealed = $9, \
-                 credentials_version = credentials_version + $10, updated_at = $11 WHERE id = $12",
+                 credentials_version = credentials_version + $10, updated_at = $11 \
+                 WHERE id = $12 AND status = $13 AND credentials_version = $14",
             )
             .bind(&record.url)
             .bind(to_json_text(&record.events))
@@ -343,9 +364,18 @@ impl Store {
             .bind(bump)
             .bind(now)
             .bind(&record.id)
+            .bind(seen.status.as_str())
+            .bind(seen.credentials_version)
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected()
         });
+        if affected == 0 {
+            return Err(StoreError::Conflict(format!(
+                "connector {} changed while this change was being made",
+                record.name
+            )));
+        }
         self.get_connector(&record.account_id, &record.name)
             .await?
             .ok_or_else(|| StoreError::Corrupt("connector vanished after it was written".into()))

@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 };
 
 pub use accounts::{Account, AccountId};
-pub use connectors::{ConnectorRecord, ConnectorStatus, NewConnector, DEFAULT_CALLBACK_NAME};
+pub use connectors::{ConnectorRecord, ConnectorStatus, NewConnector, Seen, DEFAULT_CALLBACK_NAME};
 pub use crypto::{Cipher, MasterKey};
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRecord, DeliveryStatus,
@@ -47,6 +47,8 @@ pub enum StoreError {
         "a stored secret ({0}) could not be decrypted: is this the master key it was written with?"
     )]
     Decrypt(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("migration {version} failed: {source}")]

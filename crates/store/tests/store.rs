@@ -117,7 +117,17 @@ async fn connectors_register_replace_rotate_and_delete() {
         let mut changed = rotated.clone();
         changed.status = ConnectorStatus::NeedsReauth;
         changed.events.push("PACKAGE_CREATE".into());
-        let saved = store.save_connector(&changed, false).await.unwrap();
+        let saved = store
+            .save_connector(&changed, false, rotated.seen())
+            .await
+            .unwrap();
+        // A second writer that read before the first one wrote does not undo it.
+        let mut stale = rotated.clone();
+        stale.events = vec!["DOCUMENT_SIGNED".into()];
+        assert!(matches!(
+            store.save_connector(&stale, false, rotated.seen()).await,
+            Err(StoreError::Conflict(_))
+        ));
         assert_eq!(saved.status, ConnectorStatus::NeedsReauth);
         assert_eq!(saved.events.len(), 2);
         assert_eq!(saved.credentials_version, rotated.credentials_version);

@@ -355,6 +355,7 @@ pub async fn patch_connector(
         .get_connector(&authed.0.id, name.as_str())
         .await?
         .ok_or_else(|| no_such_connector(&name))?;
+    let seen = record.seen();
     if let Some(code) = patch.code.as_deref() {
         if patch.changes_settings() {
             return Err(ApiError::bad_request(
@@ -448,7 +449,7 @@ pub async fn patch_connector(
     record.settings = serde_json::to_value(&delivery).expect("settings serialise");
     let saved = state
         .store
-        .save_connector(&record, credentials_changed)
+        .save_connector(&record, credentials_changed, seen)
         .await?;
     Ok(Json(to_out(&saved, None)))
 }
