@@ -588,13 +588,14 @@ impl Inner {
         &self,
         c: &ConnectorRecord,
         need: Need,
+        owner: &str,
     ) -> Result<Result<(), AccessToken>, TokenError> {
         let ttl = self.lease_ttl_ms();
         let give_up = now_ms() + ttl + 1_000;
         loop {
             if self
                 .store
-                .acquire_grant_lease(&c.id, &self.options.node_id, ttl)
+                .acquire_grant_lease(&c.id, owner, ttl)
                 .await
                 .map_err(TokenError::store)?
             {
@@ -626,7 +627,7 @@ impl Inner {
     }
 
     async fn grant_flow(&self, c: ConnectorRecord, need: Need) -> Result<AccessToken, TokenError> {
-        match self.take_lease(&c, need).await? {
+        match self.take_lease(&c, need, &self.options.node_id).await? {
             Ok(()) => {}
             Err(token) => return Ok(token),
         }
@@ -777,13 +778,34 @@ impl Inner {
         for _ in 0..3 {
             match self
                 .store
-                .save_granted_tokens(id, Some(expected), granted)
+                .save_granted_tokens(id, Some(expected), granted, &self.options.node_id)
                 .await
             {
                 Ok(Some(v)) => return Ok(v),
                 Ok(None) => {
+                    // Tokens granted for credentials that were replaced meanwhile are not the
+                    // connector's any more: keep what the new credentials wrote.
+                    let current = self
+                        .store
+                        .get_token_state(id)
+                        .await
+                        .map_err(TokenError::store)?;
+                    if current.is_some_and(|s| s.credentials_version != granted.credentials_version)
+                    {
+                        return Err(TokenError::new(
+                            "credentials_changed",
+                            FailureClass::Transient,
+                            "the connector's credentials changed while a token was being granted",
+                            "nothing to do: the next request uses the new credentials",
+                        )
+                        .with_retry_after(Duration::from_millis(100)));
+                    }
                     tracing::warn!(connector = %id, "token state changed under our lease; saving the newest tokens anyway");
-                    match self.store.save_granted_tokens(id, None, granted).await {
+                    match self
+                        .store
+                        .save_granted_tokens(id, None, granted, &self.options.node_id)
+                        .await
+                    {
                         Ok(Some(v)) => return Ok(v),
                         Ok(None) => {}
                         Err(e) => last_err = Some(e),
@@ -1254,15 +1276,16 @@ impl Inner {
             .filter(|r| r.id == c.id)
             .ok_or_else(connector_gone)?;
         let cv = current.credentials_version;
-        // Hold the grant lease so no grant on this node or another races the wipe.
-        let leased = matches!(self.take_lease(&current, Need::Force).await, Ok(Ok(())));
+        // Hold the grant lease so no grant, on another node or in flight on this one (hence
+        // an owner of its own), races the wipe.
+        let owner = format!("{}:revoke", self.options.node_id);
+        let leased = matches!(
+            self.take_lease(&current, Need::Force, &owner).await,
+            Ok(Ok(()))
+        );
         let result = self.revoke_with_lease(current).await;
         if leased {
-            if let Err(e) = self
-                .store
-                .release_grant_lease(&c.id, &self.options.node_id)
-                .await
-            {
+            if let Err(e) = self.store.release_grant_lease(&c.id, &owner).await {
                 tracing::warn!(connector = %c.id, error = %e, "could not release the grant lease");
             }
         }
@@ -1553,7 +1576,7 @@ impl Inner {
         };
         let version = self
             .store
-            .save_granted_tokens(&saved.id, None, &granted)
+            .save_granted_tokens(&saved.id, None, &granted, &self.options.node_id)
             .await
             .map_err(TokenError::store)?
             .unwrap_or(0);

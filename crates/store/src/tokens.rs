@@ -241,12 +241,14 @@ impl Store {
     /// Save a grant's tokens with compare-and-swap: only when the stored `version` is still
     /// `expected_version` (`None`: unconditionally, for a code exchange that replaces the
     /// credentials). Bumps the version, clears failures and releases the lease in the same
-    /// statement. Returns the new version, or `None` when the CAS lost.
+    /// statement if `lease_owner` holds it (another holder's lease is left alone). Returns the
+    /// new version, or `None` when the CAS lost.
     pub async fn save_granted_tokens(
         &self,
         connector_id: &str,
         expected_version: Option<i64>,
         granted: &GrantedTokens,
+        lease_owner: &str,
     ) -> Result<Option<i64>, StoreError> {
         self.ensure_token_row(connector_id).await?;
         let now = now_ms();
@@ -267,7 +269,9 @@ impl Store {
                                        ELSE NULL END, \
                  credentials_version = $5, instance_url = $6, scope = $7, issued_at = $8, \
                  last_grant_at = $9, last_error = NULL, backoff_until = NULL, \
-                 consecutive_failures = 0, lease_owner = NULL, lease_until = NULL, updated_at = $9 \
+                 consecutive_failures = 0, updated_at = $9, \
+                 lease_until = CASE WHEN lease_owner = $12 THEN NULL ELSE lease_until END, \
+                 lease_owner = CASE WHEN lease_owner = $12 THEN NULL ELSE lease_owner END \
                  WHERE connector_id = $10 AND ($11 IS NULL OR version = $11) \
                  RETURNING version",
             )
@@ -282,6 +286,7 @@ impl Store {
             .bind(now)
             .bind(connector_id)
             .bind(expected_version)
+            .bind(lease_owner)
             .fetch_optional(pool)
             .await?
         });

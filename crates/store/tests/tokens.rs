@@ -96,7 +96,7 @@ async fn token_state_is_saved_by_compare_and_swap_and_sealed() {
         assert!(store.get_token_state(&c.id).await.unwrap().is_none());
         assert!(store.acquire_grant_lease(&c.id, "a", 60_000).await.unwrap());
         let v1 = store
-            .save_granted_tokens(&c.id, Some(0), &granted(1, "at-1", Some("rt-2")))
+            .save_granted_tokens(&c.id, Some(0), &granted(1, "at-1", Some("rt-2")), "a")
             .await
             .unwrap();
         assert_eq!(v1, Some(1));
@@ -104,16 +104,16 @@ async fn token_state_is_saved_by_compare_and_swap_and_sealed() {
         assert_eq!(s.access_token.unwrap().expose_secret(), "at-1");
         assert_eq!(s.refresh_token.unwrap().expose_secret(), "rt-2");
         assert_eq!((s.version, s.credentials_version), (1, 1));
-        assert_eq!(s.lease_owner, None, "saving releases the lease");
+        assert_eq!(s.lease_owner, None, "saving releases the saver's lease");
         // A stale writer loses.
         let lost = store
-            .save_granted_tokens(&c.id, Some(0), &granted(1, "at-x", None))
+            .save_granted_tokens(&c.id, Some(0), &granted(1, "at-x", None), "a")
             .await
             .unwrap();
         assert_eq!(lost, None);
         // No rotation: the rotated refresh token stays.
         store
-            .save_granted_tokens(&c.id, Some(1), &granted(1, "at-2", None))
+            .save_granted_tokens(&c.id, Some(1), &granted(1, "at-2", None), "a")
             .await
             .unwrap();
         let s = store.get_token_state(&c.id).await.unwrap().unwrap();
@@ -121,7 +121,7 @@ async fn token_state_is_saved_by_compare_and_swap_and_sealed() {
         assert_eq!(s.version, 2);
         // New credentials: the old rotated refresh token is dropped.
         store
-            .save_granted_tokens(&c.id, None, &granted(2, "at-3", None))
+            .save_granted_tokens(&c.id, None, &granted(2, "at-3", None), "a")
             .await
             .unwrap();
         let s = store.get_token_state(&c.id).await.unwrap().unwrap();
