@@ -105,6 +105,16 @@ async fn token_state_is_saved_by_compare_and_swap_and_sealed() {
         assert_eq!(s.refresh_token.unwrap().expose_secret(), "rt-2");
         assert_eq!((s.version, s.credentials_version), (1, 1));
         assert_eq!(s.lease_owner, None, "saving releases the saver's lease");
+        // ...and only the saver's: a lease another holder took stays with it.
+        assert!(store.acquire_grant_lease(&c.id, "b", 60_000).await.unwrap());
+        store
+            .save_granted_tokens(&c.id, None, &granted(1, "at-1b", Some("rt-2")), "a")
+            .await
+            .unwrap();
+        let s = store.get_token_state(&c.id).await.unwrap().unwrap();
+        assert_eq!(s.lease_owner.as_deref(), Some("b"));
+        store.release_grant_lease(&c.id, "b").await.unwrap();
+        let v1 = Some(s.version);
         // A stale writer loses.
         let lost = store
             .save_granted_tokens(&c.id, Some(0), &granted(1, "at-x", None), "a")
@@ -113,12 +123,12 @@ async fn token_state_is_saved_by_compare_and_swap_and_sealed() {
         assert_eq!(lost, None);
         // No rotation: the rotated refresh token stays.
         store
-            .save_granted_tokens(&c.id, Some(1), &granted(1, "at-2", None), "a")
+            .save_granted_tokens(&c.id, v1, &granted(1, "at-2", None), "a")
             .await
             .unwrap();
         let s = store.get_token_state(&c.id).await.unwrap().unwrap();
         assert_eq!(s.refresh_token.unwrap().expose_secret(), "rt-2");
-        assert_eq!(s.version, 2);
+        assert_eq!(Some(s.version), v1.map(|v| v + 1));
         // New credentials: the old rotated refresh token is dropped.
         store
             .save_granted_tokens(&c.id, None, &granted(2, "at-3", None), "a")
