@@ -3,8 +3,8 @@
 //! request. A `202` therefore means committed, and a burst of small requests costs a handful
 //! of statements instead of a transaction each (DESIGN.md "Performance notes").
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hookwarden_core::routing::{route, Destination};
 use hookwarden_core::Event;
@@ -22,6 +22,12 @@ use crate::api::validate::{DeliverySettings, Ordering};
 const MAX_GROUP_EVENTS: usize = 4096;
 /// Requests waiting for the writer before new ones wait for room (backpressure).
 const QUEUE_DEPTH: usize = 4096;
+/// Under concurrent load a group of fewer events than this yields to the other tasks up to
+/// `GATHER_YIELDS` times for more (no timer, so no latency floor): a transaction costs a
+/// handful of statements whatever its size, so a few dozen requests per transaction rather
+/// than a few is much of the ingest rate of single-event requests.
+const GATHER_BELOW: usize = 48;
+const GATHER_YIELDS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -60,6 +66,18 @@ pub struct Hub {
     wake: Arc<Notify>,
     writer: OnceLock<mpsc::Sender<Job>>,
     writes: Arc<WriteGate>,
+    hints: Arc<Mutex<Hints>>,
+}
+
+/// What the workers were told may be due since they last looked: the connectors that ingest
+/// (or a finished per-package delivery) made due, or `any` when it could be anything (a
+/// manual retry, held deliveries resumed). Lets the claimer skip a claim that could only find
+/// deliveries of connectors it leaves out anyway (saturated here): such a claim scans the
+/// whole backlog of those connectors to find nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Hints {
+    pub any: bool,
+    pub connectors: HashSet<String>,
 }
 
 /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
@@ -87,6 +105,7 @@ impl Hub {
             writes: Arc::new(WriteGate {
                 gate: (!store.is_postgres()).then(|| tokio::sync::Mutex::new(())),
             }),
+            hints: Arc::new(Mutex::new(Hints::default())),
             store,
         }
     }
@@ -101,7 +120,17 @@ impl Hub {
 
     /// Tell this node's workers that something may be due now.
     pub fn wake_workers(&self) {
+        self.hints.lock().expect("hints lock").any = true;
         self.wake.notify_one();
+    }
+
+    /// Tell this node's workers that deliveries of these connectors may be due now.
+    pub(crate) fn wake_for<'a>(&self, connectors: impl IntoIterator<Item = &'a str>) {
+        wake_for(&self.hints, &self.wake, connectors);
+    }
+
+    pub(crate) fn take_hints(&self) -> Hints {
+        std::mem::take(&mut *self.hints.lock().expect("hints lock"))
     }
 
     pub(crate) fn wake_signal(&self) -> Arc<Notify> {
@@ -120,6 +149,7 @@ impl Hub {
                 self.store.clone(),
                 self.clock.clone(),
                 self.wake.clone(),
+                self.hints.clone(),
                 self.writes.clone(),
                 rx,
             ));
@@ -134,29 +164,63 @@ impl Hub {
     }
 }
 
+fn wake_for<'a>(
+    hints: &Mutex<Hints>,
+    wake: &Notify,
+    connectors: impl IntoIterator<Item = &'a str>,
+) {
+    let mut woke = false;
+    {
+        let mut h = hints.lock().expect("hints lock");
+        for c in connectors {
+            if !h.connectors.contains(c) {
+                h.connectors.insert(c.to_owned());
+            }
+            woke = true;
+        }
+    }
+    if woke {
+        wake.notify_one();
+    }
+}
+
 async fn run_writer(
     store: Store,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    hints: Arc<Mutex<Hints>>,
     writes: Arc<WriteGate>,
     mut rx: mpsc::Receiver<Job>,
 ) {
+    // Requests in the previous group: more than one means concurrent producers, whose next
+    // requests are worth a moment's wait.
+    let mut last_jobs = 0usize;
     while let Some(first) = rx.recv().await {
         let mut size = first.request.events.len();
         let mut jobs = vec![first];
-        while size < MAX_GROUP_EVENTS {
-            match rx.try_recv() {
-                Ok(job) => {
-                    size += job.request.events.len();
-                    jobs.push(job);
+        let mut gathered = 0;
+        loop {
+            while size < MAX_GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        size += job.request.events.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
+            if gathered >= GATHER_YIELDS || last_jobs <= 1 || size >= GATHER_BELOW {
+                break;
+            }
+            gathered += 1;
+            // Let the request handlers that are ready run first: their events join this group.
+            tokio::task::yield_now().await;
         }
+        last_jobs = jobs.len();
         let result = write_group(&store, &writes, clock.now_ms(), &jobs).await;
         match result {
-            Ok(answers) => {
-                wake.notify_one();
+            Ok((answers, due)) => {
+                wake_for(&hints, &wake, due.iter().map(String::as_str));
                 for (job, answer) in jobs.into_iter().zip(answers) {
                     let _ = job.reply.send(answer);
                 }
@@ -202,12 +266,15 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// The answers, in the order of `jobs`, and the connectors that now have deliveries due.
+type GroupOutcome = (Vec<Result<Value, IngestError>>, HashSet<String>);
+
 async fn write_group(
     store: &Store,
     writes: &WriteGate,
     now: i64,
     jobs: &[Job],
-) -> Result<Vec<Result<Value, IngestError>>, StoreError> {
+) -> Result<GroupOutcome, StoreError> {
     let mut targets: HashMap<&AccountId, Vec<Target>> = HashMap::new();
     for job in jobs {
         let account = &job.request.account;
@@ -217,6 +284,7 @@ async fn write_group(
     }
     let mut batch = Vec::with_capacity(jobs.len());
     let mut answers = Vec::with_capacity(jobs.len());
+    let mut due: HashSet<String> = HashSet::new();
     for job in jobs {
         let request = &job.request;
         let account = &request.account;
@@ -241,6 +309,10 @@ async fn write_group(
             let mut delivery_ids = Vec::new();
             for index in route(event.name.as_str(), &event.origin, &destinations) {
                 let target = &dests[index];
+                let active = target.record.status == ConnectorStatus::Active;
+                if active && !due.contains(&target.record.id) {
+                    due.insert(target.record.id.clone());
+                }
                 let id = new_id("dlv");
                 delivery_ids.push(id.clone());
                 write.deliveries.push(NewDelivery {
@@ -252,7 +324,7 @@ async fn write_group(
                     connector_name: target.record.name.clone(),
                     package_id: event.package_id.clone(),
                     order_key: target.per_package.then(|| event.package_id.clone()),
-                    status: if target.record.status == ConnectorStatus::Active {
+                    status: if active {
                         DeliveryStatus::Pending
                     } else {
                         DeliveryStatus::Held
@@ -290,7 +362,7 @@ async fn write_group(
         let _turn = writes.enter().await;
         store.commit_ingest(&batch, now).await?
     };
-    Ok(outcomes
+    let answers = outcomes
         .into_iter()
         .zip(answers)
         .map(|(outcome, answer)| match outcome {
@@ -300,5 +372,6 @@ async fn write_group(
             }
             IngestOutcome::Conflict => Err(IngestError::Conflict),
         })
-        .collect())
+        .collect();
+    Ok((answers, due))
 }

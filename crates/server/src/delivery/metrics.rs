@@ -30,14 +30,18 @@ pub fn describe() {
     );
 }
 
-pub(crate) fn delivery_outcome(account: &str, connector: &str, outcome: &'static str) {
+/// `n` deliveries of one connector reached `outcome` (the recorder counts a batch at once).
+pub(crate) fn delivery_outcomes(account: &str, connector: &str, outcome: &'static str, n: u64) {
     counter!(DELIVERIES, "account" => account.to_owned(), "connector" => connector.to_owned(), "outcome" => outcome)
-        .increment(1);
+        .increment(n);
 }
 
-pub(crate) fn attempt_latency(account: &str, connector: &str, seconds: f64) {
-    histogram!(ATTEMPT_SECONDS, "account" => account.to_owned(), "connector" => connector.to_owned())
-        .record(seconds);
+/// Attempt latencies of one connector, recorded with one histogram lookup.
+pub(crate) fn attempt_latencies(account: &str, connector: &str, seconds: &[f64]) {
+    let h = histogram!(ATTEMPT_SECONDS, "account" => account.to_owned(), "connector" => connector.to_owned());
+    for s in seconds {
+        h.record(*s);
+    }
 }
 
 pub(crate) fn grant(account: &str, connector: &str, outcome: &'static str) {

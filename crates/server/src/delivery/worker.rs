@@ -5,7 +5,7 @@
 //! batch to the end, for tests; `spawn` runs the claimer, the recorder and the maintenance loop
 //! until shutdown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,7 +28,7 @@ use super::ingest::Hub;
 use super::metrics;
 use super::signing::Signer;
 use super::{Bearer, TokenFailure, TokenSource};
-use crate::api::validate::DeliverySettings;
+use crate::api::validate::{DeliverySettings, Ordering};
 use crate::config::Settings;
 
 /// How long a claim is ours. A claim that waited so long for its connector's turn that its
@@ -43,6 +43,10 @@ const PACED_BACKLOG: Duration = Duration::from_secs(30);
 const TOKEN_RETRY: Duration = Duration::from_secs(5);
 /// Outcomes written per transaction at most.
 const RECORD_BATCH: usize = 1024;
+/// A recorder that finds fewer outcomes than this waits `RECORD_GATHER` once for more, so
+/// that outcomes are written a few hundred per transaction rather than a few.
+const RECORD_SMALL: usize = 128;
+const RECORD_GATHER: Duration = Duration::from_millis(2);
 
 #[derive(Clone)]
 pub struct EngineOptions {
@@ -219,6 +223,7 @@ struct Outcome {
     attempts: Vec<NewAttempt>,
     account: String,
     connector: String,
+    connector_id: String,
     label: &'static str,
 }
 
@@ -243,6 +248,7 @@ impl Outcome {
             attempts,
             account: row.account_id.clone(),
             connector: row.connector_name.clone(),
+            connector_id: row.connector_id.clone(),
             label,
         }
     }
@@ -277,6 +283,9 @@ struct Inner<T> {
     http: DeliveryClient,
     opts: EngineOptions,
     lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    /// Connectors that order per package: when one of their deliveries is done, the next of
+    /// its package may be due, and the claimer is told.
+    ordered: Mutex<HashSet<String>>,
     /// Claimed deliveries this node holds, all connectors.
     owned: AtomicUsize,
     capacity: Notify,
@@ -342,6 +351,7 @@ impl<T: TokenSource> Engine<T> {
                 http,
                 opts,
                 lanes: Mutex::new(HashMap::new()),
+                ordered: Mutex::new(HashSet::new()),
                 owned: AtomicUsize::new(0),
                 capacity: Notify::new(),
                 lane_drained: Notify::new(),
@@ -454,10 +464,18 @@ async fn claim_loop<T: TokenSource>(
     mut stop: watch::Receiver<bool>,
 ) {
     let wake = inner.hub.wake_signal();
+    // What may be due: `any` connector, or these. A claim that leaves some connectors out
+    // (saturated here, or backing off) is made only when a connector it would not leave out
+    // may have due work: otherwise it would scan the left-out connectors' backlog for nothing.
+    let mut any = true;
+    let mut candidates: HashSet<String> = HashSet::new();
     loop {
         if *stop.borrow() {
             break;
         }
+        let hints = inner.hub.take_hints();
+        any |= hints.any;
+        candidates.extend(hints.connectors);
         let free = inner
             .opts
             .max_in_flight
@@ -465,26 +483,52 @@ async fn claim_loop<T: TokenSource>(
         if free == 0 {
             tokio::select! {
                 _ = inner.capacity.notified() => {}
-                _ = tokio::time::sleep(inner.opts.idle_poll) => {}
+                _ = tokio::time::sleep(inner.opts.idle_poll) => { any = true; }
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let now = inner.now();
+        let excluded = inner.excluded(now);
+        let worth = any
+            || excluded.is_empty() && !candidates.is_empty()
+            || candidates.iter().any(|c| !excluded.contains(c));
+        if !worth {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = inner.lane_drained.notified() => { any = true; }
+                _ = tokio::time::sleep(inner.opts.idle_poll) => { any = true; }
                 _ = stop.changed() => {}
             }
             continue;
         }
         let limit = free.min(inner.opts.batch_size);
-        match inner.claim(limit).await {
+        let before = std::mem::take(&mut candidates);
+        any = false;
+        match inner.claim_excluding(limit, now, excluded).await {
             Ok(rows) if rows.is_empty() => {
                 tokio::select! {
                     _ = wake.notified() => {}
-                    _ = inner.lane_drained.notified() => {}
-                    _ = tokio::time::sleep(inner.opts.idle_poll) => {}
+                    _ = inner.lane_drained.notified() => { any = true; }
+                    _ = tokio::time::sleep(inner.opts.idle_poll) => { any = true; }
                     _ = stop.changed() => {}
                 }
             }
             Ok(rows) => {
+                if rows.len() >= limit {
+                    // There may be more, of these connectors and of those hinted before.
+                    candidates = before;
+                    for r in &rows {
+                        if !candidates.contains(&r.connector_id) {
+                            candidates.insert(r.connector_id.clone());
+                        }
+                    }
+                }
                 // Detached: each task reports through `sink`; shutdown waits on `owned`.
                 let _ = inner.dispatch(limit, rows, &sink).await;
             }
             Err(e) => {
+                any = true;
                 tracing::error!(error = %e, "claiming deliveries failed");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -501,11 +545,19 @@ async fn record_loop<T: TokenSource>(
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        while batch.len() < RECORD_BATCH {
-            match rx.try_recv() {
-                Ok(o) => batch.push(o),
-                Err(_) => break,
+        let mut gathered = false;
+        loop {
+            while batch.len() < RECORD_BATCH {
+                match rx.try_recv() {
+                    Ok(o) => batch.push(o),
+                    Err(_) => break,
+                }
             }
+            if gathered || batch.len() >= RECORD_SMALL || rx.is_closed() {
+                break;
+            }
+            gathered = true;
+            tokio::time::sleep(RECORD_GATHER).await;
         }
         // A lost write is not a lost delivery: the lease runs out and it is attempted again.
         let mut tries = 0;
@@ -609,13 +661,22 @@ impl<T: TokenSource> Inner<T> {
 
     async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let now = self.now();
+        let excluded = self.excluded(now);
+        self.claim_excluding(limit, now, excluded).await
+    }
+
+    async fn claim_excluding(
+        &self,
+        limit: usize,
+        now: i64,
+        excluded: Vec<String>,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let token = format!(
             "{}:{}",
             self.node,
             self.batches.fetch_add(1, AtomicOrdering::Relaxed)
         );
         let lease_ms = self.opts.lease.as_millis() as i64;
-        let excluded = self.excluded(now);
         let _turn = self.writes.enter().await;
         self.store
             .claim_due(now, now + lease_ms, &token, limit, &excluded)
@@ -643,6 +704,16 @@ impl<T: TokenSource> Inner<T> {
     fn target(&self, record: ConnectorRecord) -> Target {
         let settings: DeliverySettings =
             serde_json::from_value(record.settings.clone()).unwrap_or_default();
+        {
+            let mut ordered = self.ordered.lock().expect("ordered lock");
+            if settings.ordering == Ordering::PerPackage {
+                if !ordered.contains(&record.id) {
+                    ordered.insert(record.id.clone());
+                }
+            } else if ordered.contains(&record.id) {
+                ordered.remove(&record.id);
+            }
+        }
         let schedule = match &settings.retry {
             Some(r) => RetrySchedule::new(r.schedule_s.clone(), r.jitter),
             None => RetrySchedule::default(),
@@ -806,17 +877,40 @@ impl<T: TokenSource> Inner<T> {
                 .record_outcomes(&completions, &attempts, self.now())
                 .await?;
         }
+        // The next delivery of a package may be due now that the one before it is done.
+        {
+            let ordered = self.ordered.lock().expect("ordered lock");
+            if !ordered.is_empty() {
+                let done: Vec<&str> = outcomes
+                    .iter()
+                    .filter(|o| ordered.contains(&o.connector_id))
+                    .map(|o| o.connector_id.as_str())
+                    .collect();
+                drop(ordered);
+                self.hub.wake_for(done);
+            }
+        }
+        // Metrics per (account, connector): one lookup and no label strings per delivery.
+        let mut counts: HashMap<(&str, &str, &'static str), u64> = HashMap::new();
+        let mut latencies: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
         for o in outcomes {
-            metrics::delivery_outcome(&o.account, &o.connector, o.label);
+            *counts
+                .entry((o.account.as_str(), o.connector.as_str(), o.label))
+                .or_default() += 1;
             for a in &o.attempts {
                 if a.status_code.is_some() || a.duration_ms > 0 {
-                    metrics::attempt_latency(
-                        &o.account,
-                        &o.connector,
-                        a.duration_ms as f64 / 1000.0,
-                    );
+                    latencies
+                        .entry((o.account.as_str(), o.connector.as_str()))
+                        .or_default()
+                        .push(a.duration_ms as f64 / 1000.0);
                 }
             }
+        }
+        for ((account, connector, label), n) in counts {
+            metrics::delivery_outcomes(account, connector, label, n);
+        }
+        for ((account, connector), seconds) in latencies {
+            metrics::attempt_latencies(account, connector, &seconds);
         }
         Ok(())
     }

@@ -45,7 +45,9 @@ CREATE TABLE deliveries (
     updated_at          INTEGER NOT NULL
 );
 
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at, seq) WHERE status = 'pending';
+-- The claim's scan reads only this index (covering): skipping the due deliveries of connectors
+-- it leaves out (saturated, backing off) costs no table lookups.
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at, seq, connector_id, order_key) WHERE status = 'pending';
 CREATE INDEX deliveries_connector ON deliveries (connector_id, status);
 CREATE INDEX deliveries_ordered ON deliveries (connector_id, order_key, seq) WHERE order_key IS NOT NULL;
 CREATE INDEX deliveries_event ON deliveries (event_id);
