@@ -54,6 +54,9 @@ pub enum TokenFailure {
     NeedsReauth { message: String },
 }
 
+/// How long a delivery waits when no token can be had because of a configuration problem.
+const CONFIG_PROBLEM_RETRY: Duration = Duration::from_secs(60);
+
 /// The token engine as the workers' token source.
 impl TokenSource for hookwarden_oauth::TokenManager {
     async fn bearer(&self, connector: &ConnectorRecord) -> Result<Bearer, TokenFailure> {
@@ -67,7 +70,20 @@ impl TokenSource for hookwarden_oauth::TokenManager {
                 retry_after: e.retry_after(),
                 message: e.to_string(),
             }),
-            Err(e) => Err(TokenFailure::NeedsReauth {
+            // The provider refused the credentials (or the connector already waits for new
+            // ones): hold everything until they change.
+            Err(e)
+                if e.http_status().is_some()
+                    || matches!(e.code(), "connector_revoked" | "connector_needs_reauth") =>
+            {
+                Err(TokenFailure::NeedsReauth {
+                    message: e.to_string(),
+                })
+            }
+            // Our own refusal (an endpoint address not allowed, an unusable key): not the
+            // credentials' fault, so no needs_reauth; the delivery waits and says why.
+            Err(e) => Err(TokenFailure::Transient {
+                retry_after: Some(CONFIG_PROBLEM_RETRY),
                 message: e.to_string(),
             }),
         }

@@ -217,6 +217,11 @@ struct Target {
     lane: Arc<Lane>,
 }
 
+/// How long shutdown waits for the recorder to write the last outcomes.
+const RECORDER_DRAIN: Duration = Duration::from_secs(10);
+/// How long a delivery waits when the provider's token cannot be used as a header.
+const CONFIG_PROBLEM_RETRY_MS: i64 = 60_000;
+
 /// What became of one claimed delivery, for the recorder.
 struct Outcome {
     completion: Completion,
@@ -315,7 +320,7 @@ pub struct EngineHandle {
     claimer: JoinHandle<()>,
     recorder: JoinHandle<()>,
     maintenance: JoinHandle<()>,
-    finish: Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>,
+    finish: Box<dyn FnOnce(JoinHandle<()>) -> futures::future::BoxFuture<'static, ()> + Send>,
 }
 
 impl EngineHandle {
@@ -325,8 +330,7 @@ impl EngineHandle {
         let _ = self.stop.send(true);
         let _ = self.claimer.await;
         let _ = self.maintenance.await;
-        (self.finish)().await;
-        let _ = self.recorder.await;
+        (self.finish)(self.recorder).await;
     }
 }
 
@@ -431,7 +435,7 @@ impl<T: TokenSource> Engine<T> {
         let claimer = tokio::spawn(claim_loop(inner.clone(), sink, stop_rx.clone()));
         let maintenance = tokio::spawn(maintenance_loop(inner.clone(), stop_rx));
         let finisher = inner.clone();
-        let finish = Box::new(move || {
+        let finish = Box::new(move |recorder: JoinHandle<()>| {
             let inner = finisher;
             Box::pin(async move {
                 let deadline = tokio::time::Instant::now() + inner.opts.shutdown_grace;
@@ -442,6 +446,11 @@ impl<T: TokenSource> Engine<T> {
                         tokio::time::timeout(Duration::from_millis(50), inner.capacity.notified())
                             .await;
                 }
+                // Outcomes first: they are matched on the lease, so giving the leases back
+                // before they are written would undo them (and send those deliveries again).
+                // The recorder ends when the last sender is gone; an attempt still running past
+                // the grace keeps one, hence the bound.
+                let _ = tokio::time::timeout(RECORDER_DRAIN, recorder).await;
                 let now = inner.now();
                 if let Err(e) = inner.store.release_leases_of_node(&inner.node, now).await {
                     tracing::warn!(error = %e, "could not give back claims at shutdown; they fall due when their leases end");
@@ -834,7 +843,7 @@ impl<T: TokenSource> Inner<T> {
                     (None, None) => give_back(now),
                     // Too late to finish within the lease: another node may claim it meanwhile.
                     (None, Some(_)) if !inner.lease_left(claimed_at, now) => give_back(now),
-                    (None, Some(_)) => inner.deliver(&target, &row).await,
+                    (None, Some(_)) => inner.deliver(&target, &row, claimed_at).await,
                 };
                 drop(permit);
                 // Passing below its room brings the connector back into claims: say so now
@@ -931,7 +940,7 @@ impl<T: TokenSource> Inner<T> {
 
     /// Send one delivery: token, signature, POST, and the outcome policy (DESIGN.md "Delivery:
     /// the rules"), including the one immediate retry after a 401.
-    async fn deliver(&self, target: &Target, row: &ClaimedDelivery) -> Outcome {
+    async fn deliver(&self, target: &Target, row: &ClaimedDelivery, claimed_at: i64) -> Outcome {
         let record = &target.record;
         let mut attempts: Vec<NewAttempt> = Vec::new();
         let mut bearer: Option<Bearer> = None;
@@ -952,7 +961,9 @@ impl<T: TokenSource> Inner<T> {
                     let value =
                         HeaderValue::from_str(&format!("Bearer {}", b.token.expose_secret()));
                     let Ok(mut value) = value else {
-                        return Outcome::new(row, DeliveryStatus::Failed, attempts)
+                        // The provider's token is unusable, not the delivery: wait, not fail.
+                        return Outcome::new(row, DeliveryStatus::Pending, attempts)
+                            .at(self.now() + CONFIG_PROBLEM_RETRY_MS)
                             .error("the token endpoint returned an access token that cannot be sent in a header");
                     };
                     value.set_sensitive(true);
@@ -960,6 +971,19 @@ impl<T: TokenSource> Inner<T> {
                     value
                 }
             };
+            // Getting a token may have waited on another node's grant: if the lease could now
+            // end mid-request, give the delivery back rather than race a second sender.
+            let now = self.now();
+            if !self.lease_left(claimed_at, now) {
+                return Outcome::new(row, DeliveryStatus::Pending, attempts).at(now);
+            }
+            // What the receiver might echo back must not land in the attempt's excerpt.
+            let credential = authorization
+                .to_str()
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .map(|(_, c)| c.to_owned())
+                .filter(|c| c.len() >= 8);
             let refreshed = refreshed_after_401 || bearer.as_ref().is_some_and(|b| b.refreshed);
             let at = self.now();
             // The signature's timestamp is wall-clock time: receivers check it against theirs.
@@ -1002,7 +1026,10 @@ impl<T: TokenSource> Inner<T> {
                 at,
                 status_code: sent.status.map(i64::from),
                 duration_ms: sent.duration.as_millis() as i64,
-                response_excerpt: (!sent.excerpt.is_empty()).then(|| sent.excerpt.clone()),
+                response_excerpt: (!sent.excerpt.is_empty()).then(|| match &credential {
+                    Some(c) => sent.excerpt.replace(c.as_str(), "[redacted]"),
+                    None => sent.excerpt.clone(),
+                }),
                 error: sent.failure.as_ref().map(|(_, message)| message.clone()),
                 diagnosis: None,
                 refreshed,
