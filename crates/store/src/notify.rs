@@ -13,21 +13,22 @@ pub const DELIVERIES_DUE_CHANNEL: &str = "hookwarden_deliveries_due";
 pub struct DueListener(PgListener);
 
 impl DueListener {
-    /// The next notification. After a dropped connection sqlx reconnects and re-LISTENs; a
-    /// notification sent meanwhile is lost, which the workers' poll covers.
-    pub async fn recv(&mut self) -> Result<(), StoreError> {
-        self.0.recv().await?;
-        Ok(())
+    /// The next notification's sender (what it passed to `notify_deliveries_due`). After a
+    /// dropped connection sqlx reconnects and re-LISTENs; a notification sent meanwhile is lost,
+    /// which the workers' poll covers.
+    pub async fn recv(&mut self) -> Result<String, StoreError> {
+        Ok(self.0.recv().await?.payload().to_owned())
     }
 }
 
 impl Store {
     /// Tell every node that deliveries are due (PostgreSQL; nothing on SQLite). Delivered to
     /// listeners when the sender's transaction, if any, commits.
-    pub async fn notify_deliveries_due(&self) -> Result<(), StoreError> {
+    pub async fn notify_deliveries_due(&self, from: &str) -> Result<(), StoreError> {
         if let Db::Postgres(pool) = &self.db {
-            sqlx::query("SELECT pg_notify($1, '')")
+            sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(DELIVERIES_DUE_CHANNEL)
+                .bind(from)
                 .execute(pool)
                 .await?;
         }

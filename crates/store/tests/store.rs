@@ -297,12 +297,13 @@ async fn postgres_nodes_wake_each_other() {
         .await
         .unwrap();
     let mut listener = a.deliveries_due_listener().await.unwrap().unwrap();
-    b.notify_deliveries_due().await.unwrap();
+    b.notify_deliveries_due("node-b").await.unwrap();
     // Generous: this waits for a notification, not for the machine to be fast.
-    tokio::time::timeout(std::time::Duration::from_secs(30), listener.recv())
+    let from = tokio::time::timeout(std::time::Duration::from_secs(30), listener.recv())
         .await
         .expect("node A was not woken")
         .unwrap();
+    assert_eq!(from, "node-b");
 }
 
 #[tokio::test]
@@ -313,5 +314,5 @@ async fn sqlite_has_no_cross_node_wakeups() {
         .await
         .unwrap();
     assert!(store.deliveries_due_listener().await.unwrap().is_none());
-    store.notify_deliveries_due().await.unwrap();
+    store.notify_deliveries_due("node").await.unwrap();
 }

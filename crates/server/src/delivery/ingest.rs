@@ -67,6 +67,8 @@ pub struct Hub {
     writer: OnceLock<mpsc::Sender<Job>>,
     writes: Arc<WriteGate>,
     hints: Arc<Mutex<Hints>>,
+    /// Names this node in PostgreSQL wake-ups, so it can ignore its own.
+    node: String,
 }
 
 /// What the workers were told may be due since they last looked: the connectors that ingest
@@ -106,8 +108,14 @@ impl Hub {
                 gate: (!store.is_postgres()).then(|| tokio::sync::Mutex::new(())),
             }),
             hints: Arc::new(Mutex::new(Hints::default())),
+            node: format!("hub-{}", uuid::Uuid::new_v4().simple()),
             store,
         }
+    }
+
+    /// This node's name in cross-node wake-ups.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     pub fn store(&self) -> &Store {
@@ -151,6 +159,7 @@ impl Hub {
                 self.wake.clone(),
                 self.hints.clone(),
                 self.writes.clone(),
+                self.node.clone(),
                 rx,
             ));
             tx
@@ -190,6 +199,7 @@ async fn run_writer(
     wake: Arc<Notify>,
     hints: Arc<Mutex<Hints>>,
     writes: Arc<WriteGate>,
+    node: String,
     mut rx: mpsc::Receiver<Job>,
 ) {
     // Requests in the previous group: more than one means concurrent producers, whose next
@@ -223,6 +233,12 @@ async fn run_writer(
                 wake_for(&hints, &wake, due.iter().map(String::as_str));
                 for (job, answer) in jobs.into_iter().zip(answers) {
                     let _ = job.reply.send(answer);
+                }
+                // Other nodes on the same PostgreSQL start at once, not at their next poll.
+                if !due.is_empty() && store.is_postgres() {
+                    if let Err(e) = store.notify_deliveries_due(&node).await {
+                        tracing::warn!(error = %e, "could not notify other nodes of new deliveries");
+                    }
                 }
             }
             Err(e) => {

@@ -106,5 +106,36 @@ pub async fn start<T: TokenSource>(
         tokens,
         EngineOptions::default(),
     )?;
+    listen_for_other_nodes(state.delivery.clone()).await;
     Ok(engine.spawn().await?)
+}
+
+/// On PostgreSQL, wake this node's workers when another node commits due deliveries
+/// (LISTEN/NOTIFY); the workers' poll remains the fallback. Ends with the process.
+async fn listen_for_other_nodes(hub: std::sync::Arc<Hub>) {
+    let listener = match hub.store().deliveries_due_listener().await {
+        Ok(Some(listener)) => listener,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot LISTEN for other nodes; relying on the poll");
+            return;
+        }
+    };
+    let hub = std::sync::Arc::downgrade(&hub);
+    tokio::spawn(async move {
+        let mut listener = listener;
+        loop {
+            // Wake up now and then to notice that the server is gone, and free the connection.
+            let received = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await;
+            let Some(hub) = hub.upgrade() else { return };
+            match received {
+                Ok(Ok(from)) if from != hub.node() => hub.wake_workers(),
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
 }
