@@ -837,3 +837,43 @@ async fn a_failing_connector_backs_off_as_a_whole_and_pages_of_history() {
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_status")));
     assert_eq!(h.list("packageId=p3").await.len(), 1);
 }
+
+#[tokio::test]
+async fn credentials_a_receiver_echoes_back_are_not_kept_in_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&sqlite(&dir)).await;
+    h.register(
+        "echoing",
+        &h.receiver.url("/echo"),
+        &["PACKAGE_COMPLETE"],
+        h.cc_key(),
+        json!({}),
+    )
+    .await;
+    let (s, d) = json_of(
+        h.req(Method::POST, "/api/callback")
+            .json(&json!({"url": h.receiver.url("/echo"), "key": "basic-key-echoed-123456", "events": ["PACKAGE_CREATE"]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    let bearer = h.post_event(event("PACKAGE_COMPLETE", "a")).await;
+    let basic = h.post_event(event("PACKAGE_CREATE", "b")).await;
+    h.engine.run_until_idle().await.unwrap();
+    let sent = h.receiver.received("/echo");
+    assert_eq!(sent.len(), 2);
+    for answer in [&bearer, &basic] {
+        let id = answer["deliveries"][0].as_str().unwrap();
+        let delivery = h.delivery(id).await;
+        let text = delivery.to_string();
+        assert!(text.contains("[redacted]"), "{text}");
+        assert!(!text.contains("basic-key-echoed-123456"), "{text}");
+        for s in &sent {
+            let credential = s.headers["authorization"].to_str().unwrap();
+            let secret = credential.split_once(' ').unwrap().1;
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+}

@@ -284,8 +284,8 @@ pub struct Received {
     pub at: Instant,
 }
 
-/// A programmable destination: `/ok`, `/hang`, `/redirect`, `/status/{code}` (with
-/// `Retry-After: 120` on 429 and 503).
+/// A programmable destination: `/ok`, `/hang`, `/redirect`, `/echo` (400 echoing the
+/// Authorization header), `/status/{code}` (with `Retry-After: 120` on 429 and 503).
 #[derive(Clone)]
 pub struct Receiver {
     pub base: String,
@@ -340,12 +340,25 @@ async fn receive(
         me.hangs.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
+    // A careless gateway: refuses, and echoes the request's credentials back.
+    let echo = (path == "/echo").then(|| {
+        format!(
+            "bad request; you sent Authorization: {}",
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        )
+    });
     me.log.lock().unwrap().push(Received {
         path: path.clone(),
         headers,
         body,
         at,
     });
+    if let Some(echo) = echo {
+        return (StatusCode::BAD_REQUEST, echo).into_response();
+    }
     if path == "/redirect" {
         return (
             StatusCode::FOUND,
