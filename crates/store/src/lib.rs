@@ -113,6 +113,24 @@ pub struct Store {
 impl Store {
     /// Open (creating the SQLite file if needed) and migrate.
     pub async fn open(url: &str, master_key: MasterKeySource) -> Result<Self, StoreError> {
+        // Two processes opening one new SQLite file at the same moment can meet SQLITE_BUSY
+        // while the first one switches it to WAL, before any busy handler applies: try again.
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..6 {
+            match Self::open_once(url, master_key.clone()).await {
+                Err(StoreError::Db(sqlx::Error::Database(e)))
+                    if url.starts_with("sqlite:") && e.code().as_deref() == Some("5") =>
+                {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+        Self::open_once(url, master_key).await
+    }
+
+    async fn open_once(url: &str, master_key: MasterKeySource) -> Result<Self, StoreError> {
         let (db, key_file) = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|_| StoreError::BadUrl(url.to_owned()))?
