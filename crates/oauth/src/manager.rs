@@ -682,6 +682,25 @@ impl Inner {
             .with_retry_after(Duration::from_millis(u64::try_from(wait).unwrap_or(0))));
         }
 
+        // The lease runs from now for the whole grant: renewed just before the refresh token
+        // leaves, so the reads above cannot have eaten into it. If it was lost meanwhile (it
+        // expired and another node took it), that node grants; sending the same refresh token
+        // from here would spend it twice.
+        let renewed = self
+            .store
+            .acquire_grant_lease(&c.id, &self.options.node_id, self.lease_ttl_ms())
+            .await
+            .map_err(TokenError::store)?;
+        if !renewed {
+            return Err(TokenError::new(
+                "grant_lease_busy",
+                FailureClass::Transient,
+                "another node took over this connector's grant",
+                "nothing to do: its token is used once it is saved",
+            )
+            .with_retry_after(Duration::from_millis(200)));
+        }
+
         let mut ctx = Ctx::new(current)?;
         let (refresh_token, access_token) =
             live_tokens(&state, state.credentials_version == cv, &ctx.key);
