@@ -2,7 +2,7 @@
 //! authorization code + PKCE, or a code obtained elsewhere), and read its history.
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use hookwarden_core::diagnosis::diagnose_endpoint;
@@ -249,22 +249,16 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
     })
     .to_string();
     let timestamp = now.timestamp();
-    let mut headers = HeaderMap::new();
-    let pairs = [
-        (header::AUTHORIZATION.as_str(), format!("Bearer {token}")),
-        (header::CONTENT_TYPE.as_str(), "application/json".to_owned()),
-        ("webhook-id", id.clone()),
-        ("webhook-timestamp", timestamp.to_string()),
-        (
-            "webhook-signature",
-            Signer::for_connector(record).sign(&id, timestamp, &body),
-        ),
-    ];
-    for (name, value) in pairs {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
-        }
-    }
+    let Ok(mut authorization) = HeaderValue::from_str(&format!("Bearer {token}")) else {
+        return check(
+            "endpoint",
+            false,
+            "the access token cannot be sent in a header",
+            Some("check the token endpoint's answers in the connector's history".to_owned()),
+        );
+    };
+    authorization.set_sensitive(true);
+    let headers = Signer::for_connector(record).headers(authorization, &id, timestamp, &body);
     let sent = state
         .delivery_client
         .post(&record.url, headers, body, PROBE_TIMEOUT)

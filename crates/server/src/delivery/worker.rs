@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 use hookwarden_core::retry::{classify_status, classify_transport, parse_retry_after};
 use hookwarden_core::{RetrySchedule, Verdict};
 use hookwarden_store::{
@@ -988,18 +987,9 @@ impl<T: TokenSource> Inner<T> {
             let at = self.now();
             // The signature's timestamp is wall-clock time: receivers check it against theirs.
             let timestamp = chrono::Utc::now().timestamp();
-            let mut headers = HeaderMap::with_capacity(5);
-            headers.insert(AUTHORIZATION, authorization);
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            if let Ok(v) = HeaderValue::from_str(&row.id) {
-                headers.insert("webhook-id", v);
-            }
-            headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
-            if let Ok(v) =
-                HeaderValue::from_str(&target.signer.sign(&row.id, timestamp, &row.payload))
-            {
-                headers.insert("webhook-signature", v);
-            }
+            let headers = target
+                .signer
+                .headers(authorization, &row.id, timestamp, &row.payload);
             let sent = self
                 .http
                 .post(
