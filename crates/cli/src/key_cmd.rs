@@ -4,9 +4,7 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use base64::Engine;
 use clap::{ArgGroup, Subcommand};
-use hookwarden_core::key::mask_secret;
 use hookwarden_core::ConnectorKind;
 use hookwarden_server::{Config, Overrides};
 use serde_json::{Map, Value};
@@ -48,9 +46,6 @@ pub enum KeyCommand {
         connector: String,
     },
 }
-
-/// Fields that hold secrets, masked whenever a key is shown.
-const SECRET_FIELDS: &[&str] = &["client_secret", "refresh_token", "access_token", "password"];
 
 pub fn run(command: KeyCommand) -> ExitCode {
     match command {
@@ -112,7 +107,7 @@ pub fn run(command: KeyCommand) -> ExitCode {
                 }
                 Err(err) => {
                     // Show what can be read, masked, so the user can see what is off.
-                    if let Some(json) = lenient_decode(&key) {
+                    if let Some(json) = hookwarden_core::key::decode_masked(&key) {
                         println!("{}", pretty(&json));
                     }
                     eprintln!("error [{}]: {err}\nfix: {}", err.code(), err.fix());
@@ -183,35 +178,6 @@ fn read_arg(arg: &str) -> Option<String> {
             eprintln!("error: cannot read the key from standard input: {e}");
             None
         }
-    }
-}
-
-/// Best-effort decoding of a key the rules reject, with its secrets masked.
-fn lenient_decode(raw: &str) -> Option<Value> {
-    let cleaned: String = raw
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '=')
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .collect();
-    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(cleaned)
-        .ok()?;
-    let mut json: Value = serde_json::from_slice(&bytes).ok()?;
-    if let Value::Object(map) = &mut json {
-        for (name, value) in map.iter_mut() {
-            if SECRET_FIELDS.contains(&name.as_str()) {
-                if let Value::String(s) = value {
-                    *value = Value::String(mask_secret(s));
-                }
-            }
-        }
-        Some(json)
-    } else {
-        None
     }
 }
 

@@ -127,6 +127,12 @@ pub fn mask_secret(secret: &str) -> String {
     crate::key_codec::mask(secret)
 }
 
+/// The JSON object a key decodes to, secrets masked, even when the key rules reject it;
+/// `None` when it is not base64 of a JSON object.
+pub fn decode_masked(raw: &str) -> Option<serde_json::Value> {
+    crate::key_codec::decode_masked(raw)
+}
+
 /// Longest `key` accepted, in bytes, before decoding.
 pub const MAX_KEY_LEN: usize = crate::key_codec::MAX_KEY_LEN;
 

@@ -58,6 +58,28 @@ pub(crate) fn parse(raw: &str, kind: ConnectorKind) -> Result<ParsedKey, KeyErro
     Ok(parsed)
 }
 
+/// Whatever JSON object a key decodes to, with its secret fields masked, even when the key
+/// rules reject it: what `hookwarden key decode` shows so the user can see what is off.
+pub(crate) fn decode_masked(raw: &str) -> Option<Value> {
+    let mut ignored = Vec::new();
+    let bytes = decode_base64(raw, &mut ignored).ok()?;
+    let text = decode_text(&bytes, &mut ignored).ok()?;
+    let Value::Object(mut map) = serde_json::from_str::<Value>(text).ok()? else {
+        return None;
+    };
+    for (name, value) in map.iter_mut() {
+        if matches!(
+            name.as_str(),
+            "client_secret" | "refresh_token" | "access_token" | "password"
+        ) {
+            if let Value::String(s) = value {
+                *value = Value::String(mask(s));
+            }
+        }
+    }
+    Some(Value::Object(map))
+}
+
 /// Base64 as people actually produce it: wrapped at 76 columns, URL-safe, unpadded.
 fn decode_base64(raw: &str, warnings: &mut Vec<String>) -> Result<Vec<u8>, KeyError> {
     if raw.len() > MAX_KEY_LEN {
