@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::multirow::{self, Dialect};
 use crate::{on_db, BeginWrite, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -216,25 +217,60 @@ const INSERT_IDEMPOTENCY: &str =
 const SELECT_IDEMPOTENCY: &str =
     "SELECT request_hash, response FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2";
 
-const INSERT_EVENTS_SQLITE: &str = "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each($1)) \
-     INSERT INTO events (id, account_id, name, origin, package_id, payload, created_at) \
-     SELECT v->>'i', v->>'a', v->>'n', v->>'o', v->>'p', v->>'b', v->>'t' FROM r";
-const INSERT_EVENTS_PG: &str =
-    "INSERT INTO events (id, account_id, name, origin, package_id, payload, created_at) \
-     SELECT j.v->>'i', j.v->>'a', j.v->>'n', j.v->>'o', j.v->>'p', j.v->>'b', (j.v->>'t')::bigint \
-     FROM json_array_elements($1::json) AS j(v)";
+const EVENT_TYPES: &[&str] = &["TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT"];
+const DELIVERY_TYPES: &[&str] = &[
+    "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT",
+    "BIGINT",
+];
+const COMPLETION_TYPES: &[&str] = &["BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT"];
+const ATTEMPT_TYPES: &[&str] = &[
+    "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT",
+];
 
-const INSERT_DELIVERIES_SQLITE: &str =
-    "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each($1)) \
-     INSERT INTO deliveries (id, account_id, event_id, event_name, connector_id, connector_name, \
-     package_id, order_key, status, attempts, next_attempt_at, created_at, updated_at) \
-     SELECT v->>'i', v->>'a', v->>'e', v->>'n', v->>'c', v->>'cn', \
-     v->>'p', v->>'k', v->>'s', 0, v->>'t', v->>'t', v->>'t' FROM r";
-const INSERT_DELIVERIES_PG: &str = "INSERT INTO deliveries (id, account_id, event_id, event_name, connector_id, connector_name, \
-     package_id, order_key, status, attempts, next_attempt_at, created_at, updated_at) \
-     SELECT j.v->>'i', j.v->>'a', j.v->>'e', j.v->>'n', j.v->>'c', j.v->>'cn', \
-     j.v->>'p', j.v->>'k', j.v->>'s', 0, (j.v->>'t')::bigint, (j.v->>'t')::bigint, (j.v->>'t')::bigint \
-     FROM json_array_elements($1::json) AS j(v)";
+fn insert_events(dialect: Dialect, rows: usize) -> String {
+    format!(
+        "INSERT INTO events (id, account_id, name, origin, package_id, payload, created_at) VALUES {}",
+        multirow::values(dialect, rows, EVENT_TYPES, 1, false)
+    )
+}
+
+fn insert_deliveries(dialect: Dialect, rows: usize) -> String {
+    format!(
+        "INSERT INTO deliveries (id, account_id, event_id, event_name, connector_id, connector_name, \
+         package_id, order_key, status, next_attempt_at, created_at, updated_at) VALUES {}",
+        multirow::values(dialect, rows, DELIVERY_TYPES, 1, false)
+    )
+}
+
+/// The rows, then the time. A completion whose lease token no longer matches (the lease ran
+/// out and another claim took it) changes nothing.
+fn complete(dialect: Dialect, rows: usize) -> String {
+    let now = match dialect {
+        Dialect::Sqlite => "?".to_owned(),
+        Dialect::Postgres => format!("${}", rows * COMPLETION_TYPES.len() + 1),
+    };
+    format!(
+        "WITH v(q, t, s, a, n, e) AS (VALUES {}) \
+         UPDATE deliveries SET status = v.s, attempts = deliveries.attempts + v.a, \
+         next_attempt_at = v.n, lease_token = NULL, last_error = v.e, updated_at = {now} \
+         FROM v WHERE deliveries.seq = v.q AND deliveries.lease_token = v.t",
+        multirow::values(
+            dialect,
+            rows,
+            COMPLETION_TYPES,
+            1,
+            dialect == Dialect::Postgres
+        )
+    )
+}
+
+fn insert_attempts(dialect: Dialect, rows: usize) -> String {
+    format!(
+        "INSERT INTO attempts (delivery_id, at, status_code, duration_ms, response_excerpt, error, \
+         diagnosis, refreshed) VALUES {}",
+        multirow::values(dialect, rows, ATTEMPT_TYPES, 1, false)
+    )
+}
 
 /// A per-package delivery waits while an earlier one of its package to the same connector is
 /// still pending or held (in flight, retrying, or held).
@@ -245,9 +281,16 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries SET next_attempt_at = $1, lease_to
          AND (d.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.connector_id = d.connector_id AND e.order_key = d.order_key \
              AND e.seq < d.seq AND e.status IN ('pending', 'held'))) \
-       ORDER BY d.next_attempt_at, d.seq LIMIT $4) \
-     RETURNING seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, attempts, created_at";
-const CLAIM_PG: &str = "UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
+       ORDER BY d.next_attempt_at, d.seq LIMIT $4)";
+/// What a SQLite claim took, with the bodies, as one row of JSON: SQLite hands each result row
+/// from its thread to the caller's separately, which for a batch cost more than the claim.
+const CLAIMED_SQLITE: &str = "SELECT json_group_array(json_array(d.seq, d.id, d.account_id, \
+       d.event_id, d.event_name, d.connector_id, d.connector_name, d.package_id, d.attempts, \
+       d.created_at, e.payload)) AS claimed \
+     FROM deliveries d JOIN events e ON e.id = d.event_id \
+     WHERE d.status = 'pending' AND d.next_attempt_at = $1 AND d.lease_token = $2";
+/// PostgreSQL: the claim and the bodies in one round trip.
+const CLAIM_PG: &str = "WITH c AS (UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
      WHERE seq IN (SELECT d.seq FROM deliveries d \
        WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
          AND d.connector_id NOT IN (SELECT json_array_elements_text($5::json)) \
@@ -255,28 +298,23 @@ const CLAIM_PG: &str = "UPDATE deliveries SET next_attempt_at = $1, lease_token 
            WHERE e.connector_id = d.connector_id AND e.order_key = d.order_key \
              AND e.seq < d.seq AND e.status IN ('pending', 'held'))) \
        ORDER BY d.next_attempt_at, d.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
-     RETURNING seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, attempts, created_at";
+     RETURNING seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, attempts, created_at) \
+     SELECT c.*, e.payload FROM c JOIN events e ON e.id = c.event_id";
 
-const PAYLOADS_SQLITE: &str =
-    "SELECT id, payload FROM events WHERE id IN (SELECT value FROM json_each($1))";
-const PAYLOADS_PG: &str =
-    "SELECT id, payload FROM events WHERE id IN (SELECT json_array_elements_text($1::json))";
-
-const COMPLETE_SQLITE: &str = "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each($1)) \
-     UPDATE deliveries SET status = r.v->>'s', attempts = attempts + (r.v->>'a'), \
-     next_attempt_at = r.v->>'n', lease_token = NULL, last_error = r.v->>'e', updated_at = $2 \
-     FROM r WHERE deliveries.seq = r.v->>'q' AND deliveries.lease_token = r.v->>'t'";
-const COMPLETE_PG: &str = "UPDATE deliveries AS d SET status = j.v->>'s', attempts = d.attempts + (j.v->>'a')::bigint, \
-     next_attempt_at = (j.v->>'n')::bigint, lease_token = NULL, last_error = j.v->>'e', updated_at = $2 \
-     FROM json_array_elements($1::json) AS j(v) \
-     WHERE d.seq = (j.v->>'q')::bigint AND d.lease_token = j.v->>'t'";
-
-const INSERT_ATTEMPTS_SQLITE: &str = "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each($1)) \
-     INSERT INTO attempts (delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed) \
-     SELECT v->>'d', v->>'at', v->>'c', v->>'ms', v->>'x', v->>'e', v->>'g', v->>'r' FROM r";
-const INSERT_ATTEMPTS_PG: &str = "INSERT INTO attempts (delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed) \
-     SELECT j.v->>'d', (j.v->>'at')::bigint, (j.v->>'c')::bigint, (j.v->>'ms')::bigint, j.v->>'x', j.v->>'e', j.v->>'g', (j.v->>'r')::bigint \
-     FROM json_array_elements($1::json) AS j(v)";
+/// A claimed delivery as `CLAIMED_SQLITE` lists it.
+type ClaimedTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+);
 
 const ATTEMPTS_OF_SQLITE: &str = "SELECT delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed \
      FROM attempts WHERE delivery_id IN (SELECT value FROM json_each($1)) ORDER BY delivery_id, id";
@@ -318,59 +356,15 @@ macro_rules! delivery_record {
     }};
 }
 
-// Batch rows as they travel in the JSON parameter: borrowed, one-letter keys, no map per row.
-#[derive(Serialize)]
-struct EventRow<'a> {
-    i: &'a str,
-    a: &'a str,
-    n: &'a str,
-    o: &'a str,
-    p: &'a str,
-    b: &'a str,
-    t: i64,
-}
-
-#[derive(Serialize)]
-struct DeliveryRow<'a> {
-    i: &'a str,
-    a: &'a str,
-    e: &'a str,
-    n: &'a str,
-    c: &'a str,
-    cn: &'a str,
-    p: &'a str,
-    k: Option<&'a str>,
-    s: &'static str,
-    t: i64,
-}
-
-#[derive(Serialize)]
-struct CompletionRow<'a> {
-    q: i64,
-    t: &'a str,
-    s: &'static str,
-    a: i64,
-    n: Option<i64>,
-    e: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct AttemptRow<'a> {
-    d: &'a str,
-    at: i64,
-    c: Option<i64>,
-    ms: i64,
-    x: Option<&'a str>,
-    e: Option<&'a str>,
-    g: Option<&'a str>,
-    r: i64,
-}
-
-fn to_json<T: Serialize>(rows: &T) -> String {
-    serde_json::to_string(rows).expect("rows of strings and numbers serialise")
-}
-
 impl Store {
+    fn dialect(&self) -> Dialect {
+        if self.is_postgres() {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        }
+    }
+
     fn pick(&self, sqlite: &'static str, pg: &'static str) -> &'static str {
         if self.is_postgres() {
             pg
@@ -386,11 +380,10 @@ impl Store {
         writes: &[IngestWrite],
         now: i64,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let dialect = self.dialect();
         let mut outcomes = Vec::with_capacity(writes.len());
-        let mut events = Vec::new();
-        let mut deliveries = Vec::new();
-        let insert_events = self.pick(INSERT_EVENTS_SQLITE, INSERT_EVENTS_PG);
-        let insert_deliveries = self.pick(INSERT_DELIVERIES_SQLITE, INSERT_DELIVERIES_PG);
+        let mut events: Vec<&NewEvent> = Vec::new();
+        let mut deliveries: Vec<&NewDelivery> = Vec::new();
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             for write in writes {
@@ -420,27 +413,28 @@ impl Store {
                     }
                 }
                 outcomes.push(IngestOutcome::Written);
-                events.extend(write.events.iter().map(|e| EventRow {
-                    i: &e.id, a: &e.account_id, n: &e.name, o: &e.origin,
-                    p: &e.package_id, b: &e.payload, t: e.created_at,
-                }));
-                deliveries.extend(write.deliveries.iter().map(|d| DeliveryRow {
-                    i: &d.id, a: &d.account_id, e: &d.event_id, n: &d.event_name,
-                    c: &d.connector_id, cn: &d.connector_name, p: &d.package_id,
-                    k: d.order_key.as_deref(), s: d.status.as_str(), t: d.created_at,
-                }));
+                events.extend(&write.events);
+                deliveries.extend(&write.deliveries);
             }
-            if !events.is_empty() {
-                sqlx::query(insert_events)
-                    .bind(to_json(&events))
-                    .execute(&mut *tx)
-                    .await?;
+            for chunk in multirow::chunks(events.len()) {
+                let sql = multirow::statement(dialect, "insert_events", chunk.len(), insert_events);
+                let mut q = sqlx::query(sql);
+                for e in &events[chunk] {
+                    q = q.bind(&e.id).bind(&e.account_id).bind(&e.name).bind(&e.origin)
+                        .bind(&e.package_id).bind(&e.payload).bind(e.created_at);
+                }
+                q.execute(&mut *tx).await?;
             }
-            if !deliveries.is_empty() {
-                sqlx::query(insert_deliveries)
-                    .bind(to_json(&deliveries))
-                    .execute(&mut *tx)
-                    .await?;
+            for chunk in multirow::chunks(deliveries.len()) {
+                let sql = multirow::statement(dialect, "insert_deliveries", chunk.len(), insert_deliveries);
+                let mut q = sqlx::query(sql);
+                for d in &deliveries[chunk] {
+                    q = q.bind(&d.id).bind(&d.account_id).bind(&d.event_id).bind(&d.event_name)
+                        .bind(&d.connector_id).bind(&d.connector_name).bind(&d.package_id)
+                        .bind(d.order_key.as_deref()).bind(d.status.as_str())
+                        .bind(d.created_at).bind(d.created_at).bind(d.created_at);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -457,60 +451,77 @@ impl Store {
         limit: usize,
         exclude: &[String],
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let claim = self.pick(CLAIM_SQLITE, CLAIM_PG);
-        let payloads = self.pick(PAYLOADS_SQLITE, PAYLOADS_PG);
         let exclude = serde_json::to_string(exclude).expect("strings serialise");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut claimed: Vec<ClaimedDelivery> = on_db!(&self.db, pool => {
-            let rows = sqlx::query(claim)
-                .bind(lease_until)
-                .bind(lease_token)
-                .bind(now)
-                .bind(limit)
-                .bind(&exclude)
-                .fetch_all(pool)
-                .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                out.push(ClaimedDelivery {
-                    seq: row.try_get("seq")?,
-                    id: row.try_get("id")?,
-                    account_id: row.try_get("account_id")?,
-                    event_id: row.try_get("event_id")?,
-                    event_name: row.try_get("event_name")?,
-                    connector_id: row.try_get("connector_id")?,
-                    connector_name: row.try_get("connector_name")?,
-                    package_id: row.try_get("package_id")?,
-                    attempts: row.try_get("attempts")?,
-                    created_at: row.try_get("created_at")?,
-                    payload: String::new(),
-                    lease_token: lease_token.to_owned(),
-                });
+        let mut claimed: Vec<ClaimedDelivery> = match &self.db {
+            crate::Db::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                let taken = sqlx::query(CLAIM_SQLITE)
+                    .bind(lease_until)
+                    .bind(lease_token)
+                    .bind(now)
+                    .bind(limit)
+                    .bind(&exclude)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                if taken == 0 {
+                    return Ok(Vec::new());
+                }
+                let json: String = sqlx::query_scalar(CLAIMED_SQLITE)
+                    .bind(lease_until)
+                    .bind(lease_token)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let rows: Vec<ClaimedTuple> = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("claimed deliveries: {e}")))?;
+                rows.into_iter()
+                    .map(|r| ClaimedDelivery {
+                        seq: r.0,
+                        id: r.1,
+                        account_id: r.2,
+                        event_id: r.3,
+                        event_name: r.4,
+                        connector_id: r.5,
+                        connector_name: r.6,
+                        package_id: r.7,
+                        attempts: r.8,
+                        created_at: r.9,
+                        payload: r.10,
+                        lease_token: lease_token.to_owned(),
+                    })
+                    .collect()
             }
-            out
-        });
-        if claimed.is_empty() {
-            return Ok(claimed);
-        }
+            crate::Db::Postgres(pool) => {
+                let rows = sqlx::query(CLAIM_PG)
+                    .bind(lease_until)
+                    .bind(lease_token)
+                    .bind(now)
+                    .bind(limit)
+                    .bind(&exclude)
+                    .fetch_all(pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    out.push(ClaimedDelivery {
+                        seq: row.try_get("seq")?,
+                        id: row.try_get("id")?,
+                        account_id: row.try_get("account_id")?,
+                        event_id: row.try_get("event_id")?,
+                        event_name: row.try_get("event_name")?,
+                        connector_id: row.try_get("connector_id")?,
+                        connector_name: row.try_get("connector_name")?,
+                        package_id: row.try_get("package_id")?,
+                        attempts: row.try_get("attempts")?,
+                        created_at: row.try_get("created_at")?,
+                        payload: row.try_get("payload")?,
+                        lease_token: lease_token.to_owned(),
+                    });
+                }
+                out
+            }
+        };
         claimed.sort_by_key(|c| c.seq);
-        let mut event_ids: Vec<&str> = claimed.iter().map(|c| c.event_id.as_str()).collect();
-        event_ids.sort_unstable();
-        event_ids.dedup();
-        let ids = serde_json::to_string(&event_ids).expect("strings serialise");
-        let bodies: std::collections::HashMap<String, String> = on_db!(&self.db, pool => {
-            let rows = sqlx::query(payloads).bind(&ids).fetch_all(pool).await?;
-            let mut map = std::collections::HashMap::with_capacity(rows.len());
-            for row in &rows {
-                map.insert(row.try_get::<String, _>("id")?, row.try_get::<String, _>("payload")?);
-            }
-            map
-        });
-        for c in &mut claimed {
-            c.payload = bodies
-                .get(&c.event_id)
-                .cloned()
-                .ok_or_else(|| StoreError::Corrupt(format!("event {} has no body", c.event_id)))?;
-        }
         Ok(claimed)
     }
 
@@ -526,43 +537,27 @@ impl Store {
         if completions.is_empty() && attempts.is_empty() {
             return Ok(());
         }
-        let complete = self.pick(COMPLETE_SQLITE, COMPLETE_PG);
-        let insert_attempts = self.pick(INSERT_ATTEMPTS_SQLITE, INSERT_ATTEMPTS_PG);
-        let completions_json = to_json(
-            &completions
-                .iter()
-                .map(|c| CompletionRow {
-                    q: c.seq,
-                    t: &c.lease_token,
-                    s: c.status.as_str(),
-                    a: c.attempts_added,
-                    n: c.next_attempt_at,
-                    e: c.last_error.as_deref(),
-                })
-                .collect::<Vec<_>>(),
-        );
-        let attempts_json = to_json(
-            &attempts
-                .iter()
-                .map(|a| AttemptRow {
-                    d: &a.delivery_id,
-                    at: a.at,
-                    c: a.status_code,
-                    ms: a.duration_ms,
-                    x: a.response_excerpt.as_deref(),
-                    e: a.error.as_deref(),
-                    g: a.diagnosis.as_deref(),
-                    r: i64::from(a.refreshed),
-                })
-                .collect::<Vec<_>>(),
-        );
+        let dialect = self.dialect();
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
-            if !attempts.is_empty() {
-                sqlx::query(insert_attempts).bind(&attempts_json).execute(&mut *tx).await?;
+            for chunk in multirow::chunks(attempts.len()) {
+                let sql = multirow::statement(dialect, "insert_attempts", chunk.len(), insert_attempts);
+                let mut q = sqlx::query(sql);
+                for a in &attempts[chunk] {
+                    q = q.bind(&a.delivery_id).bind(a.at).bind(a.status_code).bind(a.duration_ms)
+                        .bind(a.response_excerpt.as_deref()).bind(a.error.as_deref())
+                        .bind(a.diagnosis.as_deref()).bind(i64::from(a.refreshed));
+                }
+                q.execute(&mut *tx).await?;
             }
-            if !completions.is_empty() {
-                sqlx::query(complete).bind(&completions_json).bind(now).execute(&mut *tx).await?;
+            for chunk in multirow::chunks(completions.len()) {
+                let sql = multirow::statement(dialect, "complete", chunk.len(), complete);
+                let mut q = sqlx::query(sql);
+                for c in &completions[chunk] {
+                    q = q.bind(c.seq).bind(&c.lease_token).bind(c.status.as_str())
+                        .bind(c.attempts_added).bind(c.next_attempt_at).bind(c.last_error.as_deref());
+                }
+                q.bind(now).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
