@@ -8,7 +8,9 @@
 //! (c) as (b) with every event posted alone to `POST /api/events` over 64 keep-alive connections;
 //! then ingest→delivered latency at half of (b)'s rate, and peak RSS with 100,000 pending.
 //!
-//! `HOOKWARDEN_BENCH_N` sets the deliveries per phase (default 50,000).
+//! `HOOKWARDEN_BENCH_N` sets the deliveries per phase (default 50,000);
+//! `HOOKWARDEN_BENCH_PHASES` picks phases (default `ambcl`: a, memory, b, c, latency), for
+//! profiling one of them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -282,69 +284,13 @@ impl Hookwarden {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // Warnings and errors only: a failing run says why.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
-        ))
-        .with_writer(std::io::stderr)
-        .init();
-    let n: usize = std::env::var("HOOKWARDEN_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000);
-    // A short log: the counters are what is read, and a long log would be counted as our RSS.
-    let org = FakeOrg::builder()
-        .callback_log_capacity(1000)
-        .start()
-        .await?;
-
-    println!(
-        "(a) baseline: {n} POSTs at concurrency {CONCURRENCY} to the fake org's Apex endpoint"
-    );
-    let cpu = cpu_seconds();
-    let baseline_per_s = baseline(&org, n).await?;
-    let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
-    println!("    {baseline_per_s:.0}/s ({cpu_us:.0} µs of CPU per request, receiver included)");
-    org.reset_stats();
-
-    let (hw, engine) = Hookwarden::start(&org).await?;
-    let hw = Arc::new(hw);
-
-    // RSS with 100,000 deliveries pending: ingest with the workers stopped.
-    hw.ingest_batches(PENDING_FOR_RSS, 10_000_000).await?;
-    let rss_pending = rss_mb("VmRSS:");
-    println!("    RSS with {PENDING_FOR_RSS} deliveries pending: {rss_pending:.1} MB");
-    let handle = engine.clone().spawn().await?;
-    wait_delivered(&org, PENDING_FOR_RSS as u64, Duration::from_secs(300))
-        .await
-        .context("draining the backlog")?;
-    org.reset_stats();
-
-    println!("(b) hookwarden: {n} events through POST /api/events/batch, delivered with bearer tokens and signatures");
-    let (start, cpu) = (Instant::now(), cpu_seconds());
-    hw.ingest_batches(n, 0).await?;
-    let done = wait_delivered(&org, n as u64, Duration::from_secs(300)).await?;
-    let hookwarden_per_s = n as f64 / done.duration_since(start).as_secs_f64();
-    let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
-    println!("    {hookwarden_per_s:.0}/s ({cpu_us:.0} µs of CPU per delivery, receiver included)");
-    org.reset_stats();
-
-    println!("(c) hookwarden: {n} events each alone through POST /api/events over {CONCURRENCY} connections");
-    let (start, cpu) = (Instant::now(), cpu_seconds());
-    hw.ingest_singles(n, n).await?;
-    let done = wait_delivered(&org, n as u64, Duration::from_secs(300)).await?;
-    let single_event_per_s = n as f64 / done.duration_since(start).as_secs_f64();
-    let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
-    println!("    {single_event_per_s:.0}/s ({cpu_us:.0} µs of CPU per delivery, client and receiver included)");
-    org.reset_stats();
-
-    // Latency at half the measured maximum rate of single events (c), the way they are posted
-    // here: paced single events, each carrying its send time. (Half of (b) can be more than
-    // single events can sustain, which would measure a growing queue, not latency.)
-    let rate = (single_event_per_s / 2.0).max(100.0);
+/// Ingest→delivered latency at `rate` single events a second, posted the way (c) posts them,
+/// each carrying its send time: (p50, p99) in ms.
+async fn latency(
+    org: &RunningFakeOrg,
+    hw: &Arc<Hookwarden>,
+    rate: f64,
+) -> anyhow::Result<(f64, f64)> {
     let seconds = 4.0;
     let count = (rate * seconds) as usize;
     println!("    latency at {rate:.0}/s for {seconds} s ({count} events)");
@@ -396,18 +342,118 @@ async fn main() -> anyhow::Result<()> {
     };
     let (p50_ms, p99_ms) = (pct(0.50), pct(0.99));
     println!("    ingest→delivered p50 {p50_ms:.1} ms, p99 {p99_ms:.1} ms");
+    Ok((p50_ms, p99_ms))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Warnings and errors only: a failing run says why.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        ))
+        .with_writer(std::io::stderr)
+        .init();
+    let n: usize = std::env::var("HOOKWARDEN_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    // A short log: the counters are what is read, and a long log would be counted as our RSS.
+    let org = FakeOrg::builder()
+        .callback_log_capacity(1000)
+        .start()
+        .await?;
+
+    let phases = std::env::var("HOOKWARDEN_BENCH_PHASES").unwrap_or_else(|_| "ambcl".to_owned());
+    let run = |phase: char| phases.contains(phase);
+
+    let mut baseline_per_s = None;
+    if run('a') {
+        println!(
+            "(a) baseline: {n} POSTs at concurrency {CONCURRENCY} to the fake org's Apex endpoint"
+        );
+        let cpu = cpu_seconds();
+        let rate = baseline(&org, n).await?;
+        let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
+        println!("    {rate:.0}/s ({cpu_us:.0} µs of CPU per request, receiver included)");
+        baseline_per_s = Some(rate);
+        org.reset_stats();
+    }
+
+    let (hw, engine) = Hookwarden::start(&org).await?;
+    let hw = Arc::new(hw);
+
+    let mut rss_pending = None;
+    let handle = if run('m') {
+        // RSS with 100,000 deliveries pending: ingest with the workers stopped.
+        hw.ingest_batches(PENDING_FOR_RSS, 10_000_000).await?;
+        let rss = rss_mb("VmRSS:");
+        println!("    RSS with {PENDING_FOR_RSS} deliveries pending: {rss:.1} MB");
+        rss_pending = Some(rss);
+        let handle = engine.clone().spawn().await?;
+        wait_delivered(&org, PENDING_FOR_RSS as u64, Duration::from_secs(300))
+            .await
+            .context("draining the backlog")?;
+        org.reset_stats();
+        handle
+    } else {
+        engine.clone().spawn().await?
+    };
+
+    let mut hookwarden_per_s = None;
+    if run('b') {
+        println!("(b) hookwarden: {n} events through POST /api/events/batch, delivered with bearer tokens and signatures");
+        let (start, cpu) = (Instant::now(), cpu_seconds());
+        hw.ingest_batches(n, 0).await?;
+        let done = wait_delivered(&org, n as u64, Duration::from_secs(300)).await?;
+        let rate = n as f64 / done.duration_since(start).as_secs_f64();
+        let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
+        println!("    {rate:.0}/s ({cpu_us:.0} µs of CPU per delivery, receiver included)");
+        hookwarden_per_s = Some(rate);
+        org.reset_stats();
+    }
+
+    let mut single_event_per_s = None;
+    if run('c') {
+        println!("(c) hookwarden: {n} events each alone through POST /api/events over {CONCURRENCY} connections");
+        let (start, cpu) = (Instant::now(), cpu_seconds());
+        hw.ingest_singles(n, n).await?;
+        let done = wait_delivered(&org, n as u64, Duration::from_secs(300)).await?;
+        let rate = n as f64 / done.duration_since(start).as_secs_f64();
+        let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
+        println!(
+            "    {rate:.0}/s ({cpu_us:.0} µs of CPU per delivery, client and receiver included)"
+        );
+        single_event_per_s = Some(rate);
+        org.reset_stats();
+    }
+
+    let mut percentiles = None;
+    if run('l') {
+        // Half the measured maximum rate of single events (c): half of (b) can be more than
+        // single events can sustain, which would measure a growing queue, not latency.
+        let rate = single_event_per_s.map_or(1000.0, |r| (r / 2.0).max(100.0));
+        percentiles = Some(latency(&org, &hw, rate).await?);
+    }
 
     handle.shutdown().await;
     hw.state.store.close().await;
-    let ratio = hookwarden_per_s / baseline_per_s;
+    let ratio = baseline_per_s.zip(hookwarden_per_s).map(|(a, b)| b / a);
     let rss_peak = rss_mb("VmHWM:");
-    println!("ratio (b)/(a): {ratio:.2}; peak RSS of the whole run (fake org included): {rss_peak:.1} MB");
+    if let Some(ratio) = ratio {
+        println!("ratio (b)/(a): {ratio:.2}");
+    }
+    println!("peak RSS of the whole run (fake org included): {rss_peak:.1} MB");
+    let round = |v: Option<f64>, places: i32| {
+        let scale = 10f64.powi(places);
+        v.map(|v| (v * scale).round() / scale)
+    };
     println!(
         "{}",
-        json!({"baseline_per_s": baseline_per_s.round(), "hookwarden_per_s": hookwarden_per_s.round(),
-               "single_event_per_s": single_event_per_s.round(), "ratio": (ratio * 100.0).round() / 100.0,
-               "p50_ms": (p50_ms * 10.0).round() / 10.0, "p99_ms": (p99_ms * 10.0).round() / 10.0,
-               "rss_mb": (rss_pending * 10.0).round() / 10.0})
+        json!({"baseline_per_s": round(baseline_per_s, 0), "hookwarden_per_s": round(hookwarden_per_s, 0),
+               "single_event_per_s": round(single_event_per_s, 0), "ratio": round(ratio, 2),
+               "p50_ms": round(percentiles.map(|p| p.0), 1), "p99_ms": round(percentiles.map(|p| p.1), 1),
+               "rss_mb": round(rss_pending, 1)})
     );
     Ok(())
 }
