@@ -323,7 +323,7 @@ async fn latency(
     for t in tasks {
         t.await??;
     }
-    wait_delivered(&org, count as u64, Duration::from_secs(120)).await?;
+    wait_delivered(org, count as u64, Duration::from_secs(120)).await?;
     let mut latencies: Vec<f64> = org
         .callbacks()
         .iter()
