@@ -6,7 +6,7 @@
 //! (b) hookwarden on SQLite, events ingested through the batch API, delivered with bearer
 //!     tokens from the fake org and Standard Webhooks signatures;
 //! (c) as (b) with every event posted alone to `POST /api/events` over 64 keep-alive connections;
-//! then ingest→delivered latency at half of (b)'s rate, and peak RSS with 100,000 pending.
+//! then ingest→delivered latency at half of (c)'s rate, and peak RSS with 100,000 pending.
 //!
 //! `HOOKWARDEN_BENCH_N` sets the deliveries per phase (default 50,000);
 //! `HOOKWARDEN_BENCH_PHASES` picks phases (default `ambcl`: a, memory, b, c, latency), for

@@ -109,6 +109,25 @@ pub enum MasterKeySource {
 pub struct Store {
     pub(crate) db: Db,
     pub(crate) cipher: Arc<Cipher>,
+    writes: Arc<WriteGate>,
+}
+
+/// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
+/// busy handler (up to 100 ms a nap). The hot writers (ingest, claims, outcomes) and the
+/// checkpoint that holds writers back queue here instead, in order and without naps.
+/// PostgreSQL needs no gate.
+#[derive(Debug)]
+pub struct WriteGate {
+    gate: Option<tokio::sync::Mutex<()>>,
+}
+
+impl WriteGate {
+    pub async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.gate {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
 }
 
 impl Store {
@@ -140,10 +159,9 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                // Checkpoint every 8,000 pages (32 MiB of WAL) rather than 1,000: pages that
-                // the delivery tables rewrite again and again are copied back once, not each
-                // time (a sixth less time per delivery in the store's pipeline_bench).
-                .pragma("wal_autocheckpoint", "8000");
+                // No checkpoint inside a writer's commit: `checkpoint_in_background` does it
+                // (see there).
+                .pragma("wal_autocheckpoint", "0");
             let file: PathBuf = options.get_filename().to_path_buf();
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let pool = SqlitePoolOptions::new()
@@ -177,6 +195,8 @@ impl Store {
             return Err(StoreError::BadUrl(url.to_owned()));
         };
 
+        // SQLite in a file (not in memory, which has no WAL).
+        let sqlite_file = key_file.is_some();
         let key = match (master_key, key_file) {
             (MasterKeySource::Given(key), _) => key,
             (MasterKeySource::FileBesideDatabase, Some(path)) => {
@@ -196,10 +216,22 @@ impl Store {
         };
 
         migrate::run(&db).await?;
+        let writes = Arc::new(WriteGate {
+            gate: matches!(db, Db::Sqlite(_)).then(|| tokio::sync::Mutex::new(())),
+        });
+        if let (Db::Sqlite(pool), true) = (&db, sqlite_file) {
+            checkpoint_in_background(pool.clone(), writes.clone());
+        }
         Ok(Self {
+            writes,
             db,
             cipher: Arc::new(Cipher::new(&key)),
         })
+    }
+
+    /// The turn to write that the hot writers take (SQLite; PostgreSQL needs none).
+    pub fn write_gate(&self) -> Arc<WriteGate> {
+        self.writes.clone()
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -217,6 +249,48 @@ impl Store {
     pub async fn close(&self) {
         on_db!(&self.db, pool => pool.close().await)
     }
+}
+
+/// Copy the WAL back into the database file from a connection of its own, a few times a
+/// second. SQLite's own automatic checkpoint runs inside the commit that crosses its threshold,
+/// and so stalls that writer, and every request queued behind it, for the whole copy (tens of
+/// milliseconds at a thousand pages); a PASSIVE checkpoint beside the writers waits for none of
+/// them. Under constant writes a passive checkpoint never catches up with the last frame, and
+/// the WAL only starts over from its beginning once one has: past `RESTART_AT` frames, a
+/// RESTART checkpoint briefly holds the writers back (taking their turn at the write gate) to copy the few frames left and lets the
+/// next write start the file over, which bounds it near `RESTART_AT` pages (16 MiB). Ends when
+/// the pool is closed (or its runtime with it).
+fn checkpoint_in_background(pool: SqlitePool, writes: Arc<WriteGate>) {
+    const EVERY: Duration = Duration::from_millis(200);
+    const RESTART_AT: i64 = 4000;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(EVERY).await;
+            if pool.is_closed() {
+                return;
+            }
+            let passive: Result<(i64, i64, i64), sqlx::Error> =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(&pool)
+                    .await;
+            let result = match passive {
+                Ok((_, frames, _)) if frames >= RESTART_AT => {
+                    let _turn = writes.enter().await;
+                    sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                        .execute(&pool)
+                        .await
+                        .map(drop)
+                }
+                other => other.map(drop),
+            };
+            if let Err(e) = result {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "WAL checkpoint failed; trying again shortly");
+            }
+        }
+    });
 }
 
 pub(crate) fn now_ms() -> i64 {

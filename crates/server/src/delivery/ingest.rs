@@ -10,7 +10,7 @@ use hookwarden_core::routing::{route, Destination};
 use hookwarden_core::Event;
 use hookwarden_store::{
     AccountId, ConnectorRecord, ConnectorStatus, DeliveryStatus, IdempotencyRecord, IngestOutcome,
-    IngestWrite, NewDelivery, NewEvent, Store, StoreError, DEFAULT_CALLBACK_NAME,
+    IngestWrite, NewDelivery, NewEvent, Store, StoreError, WriteGate, DEFAULT_CALLBACK_NAME,
 };
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -82,31 +82,13 @@ pub(crate) struct Hints {
     pub connectors: HashSet<String>,
 }
 
-/// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
-/// busy handler (up to 100 ms a nap). The hot writers (ingest, claims, outcomes) queue here
-/// instead, in order and without naps. PostgreSQL needs no gate.
-pub(crate) struct WriteGate {
-    gate: Option<tokio::sync::Mutex<()>>,
-}
-
-impl WriteGate {
-    pub(crate) async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.gate {
-            Some(m) => Some(m.lock().await),
-            None => None,
-        }
-    }
-}
-
 impl Hub {
     pub fn new(store: Store) -> Self {
         Self {
             clock: Arc::new(SystemClock),
             wake: Arc::new(Notify::new()),
             writer: OnceLock::new(),
-            writes: Arc::new(WriteGate {
-                gate: (!store.is_postgres()).then(|| tokio::sync::Mutex::new(())),
-            }),
+            writes: store.write_gate(),
             hints: Arc::new(Mutex::new(Hints::default())),
             node: format!("hub-{}", uuid::Uuid::new_v4().simple()),
             store,

@@ -281,7 +281,7 @@ const TOKEN_ERROR_PREFIX: &str = "token: ";
 
 struct Inner<T> {
     store: Store,
-    writes: Arc<super::ingest::WriteGate>,
+    writes: Arc<hookwarden_store::WriteGate>,
     hub: Arc<Hub>,
     tokens: T,
     http: DeliveryClient,
