@@ -774,29 +774,6 @@ impl Store {
         }))
     }
 
-    /// The deliveries of one event, in the order they were created.
-    pub async fn deliveries_of_event(
-        &self,
-        account_id: &str,
-        event_id: &str,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE account_id = $1 AND event_id = $2 ORDER BY seq"
-        );
-        Ok(on_db!(&self.db, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(account_id)
-                .bind(event_id)
-                .fetch_all(pool)
-                .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                out.push(delivery_record!(row));
-            }
-            out
-        }))
-    }
-
     /// Every attempt of these deliveries, oldest first per delivery.
     pub async fn attempts_of(
         &self,

@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_deliveries.sql"),
         postgres: include_str!("../migrations/postgres/0003_deliveries.sql"),
     },
+    Migration {
+        version: 4,
+        sqlite: include_str!("../migrations/sqlite/0004_drop_deliveries_event_index.sql"),
+        postgres: include_str!("../migrations/postgres/0004_drop_deliveries_event_index.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";
