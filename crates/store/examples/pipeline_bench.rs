@@ -30,6 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let store = Store::open(&url, MasterKeySource::Given(MasterKey::generate())).await?;
     let (account, _) = store.create_account("bench").await?;
+    let gate = store.write_gate();
     let account = account.id.0;
     let connector = id("con");
     let body = r#"{"@class":"com.silanis.esl.packages.event.ESLProcessEvent","name":"PACKAGE_COMPLETE","sessionUser":null,"packageId":"pkg-000000","message":null,"documentId":null,"createdDate":"2026-11-30T12:00:00.000Z"}"#;
@@ -69,6 +70,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 created_at: now,
             });
         }
+        // Writers take their turn at the store's write gate, as the server's do.
+        let _turn = gate.enter().await;
         store.commit_ingest(&[write], now).await?;
     }
     let ingest = started.elapsed();
@@ -117,7 +120,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         let t = Instant::now();
-        store.record_outcomes(&completions, &attempts, now).await?;
+        {
+            let _turn = gate.enter().await;
+            store.record_outcomes(&completions, &attempts, now).await?;
+        }
         record += t.elapsed();
         done += rows.len();
     }

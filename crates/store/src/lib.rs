@@ -256,13 +256,16 @@ impl Store {
 /// and so stalls that writer, and every request queued behind it, for the whole copy (tens of
 /// milliseconds at a thousand pages); a PASSIVE checkpoint beside the writers waits for none of
 /// them. Under constant writes a passive checkpoint never catches up with the last frame, and
-/// the WAL only starts over from its beginning once one has: past `RESTART_AT` frames, a
-/// RESTART checkpoint briefly holds the writers back (taking their turn at the write gate) to copy the few frames left and lets the
-/// next write start the file over, which bounds it near `RESTART_AT` pages (16 MiB). Ends when
-/// the pool is closed (or its runtime with it).
+/// the WAL only starts over from its beginning once one has. So past `CATCH_UP_AT` frames a
+/// second passive checkpoint runs with the writers held back at the write gate, to copy the few
+/// frames the first one left and let the next write start the file over; and should the WAL
+/// still grow past `RESTART_AT` frames (256 MiB), a RESTART checkpoint waits for readers too.
+/// That one waits in SQLite's busy handler, in naps of up to 100 ms, while the writers wait
+/// for it, hence only as the bound. Ends when the pool is closed (or its runtime with it).
 fn checkpoint_in_background(pool: SqlitePool, writes: Arc<WriteGate>) {
     const EVERY: Duration = Duration::from_millis(200);
-    const RESTART_AT: i64 = 4000;
+    const CATCH_UP_AT: i64 = 4_000;
+    const RESTART_AT: i64 = 65_536;
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(EVERY).await;
@@ -274,12 +277,14 @@ fn checkpoint_in_background(pool: SqlitePool, writes: Arc<WriteGate>) {
                     .fetch_one(&pool)
                     .await;
             let result = match passive {
-                Ok((_, frames, _)) if frames >= RESTART_AT => {
+                Ok((_, frames, _)) if frames >= CATCH_UP_AT => {
+                    let mode = if frames >= RESTART_AT {
+                        "PRAGMA wal_checkpoint(RESTART)"
+                    } else {
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    };
                     let _turn = writes.enter().await;
-                    sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-                        .execute(&pool)
-                        .await
-                        .map(drop)
+                    sqlx::query(mode).execute(&pool).await.map(drop)
                 }
                 other => other.map(drop),
             };
