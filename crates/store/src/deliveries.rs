@@ -475,6 +475,14 @@ impl Store {
                     .await?;
                 let rows: Vec<ClaimedTuple> = serde_json::from_str(&json)
                     .map_err(|e| StoreError::Corrupt(format!("claimed deliveries: {e}")))?;
+                // The join drops a delivery whose event row is gone: say so, as the claim
+                // did when it read the bodies separately, rather than leave it leased unseen.
+                if rows.len() as u64 != taken {
+                    return Err(StoreError::Corrupt(format!(
+                        "{taken} deliveries claimed but {} found with their event's body",
+                        rows.len()
+                    )));
+                }
                 rows.into_iter()
                     .map(|r| ClaimedDelivery {
                         seq: r.0,
