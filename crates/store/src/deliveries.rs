@@ -617,18 +617,23 @@ impl Store {
         }))
     }
 
-    /// Fail the pending and held deliveries of connectors that no longer exist.
-    pub async fn fail_orphaned_deliveries(&self, now: i64) -> Result<u64, StoreError> {
+    /// Connectors that no longer exist but still have unclaimed pending or held deliveries
+    /// (a delivery released or ingested while its connector was being deleted); the caller
+    /// fails them with `fail_connector_deliveries`. A loose
+    /// index scan: one probe of `deliveries_connector` per connector id that has deliveries,
+    /// so its cost does not grow with the delivery history, as a plain `NOT IN` scan did.
+    pub async fn orphaned_connectors(&self) -> Result<Vec<String>, StoreError> {
+        const ORPHANED: &str = "WITH RECURSIVE ids(id) AS ( \
+               SELECT MIN(connector_id) FROM deliveries \
+               UNION ALL \
+               SELECT (SELECT MIN(d.connector_id) FROM deliveries d WHERE d.connector_id > ids.id) \
+               FROM ids WHERE ids.id IS NOT NULL) \
+             SELECT id FROM ids WHERE id IS NOT NULL \
+               AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = ids.id) \
+               AND EXISTS (SELECT 1 FROM deliveries d WHERE d.connector_id = ids.id \
+                 AND d.status IN ('pending', 'held') AND d.lease_token IS NULL)";
         Ok(on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'failed', last_error = 'connector_deleted', updated_at = $1 \
-                 WHERE status IN ('pending', 'held') AND lease_token IS NULL \
-                   AND connector_id NOT IN (SELECT id FROM connectors)",
-            )
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            sqlx::query_scalar::<_, String>(ORPHANED).fetch_all(pool).await?
         }))
     }
 
@@ -870,20 +875,18 @@ impl Store {
         }))
     }
 
-    /// Due, held and failed deliveries per connector (those with none of either are absent).
+    /// Due, held and failed deliveries of every connector, zeros included (a gauge that is
+    /// no longer reported would keep its last value). Index probes per connector and status,
+    /// so the cost follows the open and failed deliveries, not the whole history.
     pub async fn queue_depths(&self, now: i64) -> Result<Vec<QueueDepth>, StoreError> {
+        const DEPTHS: &str = "SELECT c.account_id, c.name AS connector_name, \
+               (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id \
+                  AND d.status = 'pending' AND d.next_attempt_at <= $1) AS due, \
+               (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id AND d.status = 'held') AS held, \
+               (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id AND d.status = 'failed') AS failed \
+             FROM connectors c ORDER BY c.account_id, c.name";
         Ok(on_db!(&self.db, pool => {
-            let rows = sqlx::query(
-                "SELECT account_id, connector_name, \
-                   SUM(CASE WHEN status = 'pending' AND next_attempt_at <= $1 THEN 1 ELSE 0 END) AS due, \
-                   SUM(CASE WHEN status = 'held' THEN 1 ELSE 0 END) AS held, \
-                   SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed \
-                 FROM deliveries WHERE status IN ('pending', 'held', 'failed') \
-                 GROUP BY account_id, connector_name",
-            )
-            .bind(now)
-            .fetch_all(pool)
-            .await?;
+            let rows = sqlx::query(DEPTHS).bind(now).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 out.push(QueueDepth {

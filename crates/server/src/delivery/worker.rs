@@ -602,10 +602,7 @@ async fn maintenance_loop<T: TokenSource>(inner: Arc<Inner<T>>, mut stop: watch:
             tracing::warn!(error = %e, "re-checking held deliveries failed");
         }
         if tick.is_multiple_of(30) {
-            let failed = {
-                let _turn = inner.writes.enter().await;
-                inner.store.fail_orphaned_deliveries(inner.now()).await
-            };
+            let failed = inner.fail_orphaned().await;
             match failed {
                 Ok(n) if n > 0 => {
                     tracing::info!(failed = n, "deliveries of deleted connectors failed")
@@ -647,6 +644,20 @@ impl<T: TokenSource> Inner<T> {
             self.hub.wake_workers();
         }
         Ok(())
+    }
+
+    /// Deliveries left behind by a connector deleted while they were released or ingested:
+    /// found without the write gate, failed (rarely) under it.
+    async fn fail_orphaned(&self) -> Result<u64, StoreError> {
+        let mut failed = 0;
+        for connector_id in self.store.orphaned_connectors().await? {
+            let _turn = self.writes.enter().await;
+            failed += self
+                .store
+                .fail_connector_deliveries(&connector_id, "connector_deleted", self.now())
+                .await?;
+        }
+        Ok(failed)
     }
 
     fn prune_lanes(&self) {
