@@ -1,6 +1,10 @@
 //! Connectors: where deliveries go and with which credentials. The key (credentials) and the
 //! signing secrets are sealed; everything else is plain so it can be listed and filtered.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+
 use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
@@ -186,6 +190,23 @@ impl ConnectorRecord {
     }
 }
 
+/// Accounts whose connectors are kept at most; past it the cache starts over.
+const CACHED_ACCOUNTS: usize = 10_000;
+
+/// See `Store::account_connectors`.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectorCache {
+    version: AtomicU64,
+    accounts: Mutex<HashMap<String, CachedConnectors>>,
+}
+
+#[derive(Debug)]
+struct CachedConnectors {
+    version: u64,
+    valid_until: i64,
+    records: Arc<Vec<ConnectorRecord>>,
+}
+
 impl Store {
     fn open_connector(&self, raw: RawConnector) -> Result<ConnectorRecord, StoreError> {
         let previous_signing_secret = match &raw.prev_signing_sealed {
@@ -325,6 +346,7 @@ impl Store {
             tx.commit().await?;
             created
         });
+        self.connectors_changed();
         let record = self
             .get_connector(&new.account_id, &new.name)
             .await?
@@ -370,6 +392,7 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.connectors_changed();
         if affected == 0 {
             return Err(StoreError::Conflict(format!(
                 "connector {} changed while this change was being made",
@@ -394,6 +417,59 @@ impl Store {
             }
         });
         raw.map(|raw| self.open_connector(raw)).transpose()
+    }
+
+    /// The account's connectors, the default callback included, as routing and the delivery
+    /// workers read them many times a second. On SQLite they are kept between connector
+    /// writes: one process owns a SQLite database, and every connector write of this process
+    /// passes through `connectors_changed`. PostgreSQL nodes share their database, so they
+    /// always read.
+    pub async fn account_connectors(
+        &self,
+        account: &AccountId,
+    ) -> Result<Arc<Vec<ConnectorRecord>>, StoreError> {
+        let cache = &self.connectors;
+        let version = cache.version.load(AtomicOrdering::Acquire);
+        let now = now_ms();
+        if !self.is_postgres() {
+            let entries = cache.accounts.lock().expect("connector cache lock");
+            if let Some(entry) = entries.get(&account.0) {
+                if entry.version == version && now < entry.valid_until {
+                    return Ok(entry.records.clone());
+                }
+            }
+        }
+        let mut records = self.list_connectors(account).await?;
+        if let Some(default) = self.get_connector(account, DEFAULT_CALLBACK_NAME).await? {
+            records.push(default);
+        }
+        let records = Arc::new(records);
+        if !self.is_postgres() {
+            // A previous signing secret stops signing at its time without a write.
+            let valid_until = records
+                .iter()
+                .filter_map(|r| r.previous_signing_until)
+                .min()
+                .unwrap_or(i64::MAX);
+            let mut entries = cache.accounts.lock().expect("connector cache lock");
+            if entries.len() >= CACHED_ACCOUNTS {
+                entries.clear();
+            }
+            entries.insert(
+                account.0.clone(),
+                CachedConnectors {
+                    version,
+                    valid_until,
+                    records: records.clone(),
+                },
+            );
+        }
+        Ok(records)
+    }
+
+    /// Called after every connector write: cached connectors are read again.
+    pub(crate) fn connectors_changed(&self) {
+        self.connectors.version.fetch_add(1, AtomicOrdering::AcqRel);
     }
 
     /// The account's connectors by name, without the default callback.
@@ -435,6 +511,7 @@ impl Store {
                 .await?
                 .rows_affected()
         });
+        self.connectors_changed();
         Ok(affected > 0)
     }
 
@@ -465,6 +542,7 @@ impl Store {
             .execute(pool)
             .await?;
         });
+        self.connectors_changed();
         let record = self
             .get_connector(account, name)
             .await?

@@ -264,6 +264,57 @@ fn complete(dialect: Dialect, rows: usize) -> String {
     )
 }
 
+/// SQLite: `INSERT INTO {into} ...` for a padded tail of `rows` rows (see `multirow::Plan`);
+/// a row whose first value is NULL is padding and is skipped.
+fn insert_padded(into: &str, rows: usize, types: &[&str]) -> String {
+    format!(
+        "INSERT INTO {into} SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
+        multirow::values(Dialect::Sqlite, rows, types, 1, false)
+    )
+}
+
+const EVENTS_INTO: &str = "events (id, account_id, name, origin, package_id, payload, created_at)";
+const DELIVERIES_INTO: &str = "deliveries (id, account_id, event_id, event_name, connector_id, \
+     connector_name, package_id, order_key, status, next_attempt_at, created_at, updated_at)";
+const ATTEMPTS_INTO: &str = "attempts (delivery_id, at, status_code, duration_ms, \
+     response_excerpt, error, diagnosis, refreshed)";
+
+/// Two padded row counts (each at most `MAX_ROWS`) as one statement-cache key, and back.
+fn pair_key(a: usize, b: usize) -> usize {
+    a << 16 | b
+}
+
+fn from_pair_key(key: usize) -> (usize, usize) {
+    (key >> 16, key & 0xffff)
+}
+
+/// SQLite: the tails of one ingest transaction, events then deliveries, as one text.
+fn ingest_tail(key: usize) -> String {
+    let (events, deliveries) = from_pair_key(key);
+    let mut parts = Vec::new();
+    if events > 0 {
+        parts.push(insert_padded(EVENTS_INTO, events, EVENT_TYPES));
+    }
+    if deliveries > 0 {
+        parts.push(insert_padded(DELIVERIES_INTO, deliveries, DELIVERY_TYPES));
+    }
+    parts.join("; ")
+}
+
+/// SQLite: the tails of one outcome transaction, attempts then completions (whose padding
+/// rows match no delivery), then the time, as one text.
+fn outcome_tail(key: usize) -> String {
+    let (attempts, completions) = from_pair_key(key);
+    let mut parts = Vec::new();
+    if attempts > 0 {
+        parts.push(insert_padded(ATTEMPTS_INTO, attempts, ATTEMPT_TYPES));
+    }
+    if completions > 0 {
+        parts.push(complete(Dialect::Sqlite, completions));
+    }
+    parts.join("; ")
+}
+
 fn insert_attempts(dialect: Dialect, rows: usize) -> String {
     format!(
         "INSERT INTO attempts (delivery_id, at, status_code, duration_ms, response_excerpt, error, \
@@ -274,21 +325,27 @@ fn insert_attempts(dialect: Dialect, rows: usize) -> String {
 
 /// A per-package delivery waits while an earlier one of its package to the same connector is
 /// still pending or held (in flight, retrying, or held).
-const CLAIM_SQLITE: &str = "UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
+/// The SQLite claim and what it took, with the bodies, in one call into SQLite's thread: the
+/// UPDATE, then one row holding how many rows it changed and those rows as JSON (SQLite hands
+/// each result row from its thread to the caller's separately, which for a batch cost more
+/// than the claim). The two statements run as one text (sqlx's SQLite driver runs every
+/// statement of a text, binding numbered parameters by number), each in its own implicit
+/// transaction: the lease token is new, so nothing else touches these rows in between.
+const CLAIM_AND_READ_SQLITE: &str = concat!(
+    "UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
      WHERE seq IN (SELECT d.seq FROM deliveries d \
        WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
          AND d.connector_id NOT IN (SELECT value FROM json_each($5)) \
          AND (d.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.connector_id = d.connector_id AND e.order_key = d.order_key \
              AND e.seq < d.seq AND e.status IN ('pending', 'held'))) \
-       ORDER BY d.next_attempt_at, d.seq LIMIT $4)";
-/// What a SQLite claim took, with the bodies, as one row of JSON: SQLite hands each result row
-/// from its thread to the caller's separately, which for a batch cost more than the claim.
-const CLAIMED_SQLITE: &str = "SELECT json_group_array(json_array(d.seq, d.id, d.account_id, \
+       ORDER BY d.next_attempt_at, d.seq LIMIT $4); ",
+    "SELECT changes() AS taken, json_group_array(json_array(d.seq, d.id, d.account_id, \
        d.event_id, d.event_name, d.connector_id, d.connector_name, d.package_id, d.attempts, \
        d.created_at, e.payload)) AS claimed \
      FROM deliveries d JOIN events e ON e.id = d.event_id \
-     WHERE d.status = 'pending' AND d.next_attempt_at = $1 AND d.lease_token = $2";
+     WHERE d.status = 'pending' AND d.next_attempt_at = $1 AND d.lease_token = $2"
+);
 /// PostgreSQL: the claim and the bodies in one round trip.
 const CLAIM_PG: &str = "WITH c AS (UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
      WHERE seq IN (SELECT d.seq FROM deliveries d \
@@ -301,7 +358,7 @@ const CLAIM_PG: &str = "WITH c AS (UPDATE deliveries SET next_attempt_at = $1, l
      RETURNING seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, attempts, created_at) \
      SELECT c.*, e.payload FROM c JOIN events e ON e.id = c.event_id";
 
-/// A claimed delivery as `CLAIMED_SQLITE` lists it.
+/// A claimed delivery as `CLAIM_AND_READ_SQLITE` lists it.
 type ClaimedTuple = (
     i64,
     String,
@@ -416,23 +473,58 @@ impl Store {
                 events.extend(&write.events);
                 deliveries.extend(&write.deliveries);
             }
-            for chunk in multirow::chunks(events.len()) {
+            let (event_plan, delivery_plan) =
+                (multirow::plan(dialect, events.len()), multirow::plan(dialect, deliveries.len()));
+            macro_rules! bind_event {
+                ($q:expr, $e:expr) => {{
+                    let e = $e;
+                    $q.bind(&e.id).bind(&e.account_id).bind(&e.name).bind(&e.origin)
+                        .bind(&e.package_id).bind(&e.payload).bind(e.created_at)
+                }};
+            }
+            macro_rules! bind_delivery {
+                ($q:expr, $d:expr) => {{
+                    let d = $d;
+                    $q.bind(&d.id).bind(&d.account_id).bind(&d.event_id).bind(&d.event_name)
+                        .bind(&d.connector_id).bind(&d.connector_name).bind(&d.package_id)
+                        .bind(d.order_key.as_deref()).bind(d.status.as_str())
+                        .bind(d.created_at).bind(d.created_at).bind(d.created_at)
+                }};
+            }
+            for chunk in event_plan.full {
                 let sql = multirow::statement(dialect, "insert_events", chunk.len(), insert_events);
                 let mut q = sqlx::query(sql);
                 for e in &events[chunk] {
-                    q = q.bind(&e.id).bind(&e.account_id).bind(&e.name).bind(&e.origin)
-                        .bind(&e.package_id).bind(&e.payload).bind(e.created_at);
+                    q = bind_event!(q, e);
                 }
                 q.execute(&mut *tx).await?;
             }
-            for chunk in multirow::chunks(deliveries.len()) {
+            for chunk in delivery_plan.full {
                 let sql = multirow::statement(dialect, "insert_deliveries", chunk.len(), insert_deliveries);
                 let mut q = sqlx::query(sql);
                 for d in &deliveries[chunk] {
-                    q = q.bind(&d.id).bind(&d.account_id).bind(&d.event_id).bind(&d.event_name)
-                        .bind(&d.connector_id).bind(&d.connector_name).bind(&d.package_id)
-                        .bind(d.order_key.as_deref()).bind(d.status.as_str())
-                        .bind(d.created_at).bind(d.created_at).bind(d.created_at);
+                    q = bind_delivery!(q, d);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            let (event_tail, delivery_tail) = (event_plan.tail, delivery_plan.tail);
+            if !event_tail.is_empty() || !delivery_tail.is_empty() {
+                let (pe, pd) = (multirow::padded(event_tail.len()), multirow::padded(delivery_tail.len()));
+                let sql = multirow::statement(dialect, "ingest_tail", pair_key(pe, pd), |_, key| ingest_tail(key));
+                let mut q = sqlx::query(sql);
+                let pad_events = pe - event_tail.len();
+                for e in &events[event_tail] {
+                    q = bind_event!(q, e);
+                }
+                for _ in 0..pad_events * EVENT_TYPES.len() {
+                    q = q.bind(None::<i64>);
+                }
+                let pad_deliveries = pd - delivery_tail.len();
+                for d in &deliveries[delivery_tail] {
+                    q = bind_delivery!(q, d);
+                }
+                for _ in 0..pad_deliveries * DELIVERY_TYPES.len() {
+                    q = q.bind(None::<i64>);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -455,29 +547,24 @@ impl Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut claimed: Vec<ClaimedDelivery> = match &self.db {
             crate::Db::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                let taken = sqlx::query(CLAIM_SQLITE)
+                let row = sqlx::query(CLAIM_AND_READ_SQLITE)
                     .bind(lease_until)
                     .bind(lease_token)
                     .bind(now)
                     .bind(limit)
                     .bind(&exclude)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
+                    .fetch_one(pool)
+                    .await?;
+                let taken: i64 = row.try_get("taken")?;
                 if taken == 0 {
                     return Ok(Vec::new());
                 }
-                let json: String = sqlx::query_scalar(CLAIMED_SQLITE)
-                    .bind(lease_until)
-                    .bind(lease_token)
-                    .fetch_one(&mut *conn)
-                    .await?;
+                let json: String = row.try_get("claimed")?;
                 let rows: Vec<ClaimedTuple> = serde_json::from_str(&json)
                     .map_err(|e| StoreError::Corrupt(format!("claimed deliveries: {e}")))?;
                 // The join drops a delivery whose event row is gone: say so, as the claim
                 // did when it read the bodies separately, rather than leave it leased unseen.
-                if rows.len() as u64 != taken {
+                if rows.len() as i64 != taken {
                     return Err(StoreError::Corrupt(format!(
                         "{taken} deliveries claimed but {} found with their event's body",
                         rows.len()
@@ -548,24 +635,62 @@ impl Store {
         let dialect = self.dialect();
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
-            for chunk in multirow::chunks(attempts.len()) {
+            let (attempt_plan, completion_plan) =
+                (multirow::plan(dialect, attempts.len()), multirow::plan(dialect, completions.len()));
+            macro_rules! bind_attempt {
+                ($q:expr, $a:expr) => {{
+                    let a = $a;
+                    $q.bind(&a.delivery_id).bind(a.at).bind(a.status_code).bind(a.duration_ms)
+                        .bind(a.response_excerpt.as_deref()).bind(a.error.as_deref())
+                        .bind(a.diagnosis.as_deref()).bind(i64::from(a.refreshed))
+                }};
+            }
+            macro_rules! bind_completion {
+                ($q:expr, $c:expr) => {{
+                    let c = $c;
+                    $q.bind(c.seq).bind(&c.lease_token).bind(c.status.as_str())
+                        .bind(c.attempts_added).bind(c.next_attempt_at).bind(c.last_error.as_deref())
+                }};
+            }
+            for chunk in attempt_plan.full {
                 let sql = multirow::statement(dialect, "insert_attempts", chunk.len(), insert_attempts);
                 let mut q = sqlx::query(sql);
                 for a in &attempts[chunk] {
-                    q = q.bind(&a.delivery_id).bind(a.at).bind(a.status_code).bind(a.duration_ms)
-                        .bind(a.response_excerpt.as_deref()).bind(a.error.as_deref())
-                        .bind(a.diagnosis.as_deref()).bind(i64::from(a.refreshed));
+                    q = bind_attempt!(q, a);
                 }
                 q.execute(&mut *tx).await?;
             }
-            for chunk in multirow::chunks(completions.len()) {
+            for chunk in completion_plan.full {
                 let sql = multirow::statement(dialect, "complete", chunk.len(), complete);
                 let mut q = sqlx::query(sql);
                 for c in &completions[chunk] {
-                    q = q.bind(c.seq).bind(&c.lease_token).bind(c.status.as_str())
-                        .bind(c.attempts_added).bind(c.next_attempt_at).bind(c.last_error.as_deref());
+                    q = bind_completion!(q, c);
                 }
                 q.bind(now).execute(&mut *tx).await?;
+            }
+            let (attempt_tail, completion_tail) = (attempt_plan.tail, completion_plan.tail);
+            if !attempt_tail.is_empty() || !completion_tail.is_empty() {
+                let (pa, pc) = (multirow::padded(attempt_tail.len()), multirow::padded(completion_tail.len()));
+                let sql = multirow::statement(dialect, "outcome_tail", pair_key(pa, pc), |_, key| outcome_tail(key));
+                let mut q = sqlx::query(sql);
+                let pad_attempts = pa - attempt_tail.len();
+                for a in &attempts[attempt_tail] {
+                    q = bind_attempt!(q, a);
+                }
+                for _ in 0..pad_attempts * ATTEMPT_TYPES.len() {
+                    q = q.bind(None::<i64>);
+                }
+                let pad_completions = pc - completion_tail.len();
+                for c in &completions[completion_tail] {
+                    q = bind_completion!(q, c);
+                }
+                for _ in 0..pad_completions * COMPLETION_TYPES.len() {
+                    q = q.bind(None::<i64>);
+                }
+                if pc > 0 {
+                    q = q.bind(now);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -667,7 +792,7 @@ impl Store {
         status: crate::ConnectorStatus,
         now: i64,
     ) -> Result<bool, StoreError> {
-        Ok(on_db!(&self.db, pool => {
+        let moved = on_db!(&self.db, pool => {
             sqlx::query(
                 "UPDATE connectors SET status = $1, updated_at = $2 \
                  WHERE id = $3 AND credentials_version = $4 AND status = 'active'",
@@ -680,7 +805,9 @@ impl Store {
             .await?
             .rows_affected()
                 > 0
-        }))
+        });
+        self.connectors_changed();
+        Ok(moved)
     }
 
     /// Clear every lease: for a single-node SQLite database at start-up, when every lease in it
@@ -1054,6 +1181,60 @@ mod tests {
                     .len(),
                 1
             );
+        }
+    }
+
+    /// Batches past one statement's rows: whole chunks plus a padded tail (SQLite), and
+    /// every row written, claimed and completed exactly once.
+    #[tokio::test]
+    async fn large_batches_are_written_claimed_and_completed_whole() {
+        for s in stores().await {
+            let writes = [write(300, "p", false, 100), write(7, "q", false, 100)];
+            s.commit_ingest(&writes, 100).await.unwrap();
+            let mut claimed = Vec::new();
+            for token in ["n:1", "n:2", "n:3"] {
+                claimed.extend(s.claim_due(200, 10_000, token, 130, &[]).await.unwrap());
+            }
+            assert_eq!(claimed.len(), 307);
+            let ids: std::collections::HashSet<&str> =
+                claimed.iter().map(|c| c.id.as_str()).collect();
+            assert_eq!(ids.len(), 307, "no delivery claimed twice");
+            assert_eq!(claimed[0].payload, "{\"n\":0}");
+            assert!(s
+                .claim_due(300, 10_000, "n:4", 10, &[])
+                .await
+                .unwrap()
+                .is_empty());
+            let completions: Vec<Completion> = claimed
+                .iter()
+                .map(|c| done(c, DeliveryStatus::Delivered, None))
+                .collect();
+            let attempts: Vec<NewAttempt> = claimed
+                .iter()
+                .take(200)
+                .map(|c| NewAttempt {
+                    delivery_id: c.id.clone(),
+                    at: 250,
+                    status_code: Some(200),
+                    duration_ms: 3,
+                    response_excerpt: Some("ok".into()),
+                    error: None,
+                    diagnosis: None,
+                    refreshed: false,
+                })
+                .collect();
+            s.record_outcomes(&completions, &attempts, 300)
+                .await
+                .unwrap();
+            for c in [&claimed[0], &claimed[150], &claimed[306]] {
+                let d = s.get_delivery("acc", &c.id).await.unwrap().unwrap();
+                assert_eq!((d.status, d.in_flight), (DeliveryStatus::Delivered, false));
+            }
+            let recorded = s
+                .attempts_of(&[claimed[199].id.clone(), claimed[200].id.clone()])
+                .await
+                .unwrap();
+            assert_eq!(recorded.len(), 1, "attempts of the first 200 only");
         }
     }
 

@@ -110,6 +110,7 @@ pub struct Store {
     pub(crate) db: Db,
     pub(crate) cipher: Arc<Cipher>,
     writes: Arc<WriteGate>,
+    pub(crate) connectors: Arc<connectors::ConnectorCache>,
 }
 
 /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
@@ -226,6 +227,7 @@ impl Store {
             writes,
             db,
             cipher: Arc::new(Cipher::new(&key)),
+            connectors: Arc::default(),
         })
     }
 

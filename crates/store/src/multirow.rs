@@ -29,6 +29,46 @@ pub(crate) fn chunks(n: usize) -> Vec<Range<usize>> {
     out
 }
 
+/// How a batch of `n` rows goes out: `full` statements (each its own call), then the `tail`.
+/// PostgreSQL: every chunk is in `full` (`chunks`), the tail is empty. SQLite: chunks of
+/// `MAX_ROWS` in `full`, and the rest as the tail, which is written by a statement of
+/// `padded(tail.len())` rows whose unused rows are NULL and skipped: the tails of several
+/// tables then fit in one multi-statement text (`sqlx` runs it in one call into SQLite's
+/// thread, where each separate statement is a thread hand-off), and a handful of texts
+/// (powers of two) cover every size.
+pub(crate) struct Plan {
+    pub full: Vec<Range<usize>>,
+    pub tail: Range<usize>,
+}
+
+pub(crate) fn plan(dialect: Dialect, n: usize) -> Plan {
+    match dialect {
+        Dialect::Postgres => Plan {
+            full: chunks(n),
+            tail: n..n,
+        },
+        Dialect::Sqlite => {
+            let whole = n / MAX_ROWS * MAX_ROWS;
+            Plan {
+                full: (0..whole)
+                    .step_by(MAX_ROWS)
+                    .map(|s| s..s + MAX_ROWS)
+                    .collect(),
+                tail: whole..n,
+            }
+        }
+    }
+}
+
+/// Rows of the statement that writes a tail of `n` rows (0 for none).
+pub(crate) fn padded(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        n.next_power_of_two().min(MAX_ROWS)
+    }
+}
+
 /// How placeholders are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Dialect {
@@ -117,6 +157,22 @@ mod tests {
         }
         let sizes: Vec<usize> = chunks(1000).iter().map(|r| r.len()).collect();
         assert_eq!(sizes, [128, 128, 128, 128, 128, 128, 128, 64, 32, 8]);
+    }
+
+    #[test]
+    fn sqlite_plans_whole_chunks_and_one_padded_tail() {
+        for n in [0, 1, 3, 127, 128, 129, 1000, 4096] {
+            let p = plan(Dialect::Sqlite, n);
+            assert!(p.full.iter().all(|r| r.len() == MAX_ROWS));
+            assert_eq!(p.full.len() * MAX_ROWS + p.tail.len(), n);
+            assert_eq!(p.tail.end, n);
+            assert!(padded(p.tail.len()) >= p.tail.len() && padded(p.tail.len()) <= MAX_ROWS);
+        }
+        assert_eq!(padded(45), 64);
+        assert_eq!(padded(0), 0);
+        let pg = plan(Dialect::Postgres, 1000);
+        assert_eq!(pg.full, chunks(1000));
+        assert!(pg.tail.is_empty());
     }
 
     #[test]

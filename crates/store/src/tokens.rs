@@ -387,6 +387,7 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.connectors_changed();
         Ok(affected == 1)
     }
 
