@@ -243,12 +243,10 @@ struct Target {
 }
 
 async fn targets_of(store: &Store, account: &AccountId) -> Result<Vec<Target>, StoreError> {
-    let mut records = store.list_connectors(account).await?;
-    if let Some(default) = store.get_connector(account, DEFAULT_CALLBACK_NAME).await? {
-        records.push(default);
-    }
+    let records = store.account_connectors(account).await?;
     Ok(records
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|record| {
             let settings: DeliverySettings =
                 serde_json::from_value(record.settings.clone()).unwrap_or_default();

@@ -775,12 +775,11 @@ impl<T: TokenSource> Inner<T> {
             let key = (row.account_id.clone(), row.connector_name.clone());
             if !targets.contains_key(&key) {
                 let account = hookwarden_store::AccountId(row.account_id.clone());
-                let loaded = match self
-                    .store
-                    .get_connector(&account, &row.connector_name)
-                    .await
-                {
-                    Ok(found) => found,
+                let loaded = match self.store.account_connectors(&account).await {
+                    Ok(records) => records
+                        .iter()
+                        .find(|r| r.name == row.connector_name)
+                        .cloned(),
                     Err(e) => {
                         tracing::error!(error = %e, "reading a connector failed; its deliveries are given back");
                         self.finish(
