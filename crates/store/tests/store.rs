@@ -424,3 +424,44 @@ async fn queue_depths_list_every_connector_and_orphans_are_failed_by_connector()
     })
     .await;
 }
+
+#[tokio::test]
+async fn account_connectors_see_every_connector_write_at_once() {
+    each_database(async |store, url| {
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let names = |list: &[hookwarden_store::ConnectorRecord]| {
+            list.iter()
+                .map(|c| (c.name.clone(), c.status))
+                .collect::<Vec<_>>()
+        };
+        assert!(store.account_connectors(&acme.id).await.unwrap().is_empty());
+        let (a, _) = store
+            .upsert_connector(new_connector(&acme.id, "alpha", "secret-1234"))
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&store.account_connectors(&acme.id).await.unwrap()),
+            [("alpha".to_owned(), ConnectorStatus::Active)],
+            "{url}"
+        );
+        // Read twice (cached), then a status change made through the store.
+        store.account_connectors(&acme.id).await.unwrap();
+        assert!(store
+            .set_connector_status(&a.id, ConnectorStatus::NeedsReauth, None)
+            .await
+            .unwrap());
+        assert_eq!(
+            names(&store.account_connectors(&acme.id).await.unwrap()),
+            [("alpha".to_owned(), ConnectorStatus::NeedsReauth)]
+        );
+        let mut replaced = new_connector(&acme.id, "alpha", "secret-5678");
+        replaced.events = vec!["DOCUMENT_SIGNED".into()];
+        store.upsert_connector(replaced).await.unwrap();
+        let now = store.account_connectors(&acme.id).await.unwrap();
+        assert_eq!(now[0].events, ["DOCUMENT_SIGNED"]);
+        assert_eq!(now[0].status, ConnectorStatus::Active);
+        assert!(store.delete_connector(&acme.id, "alpha").await.unwrap());
+        assert!(store.account_connectors(&acme.id).await.unwrap().is_empty());
+    })
+    .await;
+}
