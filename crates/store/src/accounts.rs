@@ -67,7 +67,7 @@ impl Store {
         let hash = hash_api_key(api_key);
         const SQL: &str = "SELECT a.id, a.name, a.created_at FROM api_keys k \
                            JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1";
-        let account = on_db!(&self.db, pool => {
+        let account = on_db!(&self.reads, pool => {
             match sqlx::query(SQL).bind(&hash).fetch_optional(pool).await? {
                 Some(row) => Some(Account {
                     id: AccountId(row.try_get("id")?),

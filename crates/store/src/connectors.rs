@@ -410,7 +410,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<ConnectorRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM connectors WHERE account_id = $1 AND name = $2");
-        let raw = on_db!(&self.db, pool => {
+        let raw = on_db!(&self.reads, pool => {
             match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&account.0).bind(name).fetch_optional(pool).await? {
                 Some(row) => Some(raw_connector!(&row)),
                 None => None,
@@ -480,7 +480,7 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM connectors WHERE account_id = $1 AND name <> $2 ORDER BY name"
         );
-        let raws = on_db!(&self.db, pool => {
+        let raws = on_db!(&self.reads, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&account.0)
                 .bind(DEFAULT_CALLBACK_NAME)

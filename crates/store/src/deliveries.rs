@@ -757,7 +757,7 @@ impl Store {
                AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = ids.id) \
                AND EXISTS (SELECT 1 FROM deliveries d WHERE d.connector_id = ids.id \
                  AND d.status IN ('pending', 'held') AND d.lease_token IS NULL)";
-        Ok(on_db!(&self.db, pool => {
+        Ok(on_db!(&self.reads, pool => {
             sqlx::query_scalar::<_, String>(ORPHANED).fetch_all(pool).await?
         }))
     }
@@ -875,7 +875,7 @@ impl Store {
              AND (CAST($6 AS BIGINT) IS NULL OR seq < $6) \
              ORDER BY seq DESC LIMIT $7"
         );
-        Ok(on_db!(&self.db, pool => {
+        Ok(on_db!(&self.reads, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&filter.account_id)
                 .bind(&filter.connector_name)
@@ -901,7 +901,7 @@ impl Store {
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let sql =
             format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE account_id = $1 AND id = $2");
-        Ok(on_db!(&self.db, pool => {
+        Ok(on_db!(&self.reads, pool => {
             match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(account_id)
                 .bind(id)
@@ -924,7 +924,7 @@ impl Store {
         }
         let sql = self.pick(ATTEMPTS_OF_SQLITE, ATTEMPTS_OF_PG);
         let ids = serde_json::to_string(delivery_ids).expect("strings serialise");
-        Ok(on_db!(&self.db, pool => {
+        Ok(on_db!(&self.reads, pool => {
             let rows = sqlx::query(sql).bind(&ids).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -1012,7 +1012,7 @@ impl Store {
                (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id AND d.status = 'held') AS held, \
                (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id AND d.status = 'failed') AS failed \
              FROM connectors c ORDER BY c.account_id, c.name";
-        Ok(on_db!(&self.db, pool => {
+        Ok(on_db!(&self.reads, pool => {
             let rows = sqlx::query(DEPTHS).bind(now).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {

@@ -132,7 +132,7 @@ impl Store {
         before: Option<&str>,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         let limit = limit.clamp(1, MAX_HISTORY_PAGE);
-        let entries = on_db!(&self.db, pool => {
+        let entries = on_db!(&self.reads, pool => {
             let rows = sqlx::query(
                 "SELECT id, connector_id, account_id, at, kind, grant_type, outcome, http_status, \
                  error, error_description, cause, fix, duration_ms, excerpt FROM history \
