@@ -179,7 +179,14 @@ impl Store {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .connect_with(options.clone())
+                // Room for every statement text the hot writers use (multirow's padded
+                // sizes), and 16 MiB of pages: the indexes that each ingest and outcome touch.
+                .connect_with(
+                    options
+                        .clone()
+                        .statement_cache_capacity(256)
+                        .pragma("cache_size", "-16384"),
+                )
                 .await?;
             let readers = if in_memory {
                 writer.clone()
