@@ -100,12 +100,17 @@ pub async fn start<T: TokenSource>(
     state: &crate::AppState,
     tokens: T,
 ) -> anyhow::Result<EngineHandle> {
-    let engine = Engine::new(
-        state.delivery.clone(),
-        &state.settings,
-        tokens,
-        EngineOptions::default(),
-    )?;
+    start_with(state, tokens, EngineOptions::default()).await
+}
+
+/// `start` with other engine options (tests: a long poll, to show that wake-ups come from
+/// other nodes' notifications).
+pub async fn start_with<T: TokenSource>(
+    state: &crate::AppState,
+    tokens: T,
+    options: EngineOptions,
+) -> anyhow::Result<EngineHandle> {
+    let engine = Engine::new(state.delivery.clone(), &state.settings, tokens, options)?;
     listen_for_other_nodes(state.delivery.clone()).await;
     Ok(engine.spawn().await?)
 }

@@ -877,3 +877,56 @@ async fn credentials_a_receiver_echoes_back_are_not_kept_in_attempts() {
         }
     }
 }
+
+/// Two nodes on one PostgreSQL: node A takes the events and runs no workers; node B, whose
+/// own poll comes only once a minute, delivers them within seconds because A's commit
+/// notifies it (LISTEN/NOTIFY).
+#[tokio::test]
+async fn another_node_is_woken_by_the_ingesting_nodes_notification() {
+    let Some(pg) = hookwarden_store::testing::fresh_postgres_url().await else {
+        return;
+    };
+    let a = Harness::start(&pg).await;
+    a.register(
+        SF,
+        &a.org.callback_url(),
+        &["PACKAGE_COMPLETE"],
+        a.cc_key(),
+        json!({}),
+    )
+    .await;
+    // Node B: the same database and master key, its own store, hub and workers.
+    let store_b = hookwarden_store::Store::open(&pg, a.settings.master_key.clone())
+        .await
+        .unwrap();
+    let state_b = hookwarden_server::AppState::new(store_b.clone(), a.settings.clone());
+    let node_b = hookwarden_server::delivery::start_with(
+        &state_b,
+        tokens_for(&store_b, &a.settings),
+        EngineOptions {
+            idle_poll: Duration::from_secs(60),
+            ..EngineOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // B's first claim, at start, found nothing; from now on only a wake-up brings it back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    for i in 0..5 {
+        a.post_event(
+            json!({"name": "PACKAGE_COMPLETE", "packageId": format!("pkg-{i}"), "origin": "OSS"}),
+        )
+        .await;
+    }
+    while a.org.callbacks().len() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "node B did not deliver within 20 s (its poll is 60 s): {} of 5",
+            a.org.callbacks().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Not `close`: B's LISTEN connection stays out of the pool until its hub is gone.
+    node_b.shutdown().await;
+}
