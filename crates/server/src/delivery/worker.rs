@@ -34,8 +34,10 @@ use crate::config::Settings;
 /// lease could end mid-request is given back instead of sent (see `lease_left`).
 const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 /// Claimed deliveries a connector may hold per unit of its concurrency before it is left out
-/// of further claims until it drains (one claim may still bring a whole batch).
-const LANE_BACKLOG: usize = 2;
+/// of further claims until it drains (one claim may still bring a whole batch). Enough to keep
+/// its requests going while the next claim waits for the SQLite writer behind an ingest
+/// transaction of thousands of events (tens of milliseconds).
+const LANE_BACKLOG: usize = 8;
 /// How much paced sending (`max_per_second`) a connector may hold claims for; well under the lease.
 const PACED_BACKLOG: Duration = Duration::from_secs(30);
 /// A token endpoint that failed transiently without a Retry-After is asked again after this.
@@ -55,7 +57,8 @@ pub struct EngineOptions {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub lease: Duration,
-    /// Deliveries claimed per statement at most.
+    /// Deliveries claimed per statement at most: a claim waits its turn at the SQLite writer,
+    /// so one claim should carry a busy connector through the wait.
     pub batch_size: usize,
     /// Claimed deliveries this node holds at once at most (waiting or in flight).
     pub max_in_flight: usize,
@@ -80,7 +83,7 @@ impl Default for EngineOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(15),
             lease: DEFAULT_LEASE,
-            batch_size: 256,
+            batch_size: 1024,
             max_in_flight: 2048,
             idle_poll: Duration::from_millis(250),
             maintenance_every: Duration::from_secs(1),
