@@ -311,6 +311,14 @@ impl Hookwarden {
     }
 }
 
+/// The `p` quantile of sorted values (NaN for none).
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p) as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
 /// Ingest→delivered latency at `rate` single events a second, posted the way (c) posts them,
 /// each carrying its send time: (p50, p99) in ms.
 async fn latency(
@@ -369,13 +377,7 @@ async fn latency(
         })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    let (p50_ms, p99_ms) = (pct(0.50), pct(0.99));
+    let (p50_ms, p99_ms) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
     println!(
         "    ingest→delivered p50 {p50_ms:.1} ms, p99 {p99_ms:.1} ms; slowest per second: {:?}",
         slowest.iter().map(|w| w.round()).collect::<Vec<_>>()
@@ -391,16 +393,10 @@ async fn latency(
         worst[slot] = worst[slot].max(ms);
     }
     acked.sort_by(|a, b| a.total_cmp(b));
-    let apct = |p: f64| {
-        acked
-            .get(((acked.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
     println!(
         "    of which ingest (send→202) p50 {:.1} ms, p99 {:.1} ms; slowest 202 per second: {:?}",
-        apct(0.5),
-        apct(0.99),
+        percentile(&acked, 0.5),
+        percentile(&acked, 0.99),
         worst.iter().map(|w| w.round()).collect::<Vec<_>>()
     );
     Ok((p50_ms, p99_ms))

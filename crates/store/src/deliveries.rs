@@ -279,6 +279,17 @@ const DELIVERIES_INTO: &str = "deliveries (id, account_id, event_id, event_name,
 const ATTEMPTS_INTO: &str = "attempts (delivery_id, at, status_code, duration_ms, \
      response_excerpt, error, diagnosis, refreshed)";
 
+/// Bind `$n` NULLs: the values of a padded tail's unused rows.
+macro_rules! bind_nulls {
+    ($q:expr, $n:expr) => {{
+        let mut q = $q;
+        for _ in 0..$n {
+            q = q.bind(None::<i64>);
+        }
+        q
+    }};
+}
+
 /// Two padded row counts (each at most `MAX_ROWS`) as one statement-cache key, and back.
 fn pair_key(a: usize, b: usize) -> usize {
     a << 16 | b
@@ -516,16 +527,12 @@ impl Store {
                 for e in &events[event_tail] {
                     q = bind_event!(q, e);
                 }
-                for _ in 0..pad_events * EVENT_TYPES.len() {
-                    q = q.bind(None::<i64>);
-                }
+                q = bind_nulls!(q, pad_events * EVENT_TYPES.len());
                 let pad_deliveries = pd - delivery_tail.len();
                 for d in &deliveries[delivery_tail] {
                     q = bind_delivery!(q, d);
                 }
-                for _ in 0..pad_deliveries * DELIVERY_TYPES.len() {
-                    q = q.bind(None::<i64>);
-                }
+                q = bind_nulls!(q, pad_deliveries * DELIVERY_TYPES.len());
                 q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
@@ -677,16 +684,12 @@ impl Store {
                 for a in &attempts[attempt_tail] {
                     q = bind_attempt!(q, a);
                 }
-                for _ in 0..pad_attempts * ATTEMPT_TYPES.len() {
-                    q = q.bind(None::<i64>);
-                }
+                q = bind_nulls!(q, pad_attempts * ATTEMPT_TYPES.len());
                 let pad_completions = pc - completion_tail.len();
                 for c in &completions[completion_tail] {
                     q = bind_completion!(q, c);
                 }
-                for _ in 0..pad_completions * COMPLETION_TYPES.len() {
-                    q = q.bind(None::<i64>);
-                }
+                q = bind_nulls!(q, pad_completions * COMPLETION_TYPES.len());
                 if pc > 0 {
                     q = q.bind(now);
                 }
