@@ -402,6 +402,11 @@ async fn latency(
     Ok((p50_ms, p99_ms))
 }
 
+/// The allocator the `hookwarden` binary runs with (see its main.rs), so that the figures are
+/// the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Warnings and errors only: a failing run says why.
