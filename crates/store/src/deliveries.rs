@@ -342,6 +342,9 @@ fn insert_attempts(dialect: Dialect, rows: usize) -> String {
 /// than the claim). The two statements run as one text (sqlx's SQLite driver runs every
 /// statement of a text, binding numbered parameters by number), each in its own implicit
 /// transaction: the lease token is new, so nothing else touches these rows in between.
+/// The LIMIT is a CAST, not a bare `$4`: SQLite's planner reads a bare parameter's value there,
+/// and then prepares the statement again whenever that value changes, which is at nearly every
+/// claim (its size follows the lanes' free room).
 const CLAIM_AND_READ_SQLITE: &str = concat!(
     "UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
      WHERE seq IN (SELECT d.seq FROM deliveries d \
@@ -350,7 +353,7 @@ const CLAIM_AND_READ_SQLITE: &str = concat!(
          AND (d.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.connector_id = d.connector_id AND e.order_key = d.order_key \
              AND e.seq < d.seq AND e.status IN ('pending', 'held'))) \
-       ORDER BY d.next_attempt_at, d.seq LIMIT $4); ",
+       ORDER BY d.next_attempt_at, d.seq LIMIT CAST($4 AS INTEGER)); ",
     "SELECT changes() AS taken, json_group_array(json_array(d.seq, d.id, d.account_id, \
        d.event_id, d.event_name, d.connector_id, d.connector_name, d.package_id, d.attempts, \
        d.created_at, e.payload)) AS claimed \

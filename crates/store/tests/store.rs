@@ -354,6 +354,36 @@ fn one_delivery(
 }
 
 #[tokio::test]
+async fn claims_take_the_oldest_due_up_to_a_limit_that_changes_from_claim_to_claim() {
+    use hookwarden_store::DeliveryStatus::Pending;
+    each_database(async |store, url| {
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let (alpha, _) = store
+            .upsert_connector(new_connector(&acme.id, "alpha", "secret-1234"))
+            .await
+            .unwrap();
+        let writes: Vec<_> = (0..7)
+            .map(|n| one_delivery(&acme.id, &alpha, n, Pending, 100 + n as i64))
+            .collect();
+        store.commit_ingest(&writes, 100).await.unwrap();
+        // The workers' claims vary in size with their lanes' free room; each is honoured.
+        let mut taken = Vec::new();
+        for (i, limit) in [2usize, 1, 3, 5].into_iter().enumerate() {
+            let claimed = store
+                .claim_due(1_000, 60_000, &format!("n:{i}"), limit, &[])
+                .await
+                .unwrap();
+            let expected = limit.min(7 - taken.len());
+            assert_eq!(claimed.len(), expected, "{url}: limit {limit}");
+            taken.extend(claimed.into_iter().map(|c| c.id));
+        }
+        let oldest_first: Vec<String> = (0..7).map(|n| format!("dlv-alpha-{n}")).collect();
+        assert_eq!(taken, oldest_first, "{url}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn queue_depths_list_every_connector_and_orphans_are_failed_by_connector() {
     use hookwarden_store::DeliveryStatus::{Held, Pending};
     each_database(async |store, url| {
