@@ -176,7 +176,8 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
 
 /// mimalloc (its v2 line): under load, glibc's malloc took about a fifth of the CPU, in lock
 /// hand-offs between threads and in consolidating freed chunks; mimalloc cuts the CPU per
-/// delivery by about a quarter and keeps 100,000 pending deliveries under 80 MB of RSS.
+/// delivery by about a quarter, and 100,000 pending deliveries took 72–84 MB of RSS in the bench
+/// (its v3 line took 90–114 MB).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
