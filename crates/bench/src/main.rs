@@ -5,7 +5,8 @@
 //!     fake org's Apex endpoint) at the same concurrency, without hookwarden;
 //! (b) hookwarden on SQLite, events ingested through the batch API, delivered with bearer
 //!     tokens from the fake org and Standard Webhooks signatures;
-//! (c) as (b) with every event posted alone to `POST /api/events` over 64 keep-alive connections;
+//! (c) as (b) with every event posted alone to `POST /api/events` over 64 keep-alive connections
+//!     (bare hyper connections, as a load generator drives a server: see `Producer`);
 //! then ingest→delivered latency at half of (c)'s rate, and peak RSS with 100,000 pending.
 //!
 //! `HOOKWARDEN_BENCH_N` sets the deliveries per phase (default 50,000);
@@ -293,14 +294,15 @@ impl Hookwarden {
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..CONCURRENCY {
-            let (me, next) = (self.clone(), next.clone());
+            let mut producer = Producer::connect(&self.base, &self.api_key).await?;
+            let next = next.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if i >= n {
                         return Ok::<_, anyhow::Error>(());
                     }
-                    me.post("/api/events", &body(offset + i)).await?;
+                    producer.post_event(event_body(offset + i, None)).await?;
                 }
             }));
         }
@@ -308,6 +310,65 @@ impl Hookwarden {
             t.await??;
         }
         Ok(())
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection to `POST /api/events`, driven by hyper's bare connection
+/// API, as a load generator (wrk, k6) drives a server: (c) shares the machine's two cores with
+/// its producer, and a full client (pool, URL parsing, redirect layer) there would be counted
+/// against hookwarden.
+struct Producer {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    authority: String,
+    authorization: String,
+}
+
+impl Producer {
+    async fn connect(base: &str, api_key: &str) -> anyhow::Result<Self> {
+        let authority = base
+            .strip_prefix("http://")
+            .context("the bench's server is plain http")?
+            .to_owned();
+        let stream = tokio::net::TcpStream::connect(&authority).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Self {
+            sender,
+            authority,
+            authorization: format!("Basic {api_key}"),
+        })
+    }
+
+    /// Post one event; anything but `202` is an error that stops the run.
+    async fn post_event(&mut self, body: String) -> anyhow::Result<()> {
+        use http_body_util::BodyExt;
+        let request = hyper::Request::post("/api/events")
+            .header("host", &self.authority)
+            .header("authorization", &self.authorization)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let answer = response.into_body().collect().await?.to_bytes();
+        anyhow::ensure!(
+            status.as_u16() == 202,
+            "ingest answered {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        Ok(())
+    }
+}
+
+/// The event of `body`, as JSON text, with an optional message.
+fn event_body(i: usize, message: Option<&str>) -> String {
+    match message {
+        Some(m) => format!(
+            r#"{{"name":"PACKAGE_COMPLETE","packageId":"lat","origin":"OSS","message":"{m}"}}"#
+        ),
+        None => format!(r#"{{"name":"PACKAGE_COMPLETE","packageId":"pkg-{i}","origin":"OSS"}}"#),
     }
 }
 
@@ -339,19 +400,26 @@ async fn latency(
         1.max((Duration::from_millis(1).as_secs_f64() / interval.as_secs_f64()) as usize);
     let mut sent = 0usize;
     // The same 64 connections as (c): a request that finds none free waits its turn.
-    let connections = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let (free_tx, free_rx) = tokio::sync::mpsc::channel::<Producer>(CONCURRENCY);
+    for _ in 0..CONCURRENCY {
+        free_tx
+            .send(Producer::connect(&hw.base, &hw.api_key).await?)
+            .await
+            .map_err(|_| anyhow::anyhow!("connection pool closed"))?;
+    }
+    let free_rx = Arc::new(tokio::sync::Mutex::new(free_rx));
     while sent < count {
         let due = epoch + interval * sent as u32;
         tokio::time::sleep_until(due.into()).await;
         for _ in 0..per_tick.min(count - sent) {
-            let me = hw.clone();
             let sent_us = epoch.elapsed().as_micros() as f64;
             let micros = sent_us.to_string();
-            let connections = connections.clone();
+            let (free_tx, free_rx) = (free_tx.clone(), free_rx.clone());
             tasks.push(tokio::spawn(async move {
-                let _turn = connections.acquire_owned().await?;
-                me.post("/api/events", &json!({"name": "PACKAGE_COMPLETE", "packageId": "lat", "origin": "OSS", "message": micros}))
-                    .await?;
+                let producer = free_rx.lock().await.recv().await;
+                let mut producer = producer.context("connection pool closed")?;
+                producer.post_event(event_body(0, Some(&micros))).await?;
+                let _ = free_tx.send(producer).await;
                 // When the 202 came back: splits the latency into ingest and delivery.
                 Ok::<_, anyhow::Error>((sent_us, epoch.elapsed().as_secs_f64() * 1e6))
             }));
