@@ -49,6 +49,21 @@ pub enum ConnectorsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Queue the connector's failed deliveries (or, with --status delivered, delivered ones) again.
+    Replay {
+        name: String,
+        /// RFC 3339: deliveries created at or after it, e.g. 2026-12-01T00:00:00Z.
+        #[arg(long)]
+        since: String,
+        /// RFC 3339: and before it [default: now].
+        #[arg(long)]
+        until: Option<String>,
+        /// `failed` (default) or `delivered`.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Every grant, refresh, revocation and hook call of the connector, newest first.
     History {
         name: String,
@@ -59,14 +74,14 @@ pub enum ConnectorsCommand {
     },
 }
 
-struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
     api_key: String,
 }
 
 impl Api {
-    fn new(args: &ServerArgs) -> Self {
+    pub(crate) fn new(args: &ServerArgs) -> Self {
         Self {
             http: reqwest::Client::new(),
             base: args.server.trim_end_matches('/').to_owned(),
@@ -75,12 +90,30 @@ impl Api {
     }
 
     /// Send, and turn an error answer into the server's own message and fix.
-    async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+        self.send(method, path, None, None).await
+    }
+
+    /// Send with an optional JSON body and `Idempotency-Key`; errors as in [`Api::call`].
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let response = self
+        let mut request = self
             .http
             .request(method, &url)
-            .header("Authorization", format!("Basic {}", self.api_key))
+            .header("Authorization", format!("Basic {}", self.api_key));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request
             .send()
             .await
             .with_context(|| format!("cannot reach {url}: is `hookwarden serve` running there?"))?;
@@ -104,7 +137,8 @@ impl Api {
     }
 }
 
-fn segment(name: &str) -> String {
+/// `name` as one URL path segment (or query value): everything but unreserved bytes escaped.
+pub(crate) fn segment(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
@@ -113,7 +147,7 @@ fn segment(name: &str) -> String {
         .collect()
 }
 
-fn print_json(value: &Value) {
+pub(crate) fn print_json(value: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -187,6 +221,34 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
                 )
                 .await?;
             println!("{}", answer["url"].as_str().unwrap_or(""));
+            Ok(true)
+        }
+        ConnectorsCommand::Replay {
+            name,
+            since,
+            until,
+            status,
+            server,
+        } => {
+            let mut body = serde_json::json!({ "since": since });
+            if let Some(until) = until {
+                body["until"] = Value::String(until);
+            }
+            if let Some(status) = status {
+                body["status"] = Value::String(status);
+            }
+            let answer = Api::new(&server)
+                .send(
+                    Method::POST,
+                    &format!("/api/callback/connectors/{}/replay", segment(&name)),
+                    Some(&body),
+                    None,
+                )
+                .await?;
+            println!(
+                "{} deliveries of {name} queued again",
+                answer["replayed"].as_u64().unwrap_or(0)
+            );
             Ok(true)
         }
         ConnectorsCommand::History {

@@ -2,6 +2,7 @@
 //! accounts locally, or talk to a running server.
 
 mod client;
+mod deliveries_cmd;
 mod demo;
 mod key_cmd;
 
@@ -33,9 +34,15 @@ enum Command {
     /// Encode, decode and check connector keys (no server needed).
     #[command(subcommand)]
     Key(key_cmd::KeyCommand),
-    /// Talk to a running server about connectors (test, revoke, re-authenticate, history).
+    /// Talk to a running server about connectors (test, revoke, re-authenticate, replay, history).
     #[command(subcommand)]
     Connectors(client::ConnectorsCommand),
+    /// Post events to a running server (one by flags, or a JSON file of them).
+    #[command(subcommand)]
+    Events(deliveries_cmd::EventsCommand),
+    /// Follow deliveries on a running server: list, show with every attempt, retry.
+    #[command(subcommand)]
+    Deliveries(deliveries_cmd::DeliveriesCommand),
     /// Run a Salesforce-shaped fake org (OAuth endpoints + Apex REST receiver) for tests and demos.
     FakeOrg(demo::FakeOrgArgs),
 }
@@ -189,6 +196,8 @@ async fn main() -> ExitCode {
         Command::Accounts(command) => accounts(command).await,
         Command::Key(command) => return key_cmd::run(command),
         Command::FakeOrg(args) => demo::run_fake_org(args).await,
+        Command::Events(command) => deliveries_cmd::run_events(command).await,
+        Command::Deliveries(command) => deliveries_cmd::run_deliveries(command).await,
         Command::Connectors(command) => match client::run(command).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

@@ -1,0 +1,311 @@
+//! `hookwarden events ...` and `hookwarden deliveries ...`: post events to a running server,
+//! follow what became of them, and ask for one more attempt.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::client::{print_json, segment, Api, ServerArgs};
+
+/// What one batch request may carry (the server's limit).
+const MAX_BATCH: usize = 1000;
+
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// Post one event given by flags, or every event of a JSON file; prints each event's id and
+    /// the ids of the deliveries it was routed to.
+    Send(SendArgs),
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    /// PACKAGE_COMPLETE, DOCUMENT_SIGNED, ... or a custom UPPER_SNAKE_CASE name.
+    #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+    name: Option<String>,
+    /// The package (transaction) the event is about.
+    #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+    package_id: Option<String>,
+    /// Where the event comes from; matched against each connector's `origins`.
+    #[arg(long, default_value = "OSS")]
+    origin: String,
+    #[arg(long, conflicts_with = "file")]
+    session_user: Option<String>,
+    #[arg(long, conflicts_with = "file")]
+    document_id: Option<String>,
+    #[arg(long, conflicts_with = "file")]
+    message: Option<String>,
+    /// RFC 3339 [default: the time of ingest].
+    #[arg(long, conflicts_with = "file")]
+    created_date: Option<String>,
+    /// A JSON file holding one event object, an array of them, or `{"events": [...]}`; `-` reads
+    /// standard input. More than 1,000 events go as several batch requests of up to 1,000.
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Makes a resent request safe: the same key and body get the same answer and no new
+    /// deliveries. When a file is split into several batches, batch N uses `KEY-N`.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Subcommand)]
+pub enum DeliveriesCommand {
+    /// Deliveries, newest first: id, status, connector, event, package, attempts, last answer.
+    List(ListArgs),
+    /// One delivery with every attempt (JSON).
+    Get {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// One more attempt now (also for a failed delivery, which goes back to pending).
+    Retry {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// A connector's name; `@default` for the default callback.
+    #[arg(long)]
+    connector: Option<String>,
+    /// pending, held, delivered or failed.
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    package_id: Option<String>,
+    /// RFC 3339: deliveries created at or after it.
+    #[arg(long)]
+    since: Option<String>,
+    /// How many to show; with --all, the page size.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Follow the pages to the last one.
+    #[arg(long)]
+    all: bool,
+    /// Print the server's JSON (one page per line with --all) instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// The events of a file, as the API takes them: objects, checked to be objects here so a wrong
+/// file is named before anything is sent.
+fn events_of(file: &PathBuf) -> anyhow::Result<Vec<Value>> {
+    let text = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading events from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let value: Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not JSON: give one event object, an array of them, or {{\"events\": [...]}}",
+            file.display()
+        )
+    })?;
+    let events = match value {
+        Value::Array(events) => events,
+        Value::Object(mut object) if object.contains_key("events") => {
+            match object.remove("events") {
+                Some(Value::Array(events)) => events,
+                _ => anyhow::bail!("{}: \"events\" must be an array", file.display()),
+            }
+        }
+        event @ Value::Object(_) => vec![event],
+        _ => anyhow::bail!(
+            "{}: give one event object, an array of them, or {{\"events\": [...]}}",
+            file.display()
+        ),
+    };
+    anyhow::ensure!(!events.is_empty(), "{}: no events in it", file.display());
+    if let Some(i) = events.iter().position(|e| !e.is_object()) {
+        anyhow::bail!(
+            "{}: event {i} is not a JSON object: {}",
+            file.display(),
+            events[i]
+        );
+    }
+    Ok(events)
+}
+
+fn print_accepted(event: &Value) {
+    let deliveries: Vec<&str> = event["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    println!(
+        "{} {}",
+        event["id"].as_str().unwrap_or(""),
+        if deliveries.is_empty() {
+            "(no destination takes it)".to_owned()
+        } else {
+            deliveries.join(" ")
+        }
+    );
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.server);
+    let Some(file) = &args.file else {
+        let mut event = json!({
+            "name": args.name,
+            "packageId": args.package_id,
+            "origin": args.origin,
+        });
+        for (field, value) in [
+            ("sessionUser", args.session_user),
+            ("documentId", args.document_id),
+            ("message", args.message),
+            ("createdDate", args.created_date),
+        ] {
+            if let Some(value) = value {
+                event[field] = Value::String(value);
+            }
+        }
+        let accepted = api
+            .send(
+                Method::POST,
+                "/api/events",
+                Some(&event),
+                args.idempotency_key.as_deref(),
+            )
+            .await?;
+        print_accepted(&accepted);
+        return Ok(());
+    };
+    let events = events_of(file)?;
+    let batches: Vec<&[Value]> = events.chunks(MAX_BATCH).collect();
+    let several = batches.len() > 1;
+    for (n, batch) in batches.into_iter().enumerate() {
+        let key = args.idempotency_key.as_ref().map(|key| {
+            if several {
+                format!("{key}-{}", n + 1)
+            } else {
+                key.clone()
+            }
+        });
+        let accepted = api
+            .send(
+                Method::POST,
+                "/api/events/batch",
+                Some(&json!({ "events": batch })),
+                key.as_deref(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "batch {} (events {} to {}); the batches before it were accepted",
+                    n + 1,
+                    n * MAX_BATCH,
+                    n * MAX_BATCH + batch.len() - 1
+                )
+            })?;
+        for event in accepted["events"].as_array().into_iter().flatten() {
+            print_accepted(event);
+        }
+    }
+    Ok(())
+}
+
+fn print_row(d: &Value) {
+    let attempts = d["attempts"].as_array().map_or(&[][..], Vec::as_slice);
+    let last = attempts.last().map(|a| {
+        a["status_code"]
+            .as_i64()
+            .map(|s| s.to_string())
+            .or_else(|| a["error"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    });
+    println!(
+        "{} {:<9} {:<20} {:<20} {:<16} {:>3} {}",
+        d["id"].as_str().unwrap_or(""),
+        d["status"].as_str().unwrap_or(""),
+        d["connector"].as_str().unwrap_or(""),
+        d["event"].as_str().unwrap_or(""),
+        d["package_id"].as_str().unwrap_or(""),
+        attempts.len(),
+        last.unwrap_or_default()
+    );
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.server);
+    let mut query = vec![format!("limit={}", args.limit)];
+    for (name, value) in [
+        ("connector", &args.connector),
+        ("status", &args.status),
+        ("packageId", &args.package_id),
+        ("since", &args.since),
+    ] {
+        if let Some(value) = value {
+            query.push(format!("{name}={}", segment(value)));
+        }
+    }
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/api/deliveries?{}", query.join("&"));
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={}", segment(cursor)));
+        }
+        let page = api.call(Method::GET, &path).await?;
+        if args.json {
+            println!("{page}");
+        } else {
+            for d in page["deliveries"].as_array().into_iter().flatten() {
+                print_row(d);
+            }
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if !args.all || cursor.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+pub async fn run_events(command: EventsCommand) -> anyhow::Result<()> {
+    match command {
+        EventsCommand::Send(args) => send(args).await,
+    }
+}
+
+pub async fn run_deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {
+    match command {
+        DeliveriesCommand::List(args) => list(args).await,
+        DeliveriesCommand::Get { id, server } => {
+            let d = Api::new(&server)
+                .call(Method::GET, &format!("/api/deliveries/{}", segment(&id)))
+                .await?;
+            print_json(&d);
+            Ok(())
+        }
+        DeliveriesCommand::Retry { id, server } => {
+            let d = Api::new(&server)
+                .call(
+                    Method::POST,
+                    &format!("/api/deliveries/{}/retry", segment(&id)),
+                )
+                .await?;
+            println!(
+                "{} is {}; next attempt {}",
+                id,
+                d["status"].as_str().unwrap_or(""),
+                d["next_attempt_at"].as_str().unwrap_or("now")
+            );
+            Ok(())
+        }
+    }
+}
