@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_drop_deliveries_event_index.sql"),
         postgres: include_str!("../migrations/postgres/0004_drop_deliveries_event_index.sql"),
     },
+    Migration {
+        version: 5,
+        sqlite: include_str!("../migrations/sqlite/0005_events_without_rowid.sql"),
+        postgres: include_str!("../migrations/postgres/0005_events_without_rowid.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";
