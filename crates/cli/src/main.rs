@@ -4,6 +4,7 @@
 mod client;
 mod deliveries_cmd;
 mod demo;
+mod doctor;
 mod key_cmd;
 
 use std::path::PathBuf;
@@ -45,6 +46,36 @@ enum Command {
     Deliveries(deliveries_cmd::DeliveriesCommand),
     /// Run a Salesforce-shaped fake org (OAuth endpoints + Apex REST receiver) for tests and demos.
     FakeOrg(demo::FakeOrgArgs),
+    /// `serve --demo`: the API with a fake Salesforce org, a demo account and connector.
+    Demo(DemoArgs),
+    /// Check what `serve` would run with: configuration, master key, database and its secrets,
+    /// listen address, network rules; with an API key, the account's connectors. Exits 1 when a
+    /// check fails.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on [default: 127.0.0.1:8080, env: HOOKWARDEN_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Where the demo's fake org listens.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    demo_org_listen: String,
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The address `serve` listens on [default: 127.0.0.1:8080, env: HOOKWARDEN_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// An API key: also check that account's connectors on the running server.
+    #[arg(long, env = "HOOKWARDEN_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -196,6 +227,23 @@ async fn main() -> ExitCode {
         Command::Accounts(command) => accounts(command).await,
         Command::Key(command) => return key_cmd::run(command),
         Command::FakeOrg(args) => demo::run_fake_org(args).await,
+        Command::Demo(args) => {
+            serve(ServeArgs {
+                config: args.config,
+                listen: args.listen,
+                demo: true,
+                demo_org_listen: args.demo_org_listen,
+            })
+            .await
+        }
+        Command::Doctor(args) => {
+            let config = load_config(&args.config, args.listen);
+            match doctor::run(config, args.api_key).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
         Command::Events(command) => deliveries_cmd::run_events(command).await,
         Command::Deliveries(command) => deliveries_cmd::run_deliveries(command).await,
         Command::Connectors(command) => match client::run(command).await {

@@ -304,3 +304,103 @@ fn serve_refuses_a_bad_configuration_clearly() {
         .failure()
         .stderr(predicate::str::contains("HOOKWARDEN_MASTER_KEY"));
 }
+
+/// `hookwarden doctor` on a fresh directory, a database with its key, a database whose key
+/// file is gone, secrets sealed under another master key, and a listen address in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_what_serve_would_trip_on_and_how_to_fix_it() {
+    use hookwarden_store::{MasterKey, MasterKeySource, NewConnector, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hw.db");
+    let url = format!("sqlite://{}", db.display());
+    let doctor = |extra: &[&str]| {
+        let mut cmd = hookwarden();
+        cmd.args(["doctor", "--database", &url, "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("HOOKWARDEN_API_KEY");
+        cmd
+    };
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+
+    let (ok, text) = run(&mut doctor(&[]));
+    assert!(ok, "{text}");
+    assert!(text.contains("does not exist yet"), "{text}");
+    assert!(!db.exists(), "doctor created the database");
+
+    // A database written under one master key, with a connector whose secrets it sealed.
+    let key = MasterKey::generate();
+    let store = Store::open(&url, MasterKeySource::Given(key.clone()))
+        .await
+        .unwrap();
+    let (acme, _) = store.create_account("acme").await.unwrap();
+    store
+        .upsert_connector(NewConnector {
+            account_id: acme.id.clone(),
+            name: "salesforceOauth2".into(),
+            kind: "salesforce".into(),
+            url: "https://acme.my.salesforce.com/services/apexrest/OSS/callback".into(),
+            events: vec!["PACKAGE_COMPLETE".into()],
+            origins: vec!["OSS".into()],
+            owner: None,
+            settings: serde_json::json!({}),
+            flow: Some("client_credentials".into()),
+            warnings: vec![],
+            key_json: secrecy::SecretString::from(
+                r#"{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"s3cret-value"}"#,
+            ),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let (ok, text) = run(doctor(&[]).env("HOOKWARDEN_MASTER_KEY", key.to_base64()));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("opens the secrets of all 1 connector(s)"),
+        "{text}"
+    );
+
+    // Without the key: no key file beside the database either.
+    let (ok, text) = run(&mut doctor(&[]));
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL master key"), "{text}");
+    assert!(text.contains("fix: restore the key file"), "{text}");
+
+    // Another key opens the database but not the secrets, and names the connector.
+    let (ok, text) =
+        run(doctor(&[]).env("HOOKWARDEN_MASTER_KEY", MasterKey::generate().to_base64()));
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL secrets"), "{text}");
+    assert!(text.contains("salesforceOauth2"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+
+    // A listen address someone else holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (ok, text) = run(hookwarden()
+        .args(["doctor", "--database", &url, "--listen", &addr])
+        .env("HOOKWARDEN_MASTER_KEY", key.to_base64())
+        .env_remove("HOOKWARDEN_API_KEY"));
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL listen"), "{text}");
+    assert!(text.contains("fix: stop what uses it"), "{text}");
+
+    // PostgreSQL without a master key is refused before any connection is tried.
+    let (ok, text) = run(hookwarden()
+        .args([
+            "doctor",
+            "--database",
+            "postgres://nobody@127.0.0.1:1/none",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("HOOKWARDEN_API_KEY"));
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("PostgreSQL needs HOOKWARDEN_MASTER_KEY"),
+        "{text}"
+    );
+}

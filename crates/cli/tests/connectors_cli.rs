@@ -53,6 +53,7 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
     assert_eq!(resp.status(), 201);
 
     let (b, k) = (base.clone(), api_key.clone());
+    let db_url = format!("sqlite://{}", dir.path().join("cli.db").display());
     tokio::task::spawn_blocking(move || {
         cli(&b, &k)
             .args(["connectors", "test", "salesforceOauth2"])
@@ -70,6 +71,17 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
             .assert()
             .success()
             .stdout(predicate::str::contains("revoked"));
+        // The doctor, pointed at the running server with the account's key, names it too.
+        let listen = b.trim_start_matches("http://").to_owned();
+        cli(&b, &k)
+            .args(["doctor", "--listen", &listen, "--database", &db_url])
+            .assert()
+            .failure()
+            .stdout(predicate::str::contains("a hookwarden server answers"))
+            .stdout(predicate::str::contains(
+                "FAIL connector    salesforceOauth2: revoked",
+            ))
+            .stdout(predicate::str::contains("reauth-url salesforceOauth2"));
         // A revoked connector fails its test, and says what to do.
         cli(&b, &k)
             .args(["connectors", "test", "salesforceOauth2"])

@@ -472,6 +472,33 @@ impl Store {
         self.connectors.version.fetch_add(1, AtomicOrdering::AcqRel);
     }
 
+    /// Every connector of every account, opened with this store's master key: how many open,
+    /// and `account id/name` of those whose secrets this key cannot open (another master key
+    /// sealed them). What `hookwarden doctor` checks before a server would fail at delivery.
+    pub async fn check_connector_secrets(&self) -> Result<(usize, Vec<String>), StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM connectors ORDER BY account_id, name");
+        let raws = on_db!(&self.reads, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .fetch_all(pool)
+                .await?;
+            let mut raws = Vec::with_capacity(rows.len());
+            for row in &rows {
+                raws.push(raw_connector!(row));
+            }
+            raws
+        });
+        let (mut opened, mut sealed_elsewhere) = (0, Vec::new());
+        for raw in raws {
+            let name = format!("{}/{}", raw.account_id, raw.name);
+            match self.open_connector(raw) {
+                Ok(_) => opened += 1,
+                Err(StoreError::Decrypt(_)) => sealed_elsewhere.push(name),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((opened, sealed_elsewhere))
+    }
+
     /// The account's connectors by name, without the default callback.
     pub async fn list_connectors(
         &self,

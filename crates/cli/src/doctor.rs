@@ -1,0 +1,411 @@
+//! `hookwarden doctor`: what `serve` would run with, checked before it runs (or while it
+//! runs): configuration, master key, database and the secrets in it, the listen address, the
+//! network rules, and, given an API key, the account's connectors and failed deliveries.
+//! Each check prints `ok`, `warn` or `FAIL`, with a fix; any `FAIL` makes the exit code 1.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookwarden_server::{redact_url, Config, Settings};
+use hookwarden_store::{MasterKeySource, Store};
+use serde_json::Value;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn say(&mut self, level: Level, name: &str, detail: &str, fix: Option<&str>) {
+        let tag = match level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        };
+        println!("{tag} {name:<12} {detail}");
+        if let Some(fix) = fix.filter(|_| level != Level::Ok) {
+            println!("     fix: {fix}");
+        }
+        self.failed |= level == Level::Fail;
+    }
+}
+
+/// The SQLite file a `sqlite:` URL names, as sqlx reads it (`sqlite://relative.db`,
+/// `sqlite:///absolute/path.db`, `sqlite:file.db`; a `?query` is not part of the name);
+/// `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty()).then(|| std::path::PathBuf::from(path))
+}
+
+/// Runs every check; `Ok(false)` when one failed.
+pub async fn run(config: anyhow::Result<Config>, api_key: Option<String>) -> anyhow::Result<bool> {
+    let mut report = Report { failed: false };
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            report.say(
+                Level::Fail,
+                "config",
+                &format!("{e:#}"),
+                Some(
+                    "correct the file given with --config or the HOOKWARDEN_* variable named above",
+                ),
+            );
+            return Ok(false);
+        }
+    };
+    let settings = match config.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            report.say(
+                Level::Fail,
+                "config",
+                &e.to_string(),
+                Some("correct the setting named above (file given with --config, or its HOOKWARDEN_* variable)"),
+            );
+            return Ok(false);
+        }
+    };
+    report.say(
+        Level::Ok,
+        "config",
+        &format!(
+            "listen {}, database {}",
+            settings.listen,
+            redact_url(&settings.database)
+        ),
+        None,
+    );
+    let store = check_storage(&mut report, &settings).await;
+    if let Some(store) = &store {
+        match store.check_connector_secrets().await {
+            Ok((0, sealed)) if sealed.is_empty() => {
+                report.say(Level::Ok, "secrets", "no connectors yet", None)
+            }
+            Ok((opened, sealed)) if sealed.is_empty() => report.say(
+                Level::Ok,
+                "secrets",
+                &format!("the master key opens the secrets of all {opened} connector(s)"),
+                None,
+            ),
+            Ok((_, sealed)) => report.say(
+                Level::Fail,
+                "secrets",
+                &format!(
+                    "the master key cannot open the secrets of {} connector(s): {}",
+                    sealed.len(),
+                    sealed.join(", ")
+                ),
+                Some("run with the master key these were sealed with (HOOKWARDEN_MASTER_KEY, or the key file that was beside the database), or register those connectors again"),
+            ),
+            Err(e) => report.say(
+                Level::Fail,
+                "secrets",
+                &format!("reading the connectors failed: {e}"),
+                Some("check the database (see the database check above)"),
+            ),
+        }
+        store.close().await;
+    }
+    check_network_rules(&mut report, &settings);
+    let running = check_listen(&mut report, &settings).await;
+    match (running, api_key) {
+        (true, Some(key)) => check_connectors(&mut report, &settings, &key).await,
+        (true, None) => report.say(
+            Level::Ok,
+            "connectors",
+            "not checked: set HOOKWARDEN_API_KEY (or --api-key) to check an account's connectors",
+            None,
+        ),
+        (false, _) => {}
+    }
+    Ok(!report.failed)
+}
+
+/// Master key and database; the opened store when both are usable.
+async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store> {
+    let url = &settings.database;
+    let given = matches!(settings.master_key, MasterKeySource::Given(_));
+    if url.starts_with("postgres") {
+        if !given {
+            report.say(
+                Level::Fail,
+                "master key",
+                "PostgreSQL needs HOOKWARDEN_MASTER_KEY: there is no file beside the database to keep it in",
+                Some("set HOOKWARDEN_MASTER_KEY to base64 of 32 random bytes (`openssl rand -base64 32`), the same on every node"),
+            );
+            return None;
+        }
+        report.say(Level::Ok, "master key", "from HOOKWARDEN_MASTER_KEY", None);
+    } else if let Some(file) = sqlite_file(url) {
+        let key_file = hookwarden_store::crypto::key_file_beside(&file);
+        if !file.exists() {
+            report.say(
+                Level::Ok,
+                "database",
+                &format!(
+                    "{} does not exist yet: `hookwarden serve` creates it{}",
+                    file.display(),
+                    if given {
+                        ""
+                    } else {
+                        ", and its key file beside it"
+                    }
+                ),
+                None,
+            );
+            return None;
+        }
+        if given {
+            report.say(Level::Ok, "master key", "from HOOKWARDEN_MASTER_KEY", None);
+        } else if !key_file.exists() {
+            report.say(
+                Level::Fail,
+                "master key",
+                &format!(
+                    "{} exists but its key file {} does not: the secrets in the database cannot be opened, and a new key would be created",
+                    file.display(),
+                    key_file.display()
+                ),
+                Some("restore the key file from where the database came from, or set HOOKWARDEN_MASTER_KEY to the key the database was written with"),
+            );
+            return None;
+        } else {
+            key_file_permissions(report, &key_file);
+        }
+    }
+    match tokio::time::timeout(
+        Duration::from_secs(15),
+        Store::open(url, settings.master_key.clone()),
+    )
+    .await
+    {
+        Ok(Ok(store)) => {
+            report.say(
+                Level::Ok,
+                "database",
+                &format!("{} opened, schema current", redact_url(url)),
+                None,
+            );
+            Some(store)
+        }
+        Ok(Err(e)) => {
+            report.say(
+                Level::Fail,
+                "database",
+                &format!("{}: {e}", redact_url(url)),
+                Some("check the URL (sqlite://FILE, sqlite:///ABSOLUTE/PATH or postgres://USER@HOST/DB), that the server is up and the user may connect, and that the file's directory is writable"),
+            );
+            None
+        }
+        Err(_) => {
+            report.say(
+                Level::Fail,
+                "database",
+                &format!("{}: no answer within 15 s", redact_url(url)),
+                Some("check that the database server is up and reachable from here"),
+            );
+            None
+        }
+    }
+}
+
+fn key_file_permissions(report: &mut Report, key_file: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(key_file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                report.say(
+                    Level::Warn,
+                    "master key",
+                    &format!(
+                        "{} is readable by others (mode {mode:o})",
+                        key_file.display()
+                    ),
+                    Some(&format!("chmod 600 {}", key_file.display())),
+                );
+                return;
+            }
+        }
+    }
+    report.say(
+        Level::Ok,
+        "master key",
+        &format!("{} (mode 600)", key_file.display()),
+        None,
+    );
+}
+
+fn check_network_rules(report: &mut Report, settings: &Settings) {
+    if settings.allow_insecure_http {
+        report.say(
+            Level::Warn,
+            "network",
+            "allow_insecure_http is on: tokens and events may travel over plain http",
+            Some("turn it off outside tests and demos (HOOKWARDEN_ALLOW_INSECURE_HTTP=false)"),
+        );
+    }
+    let allowed = settings
+        .address_policy
+        .allowed
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if allowed.is_empty() {
+        report.say(
+            Level::Ok,
+            "network",
+            "destinations and token endpoints must be public addresses",
+            None,
+        );
+    } else {
+        report.say(
+            Level::Warn,
+            "network",
+            &format!("private networks allowed as destinations: {allowed}"),
+            Some(
+                "list only the networks your receivers are in (HOOKWARDEN_ALLOW_PRIVATE_NETWORKS)",
+            ),
+        );
+    }
+}
+
+/// Whether a hookwarden server answers at the listen address (so its API can be asked).
+async fn check_listen(report: &mut Report, settings: &Settings) -> bool {
+    match tokio::net::TcpListener::bind(settings.listen).await {
+        Ok(_) => {
+            report.say(
+                Level::Ok,
+                "listen",
+                &format!("{} is free: no server runs there now", settings.listen),
+                None,
+            );
+            false
+        }
+        Err(e) => {
+            let health = format!("http://{}/healthz", settings.listen);
+            let answered = reqwest::Client::new()
+                .get(&health)
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await
+                .map(|r| r.status().is_success() && r.headers().contains_key("content-type"));
+            match answered {
+                Ok(true) => {
+                    report.say(
+                        Level::Ok,
+                        "listen",
+                        &format!("a hookwarden server answers at {}", settings.listen),
+                        None,
+                    );
+                    true
+                }
+                _ => {
+                    report.say(
+                        Level::Fail,
+                        "listen",
+                        &format!("{} cannot be used: {e}, and no hookwarden answers there", settings.listen),
+                        Some("stop what uses it, or choose another address (--listen or HOOKWARDEN_LISTEN)"),
+                    );
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// The account's connectors that cannot deliver, and its failed deliveries.
+async fn check_connectors(report: &mut Report, settings: &Settings, api_key: &str) {
+    let base = format!("http://{}", settings.listen);
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        http.get(format!("{base}{path}"))
+            .header("Authorization", format!("Basic {api_key}"))
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+    let list = match get("/api/callback/connectors".to_owned()).await {
+        Ok(r) if r.status().is_success() => r.json::<Value>().await.unwrap_or_default(),
+        Ok(r) => {
+            report.say(
+                Level::Fail,
+                "connectors",
+                &format!("the server refused the API key ({})", r.status()),
+                Some("use a key from `hookwarden accounts create` for this server's database"),
+            );
+            return;
+        }
+        Err(e) => {
+            report.say(
+                Level::Fail,
+                "connectors",
+                &format!("could not ask the server: {e}"),
+                Some("check that the server runs at the listen address"),
+            );
+            return;
+        }
+    };
+    let connectors = list["connectors"].as_array().cloned().unwrap_or_default();
+    if connectors.is_empty() {
+        report.say(
+            Level::Warn,
+            "connectors",
+            "the account has no connectors: events are stored but go nowhere",
+            Some("register one: POST /api/callback/connectors/{name}"),
+        );
+    }
+    for c in &connectors {
+        let name = c["name"].as_str().unwrap_or("?");
+        let status = c["status"].as_str().unwrap_or("?");
+        let fix = match status {
+            "active" => None,
+            "needs_reauth" => Some(format!("the provider refused its credentials (see `hookwarden connectors history {name}`): give a new key (PATCH {{\"key\"}}) or re-authenticate (`hookwarden connectors reauth-url {name}`); its deliveries are held meanwhile")),
+            "revoked" => Some(format!("its tokens were revoked: give it credentials again (PATCH {{\"key\"}} or `hookwarden connectors reauth-url {name}`); its deliveries are held meanwhile")),
+            "disabled" => Some("its endpoint answered 410 Gone: register it again once the endpoint is back; its deliveries are held meanwhile".to_owned()),
+            _ => Some("look at it with `hookwarden connectors get`".to_owned()),
+        };
+        let level = if fix.is_some() {
+            Level::Fail
+        } else {
+            Level::Ok
+        };
+        report.say(
+            level,
+            "connector",
+            &format!("{name}: {status}"),
+            fix.as_deref(),
+        );
+    }
+    if let Ok(r) = get("/api/deliveries?status=failed&limit=1".to_owned()).await {
+        let page: Value = r.json().await.unwrap_or_default();
+        if let Some(d) = page["deliveries"].as_array().and_then(|a| a.first()) {
+            report.say(
+                Level::Warn,
+                "deliveries",
+                &format!(
+                    "some deliveries failed, the latest {} to {}: {}",
+                    d["id"].as_str().unwrap_or("?"),
+                    d["connector"].as_str().unwrap_or("?"),
+                    d["last_error"].as_str().unwrap_or("see its attempts")
+                ),
+                Some("`hookwarden deliveries list --status failed`, then `hookwarden connectors replay NAME --since ...` once the cause is fixed"),
+            );
+        }
+    }
+}
