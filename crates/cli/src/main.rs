@@ -118,6 +118,34 @@ enum AccountsCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// List the accounts: id, name, number of API keys.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List an account's API keys by id (never the keys themselves).
+    Keys {
+        /// The account's id (acc_...) or name.
+        account: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Give an account another API key and print it (one line on stdout), e.g. to rotate one.
+    NewKey {
+        /// The account's id (acc_...) or name.
+        account: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Revoke one of an account's API keys (not its last one). Servers refuse it within 10 s.
+    RevokeKey {
+        /// The account's id (acc_...) or name.
+        account: String,
+        /// The key's id, as `accounts keys` lists it.
+        key_id: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 fn load_config(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
@@ -186,6 +214,40 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+async fn open_store(config: &ConfigArgs) -> anyhow::Result<hookwarden_store::Store> {
+    let settings = load_config(config, None)?.settings()?;
+    hookwarden_store::Store::open(&settings.database, settings.master_key)
+        .await
+        .with_context(|| {
+            format!(
+                "database {}",
+                hookwarden_server::redact_url(&settings.database)
+            )
+        })
+}
+
+/// An account by id, or by name when exactly one has it.
+async fn find_account(
+    store: &hookwarden_store::Store,
+    wanted: &str,
+) -> anyhow::Result<hookwarden_store::Account> {
+    let accounts = store.list_accounts().await?;
+    if let Some(a) = accounts.iter().find(|a| a.id.0 == wanted) {
+        return Ok(a.clone());
+    }
+    let named: Vec<_> = accounts.iter().filter(|a| a.name == wanted).collect();
+    match named.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => anyhow::bail!(
+            "no account has the id or name {wanted:?}: `hookwarden accounts list` shows them"
+        ),
+        _ => anyhow::bail!(
+            "{} accounts are named {wanted:?}: give the id (acc_...) from `hookwarden accounts list`",
+            named.len()
+        ),
+    }
+}
+
 async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
     match command {
         AccountsCommand::Create { name, config } => {
@@ -194,20 +256,77 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 !name.is_empty() && name.len() <= 200,
                 "the account name must be 1 to 200 characters"
             );
-            let settings = load_config(&config, None)?.settings()?;
-            let store = hookwarden_store::Store::open(&settings.database, settings.master_key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "database {}",
-                        hookwarden_server::redact_url(&settings.database)
-                    )
-                })?;
+            let store = open_store(&config).await?;
             let (account, api_key) = store.create_account(name).await?;
             store.close().await;
             eprintln!("created account {} ({})", account.name, account.id.0);
             println!("{api_key}");
             Ok(())
+        }
+        AccountsCommand::List { config } => {
+            let store = open_store(&config).await?;
+            for account in store.list_accounts().await? {
+                let keys = store.list_api_keys(&account.id).await?.len();
+                println!(
+                    "{}  {:<30} {keys} key{}",
+                    account.id.0,
+                    account.name,
+                    if keys == 1 { "" } else { "s" }
+                );
+            }
+            store.close().await;
+            Ok(())
+        }
+        AccountsCommand::Keys { account, config } => {
+            let store = open_store(&config).await?;
+            let account = find_account(&store, &account).await?;
+            for key in store.list_api_keys(&account.id).await? {
+                println!(
+                    "{}  created {}",
+                    key.id,
+                    chrono::DateTime::from_timestamp_millis(key.created_at)
+                        .unwrap_or_default()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
+            store.close().await;
+            Ok(())
+        }
+        AccountsCommand::NewKey { account, config } => {
+            let store = open_store(&config).await?;
+            let account = find_account(&store, &account).await?;
+            let (info, api_key) = store.create_api_key(&account.id).await?;
+            store.close().await;
+            eprintln!("new API key {} for account {}", info.id, account.name);
+            println!("{api_key}");
+            Ok(())
+        }
+        AccountsCommand::RevokeKey {
+            account,
+            key_id,
+            config,
+        } => {
+            let store = open_store(&config).await?;
+            let account = find_account(&store, &account).await?;
+            let outcome = store.revoke_api_key(&account.id, key_id.trim()).await?;
+            store.close().await;
+            match outcome {
+                hookwarden_store::KeyRevocation::Revoked => {
+                    println!("revoked {key_id}; servers refuse it within 10 s");
+                    Ok(())
+                }
+                hookwarden_store::KeyRevocation::NotFound => anyhow::bail!(
+                    "account {} has no API key with id {key_id:?}: `hookwarden accounts keys {}` lists them",
+                    account.name,
+                    account.id.0
+                ),
+                hookwarden_store::KeyRevocation::LastKey => anyhow::bail!(
+                    "{key_id} is the only API key of account {}: revoking it would lock the account out; \
+                     create another first (`hookwarden accounts new-key {}`)",
+                    account.name,
+                    account.id.0
+                ),
+            }
         }
     }
 }

@@ -10,8 +10,8 @@ use hookwarden_store::Account;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The account the request's API key belongs to.
-pub struct Authed(pub Account);
+/// The account the request's API key belongs to, and that key's id (see `api_key_id`).
+pub struct Authed(pub Account, pub String);
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
@@ -31,7 +31,7 @@ impl FromRequestParts<AppState> for Authed {
         }
         for candidate in candidates(credential.trim()) {
             if let Some(account) = state.account_for_api_key(&candidate).await? {
-                return Ok(Authed(account));
+                return Ok(Authed(account, hookwarden_store::api_key_id(&candidate)));
             }
         }
         Err(ApiError::unauthorized())

@@ -36,6 +36,7 @@ pub use state::AppState;
         (name = "connectors", description = "OAuth 2.0 destinations (OneSpan Sign's callback connector API)"),
         (name = "default callback", description = "The account's Basic-key callback"),
         (name = "tokens", description = "Test, revoke and re-authenticate a connector; its grant history"),
+        (name = "keys", description = "The account's API keys: list, create, revoke"),
         (name = "operations", description = "Health, metrics, this document")
     )
 )]
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::tokens::router())
         .merge(api::events::router())
         .merge(api::deliveries::router())
+        .merge(api::keys::router())
         .routes(routes!(api::health::healthz))
         .split_for_parts();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");

@@ -1,11 +1,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use hookwarden_oauth::{TokenManager, TokenOptions};
 use hookwarden_store::{Account, Store};
 
 use crate::config::Settings;
 use crate::error::ApiError;
+
+/// How long a key seen valid is trusted without asking the database again.
+const API_KEY_CACHE: Duration = Duration::from_secs(10);
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -19,9 +23,10 @@ pub struct AppState {
     pub tokens: TokenManager,
     /// The guarded HTTP client for destinations (the connector test's probe uses it too).
     pub delivery_client: crate::delivery::http::DeliveryClient,
-    /// API keys seen valid, so a busy producer does not cost a database read per request.
-    /// Keys cannot be revoked yet, so a positive answer never goes stale.
-    api_keys: Arc<RwLock<HashMap<String, Account>>>,
+    /// API keys seen valid, and when, so a busy producer does not cost a database read per
+    /// request. A revocation on this node forgets them all at once; one on another node (or by
+    /// the CLI) takes effect here when the entry is `API_KEY_CACHE` old.
+    api_keys: Arc<RwLock<HashMap<String, (Account, Instant)>>>,
 }
 
 impl AppState {
@@ -65,21 +70,34 @@ impl AppState {
     }
 
     pub async fn account_for_api_key(&self, api_key: &str) -> Result<Option<Account>, ApiError> {
-        if let Some(account) = self
+        if let Some((account, seen)) = self
             .api_keys
             .read()
             .expect("api key cache lock poisoned")
             .get(api_key)
         {
-            return Ok(Some(account.clone()));
+            if seen.elapsed() < API_KEY_CACHE {
+                return Ok(Some(account.clone()));
+            }
         }
         let found = self.store.account_by_api_key(api_key).await?;
-        if let Some(account) = &found {
-            self.api_keys
-                .write()
-                .expect("api key cache lock poisoned")
-                .insert(api_key.to_owned(), account.clone());
+        let mut cache = self.api_keys.write().expect("api key cache lock poisoned");
+        match &found {
+            Some(account) => {
+                cache.insert(api_key.to_owned(), (account.clone(), Instant::now()));
+            }
+            None => {
+                cache.remove(api_key);
+            }
         }
         Ok(found)
+    }
+
+    /// After a revocation: every key is looked up again.
+    pub fn forget_api_keys(&self) {
+        self.api_keys
+            .write()
+            .expect("api key cache lock poisoned")
+            .clear();
     }
 }

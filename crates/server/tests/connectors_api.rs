@@ -656,3 +656,124 @@ async fn health_and_openapi() {
         .unwrap()
         .starts_with("text/plain"));
 }
+
+#[tokio::test]
+async fn api_keys_are_created_listed_and_revoked_and_a_revoked_key_is_refused_at_once() {
+    let (urls, _dir) = each_database().await;
+    for db in urls {
+        let t = TestServer::start(&db).await;
+        let with = |key: &str, method: reqwest::Method, path: &str| {
+            t.http
+                .request(method, t.url(path))
+                .header("Authorization", format!("Basic {key}"))
+        };
+        // One key to start with, the one in use.
+        let (status, list) = json(
+            t.req(reqwest::Method::GET, "/api/keys")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{list}");
+        let keys = list["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 1, "{list}");
+        assert_eq!(keys[0]["current"], true);
+        let first_id = keys[0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(first_id.len(), 16);
+        assert!(
+            !list.to_string().contains(&t.key_a),
+            "a key is never listed"
+        );
+
+        // The only key cannot be revoked.
+        let (status, err) = json(
+            t.req(reqwest::Method::DELETE, &format!("/api/keys/{first_id}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &err, 409, "last_api_key");
+
+        // A second key, shown once, works at once.
+        let (status, created) = json(
+            t.req(reqwest::Method::POST, "/api/keys")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let second = created["api_key"].as_str().unwrap().to_owned();
+        let second_id = created["id"].as_str().unwrap().to_owned();
+        assert!(second.starts_with("hwk_"));
+        let (status, list) = json(
+            with(&second, reqwest::Method::GET, "/api/keys")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let ids: Vec<(String, bool)> = list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| (k["id"].as_str().unwrap().to_owned(), k["current"] == true))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![(first_id.clone(), false), (second_id.clone(), true)]
+        );
+
+        // The first key (cached as valid by the requests above) is revoked with the second,
+        // and refused from the next request on.
+        let resp = with(
+            &second,
+            reqwest::Method::DELETE,
+            &format!("/api/keys/{first_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 204);
+        let (status, err) = json(
+            t.req(reqwest::Method::GET, "/api/keys")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &err, 401, "unauthorized");
+
+        // Another account's key id is not this account's to revoke; nor is garbage.
+        let (_, b_list) = json(
+            t.req_b(reqwest::Method::GET, "/api/keys")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let b_id = b_list["keys"][0]["id"].as_str().unwrap().to_owned();
+        for id in [b_id.as_str(), "not-a-key-id", "0123456789abcdef"] {
+            let (status, err) = json(
+                with(&second, reqwest::Method::DELETE, &format!("/api/keys/{id}"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_error(status, &err, 404, "not_found");
+        }
+        let (status, _) = json(
+            t.req_b(reqwest::Method::GET, "/api/keys")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "account B's key still works");
+        t.server.shutdown().await.unwrap();
+    }
+}

@@ -25,6 +25,30 @@ fn hash_api_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// An API key's id: the first 16 hex digits of its SHA-256. It names a key in lists and
+/// revocations without revealing it; whoever holds the key can compute it.
+pub fn api_key_id(key: &str) -> String {
+    hash_api_key(key)[..API_KEY_ID_LEN].to_owned()
+}
+
+const API_KEY_ID_LEN: usize = 16;
+
+/// An API key as it is listed: its id and age, never the key.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub created_at: i64,
+}
+
+/// What `revoke_api_key` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRevocation {
+    Revoked,
+    NotFound,
+    /// The account's only key: revoking it would lock the account out of its API.
+    LastKey,
+}
+
 fn generate_api_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -60,6 +84,109 @@ impl Store {
             tx.commit().await?;
         });
         Ok((account, api_key))
+    }
+
+    /// A new API key for the account, returned once (stored hashed).
+    pub async fn create_api_key(
+        &self,
+        account: &AccountId,
+    ) -> Result<(ApiKeyInfo, String), StoreError> {
+        let api_key = generate_api_key();
+        let created_at = now_ms();
+        on_db!(&self.db, pool => {
+            sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)")
+                .bind(hash_api_key(&api_key))
+                .bind(&account.0)
+                .bind(created_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok((
+            ApiKeyInfo {
+                id: api_key_id(&api_key),
+                created_at,
+            },
+            api_key,
+        ))
+    }
+
+    /// The account's API keys, oldest first.
+    pub async fn list_api_keys(&self, account: &AccountId) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        let keys = on_db!(&self.reads, pool => {
+            let rows = sqlx::query(
+                "SELECT key_hash, created_at FROM api_keys WHERE account_id = $1 \
+                 ORDER BY created_at, key_hash",
+            )
+            .bind(&account.0)
+            .fetch_all(pool)
+            .await?;
+            let mut keys = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let hash: String = row.try_get("key_hash")?;
+                keys.push(ApiKeyInfo {
+                    id: hash[..API_KEY_ID_LEN.min(hash.len())].to_owned(),
+                    created_at: row.try_get("created_at")?,
+                });
+            }
+            keys
+        });
+        Ok(keys)
+    }
+
+    /// Revoke the account's key with this id, unless it is the account's last one.
+    pub async fn revoke_api_key(
+        &self,
+        account: &AccountId,
+        id: &str,
+    ) -> Result<KeyRevocation, StoreError> {
+        if id.len() != API_KEY_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(KeyRevocation::NotFound);
+        }
+        let id = id.to_ascii_lowercase();
+        let outcome = on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let hashes: Vec<String> =
+                sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE account_id = $1")
+                    .bind(&account.0)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let matching: Vec<&String> = hashes.iter().filter(|h| h.starts_with(&id)).collect();
+            let outcome = match (matching.as_slice(), hashes.len()) {
+                ([], _) => KeyRevocation::NotFound,
+                (_, 1) => KeyRevocation::LastKey,
+                (found, _) => {
+                    for hash in found {
+                        sqlx::query("DELETE FROM api_keys WHERE key_hash = $1")
+                            .bind(*hash)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    KeyRevocation::Revoked
+                }
+            };
+            tx.commit().await?;
+            outcome
+        });
+        Ok(outcome)
+    }
+
+    /// Every account, oldest first.
+    pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let accounts = on_db!(&self.reads, pool => {
+            let rows = sqlx::query("SELECT id, name, created_at FROM accounts ORDER BY created_at, id")
+                .fetch_all(pool)
+                .await?;
+            let mut accounts = Vec::with_capacity(rows.len());
+            for row in &rows {
+                accounts.push(Account {
+                    id: AccountId(row.try_get("id")?),
+                    name: row.try_get("name")?,
+                    created_at: row.try_get("created_at")?,
+                });
+            }
+            accounts
+        });
+        Ok(accounts)
     }
 
     /// The account an API key belongs to, if any.

@@ -25,7 +25,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use accounts::{Account, AccountId};
+pub use accounts::{api_key_id, Account, AccountId, ApiKeyInfo, KeyRevocation};
 pub use connectors::{ConnectorRecord, ConnectorStatus, NewConnector, Seen, DEFAULT_CALLBACK_NAME};
 pub use crypto::{Cipher, MasterKey};
 pub use deliveries::{

@@ -3,6 +3,7 @@ pub mod default_callback;
 pub mod deliveries;
 pub mod events;
 pub mod health;
+pub mod keys;
 pub mod tokens;
 pub mod validate;
 
