@@ -451,7 +451,10 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
     // What cannot be done says why and what to do instead.
     let (ok, _, err) = run(&["accounts", "revoke-key", "acme", &last_id]);
     assert!(!ok);
-    assert!(err.contains("only API key") && err.contains("new-key"), "{err}");
+    assert!(
+        err.contains("only API key") && err.contains("new-key"),
+        "{err}"
+    );
     let (ok, _, err) = run(&["accounts", "revoke-key", "acme", &first_id]);
     assert!(!ok);
     assert!(err.contains("no API key with id"), "{err}");

@@ -30,8 +30,8 @@ impl FromRequestParts<AppState> for Authed {
             return Err(ApiError::unauthorized());
         }
         for candidate in candidates(credential.trim()) {
-            if let Some(account) = state.account_for_api_key(&candidate).await? {
-                return Ok(Authed(account, hookwarden_store::api_key_id(&candidate)));
+            if let Some((account, key_id)) = state.account_for_api_key(&candidate).await? {
+                return Ok(Authed(account, key_id));
             }
         }
         Err(ApiError::unauthorized())

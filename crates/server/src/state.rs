@@ -11,6 +11,14 @@ use crate::error::ApiError;
 /// How long a key seen valid is trusted without asking the database again.
 const API_KEY_CACHE: Duration = Duration::from_secs(10);
 
+/// A key seen valid: its account, its id (`api_key_id`, hashed once), and when it was seen.
+#[derive(Clone)]
+struct CachedKey {
+    account: Account,
+    id: String,
+    seen: Instant,
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -26,7 +34,7 @@ pub struct AppState {
     /// API keys seen valid, and when, so a busy producer does not cost a database read per
     /// request. A revocation on this node forgets them all at once; one on another node (or by
     /// the CLI) takes effect here when the entry is `API_KEY_CACHE` old.
-    api_keys: Arc<RwLock<HashMap<String, (Account, Instant)>>>,
+    api_keys: Arc<RwLock<HashMap<String, CachedKey>>>,
 }
 
 impl AppState {
@@ -69,28 +77,37 @@ impl AppState {
             .unwrap_or_else(|| format!("http://{}", self.settings.listen))
     }
 
-    pub async fn account_for_api_key(&self, api_key: &str) -> Result<Option<Account>, ApiError> {
-        if let Some((account, seen)) = self
+    /// The account an API key belongs to, and the key's id.
+    pub async fn account_for_api_key(
+        &self,
+        api_key: &str,
+    ) -> Result<Option<(Account, String)>, ApiError> {
+        if let Some(cached) = self
             .api_keys
             .read()
             .expect("api key cache lock poisoned")
             .get(api_key)
         {
-            if seen.elapsed() < API_KEY_CACHE {
-                return Ok(Some(account.clone()));
+            if cached.seen.elapsed() < API_KEY_CACHE {
+                return Ok(Some((cached.account.clone(), cached.id.clone())));
             }
         }
         let found = self.store.account_by_api_key(api_key).await?;
         let mut cache = self.api_keys.write().expect("api key cache lock poisoned");
-        match &found {
-            Some(account) => {
-                cache.insert(api_key.to_owned(), (account.clone(), Instant::now()));
-            }
-            None => {
-                cache.remove(api_key);
-            }
-        }
-        Ok(found)
+        let Some(account) = found else {
+            cache.remove(api_key);
+            return Ok(None);
+        };
+        let id = hookwarden_store::api_key_id(api_key);
+        cache.insert(
+            api_key.to_owned(),
+            CachedKey {
+                account: account.clone(),
+                id: id.clone(),
+                seen: Instant::now(),
+            },
+        );
+        Ok(Some((account, id)))
     }
 
     /// After a revocation: every key is looked up again.
