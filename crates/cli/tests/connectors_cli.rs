@@ -116,3 +116,72 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
     assert!(org.stats().revocations_ok() >= 1);
     server.shutdown().await.unwrap();
 }
+
+/// A key revoked with the CLI (another process, straight in the database) is refused by a
+/// running server once its cached verdict is 10 s old, and the other key keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_from_the_command_line_is_refused_by_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let db_url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let server = hookwarden_server::spawn(
+        Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: None,
+            database: db_url.clone(),
+            master_key: MasterKeySource::Given(key.clone()),
+            allow_insecure_http: true,
+            address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
+            max_body_bytes: 1 << 20,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let store = &server.state.store;
+    let (acme, old_key) = store.create_account("acme").await.unwrap();
+    let (_, new_key) = store.create_api_key(&acme.id).await.unwrap();
+    let http = reqwest::Client::new();
+    let status_with = |api_key: String| {
+        let (http, url) = (http.clone(), format!("{}/api/keys", server.base_url()));
+        async move {
+            http.get(url)
+                .header("Authorization", format!("Basic {api_key}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Seen valid, so cached.
+    assert_eq!(status_with(old_key.clone()).await, 200);
+
+    let (db, id, master) = (
+        db_url.clone(),
+        hookwarden_store::api_key_id(&old_key),
+        key.to_base64(),
+    );
+    tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("hookwarden")
+            .unwrap()
+            .args(["accounts", "revoke-key", "acme", &id, "--database", &db])
+            .env("HOOKWARDEN_MASTER_KEY", master)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("revoked"));
+    })
+    .await
+    .unwrap();
+
+    let revoked = std::time::Instant::now();
+    while status_with(old_key.clone()).await != 401 {
+        assert!(
+            revoked.elapsed() < std::time::Duration::from_secs(20),
+            "the revoked key still works 20 s later"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(status_with(new_key).await, 200);
+    server.shutdown().await.unwrap();
+}
