@@ -36,20 +36,6 @@ impl Report {
     }
 }
 
-/// The SQLite file a `sqlite:` URL names, as sqlx reads it (`sqlite://relative.db`,
-/// `sqlite:///absolute/path.db`, `sqlite:file.db`; a `?query` is not part of the name);
-/// `None` for an in-memory database.
-fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    if url.contains(":memory:") || url.contains("mode=memory") {
-        return None;
-    }
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty()).then(|| std::path::PathBuf::from(path))
-}
-
 /// Runs every check; `Ok(false)` when one failed.
 pub async fn run(config: anyhow::Result<Config>, api_key: Option<String>) -> anyhow::Result<bool> {
     let mut report = Report { failed: false };
@@ -150,7 +136,7 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
             return None;
         }
         report.say(Level::Ok, "master key", "from HOOKWARDEN_MASTER_KEY", None);
-    } else if let Some(file) = sqlite_file(url) {
+    } else if let Some(file) = hookwarden_store::sqlite_file(url) {
         let key_file = hookwarden_store::crypto::key_file_beside(&file);
         if !file.exists() {
             report.say(

@@ -167,8 +167,8 @@ impl Store {
                 // No checkpoint inside a writer's commit: `checkpoint_in_background` does it
                 // (see there).
                 .pragma("wal_autocheckpoint", "0");
-            let file: PathBuf = options.get_filename().to_path_buf();
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let file = sqlite_file(url);
+            let in_memory = file.is_none();
             // Every write goes through one connection that stays open: SQLite writes one at a
             // time anyway, and a connection throws its page cache away whenever another one
             // has written, so writers spread over a pool re-read the pages they need at every
@@ -199,7 +199,7 @@ impl Store {
                     .connect_with(options)
                     .await?
             };
-            let key_file = (!in_memory).then(|| crypto::key_file_beside(&file));
+            let key_file = file.as_deref().map(crypto::key_file_beside);
             ((Db::Sqlite(writer), Db::Sqlite(readers)), key_file)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options =
@@ -321,6 +321,17 @@ fn checkpoint_in_background(pool: SqlitePool, writes: Arc<WriteGate>) {
             }
         }
     });
+}
+
+/// The file a `sqlite:` URL names, as sqlx reads it (`sqlite://relative.db`,
+/// `sqlite:///absolute/path.db`); `None` for an in-memory database or another kind of URL.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    SqliteConnectOptions::from_str(url)
+        .ok()
+        .map(|o| o.get_filename().to_path_buf())
 }
 
 pub(crate) fn now_ms() -> i64 {
