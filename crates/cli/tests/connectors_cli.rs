@@ -1,38 +1,23 @@
 //! `hookwarden connectors ...` against a running server and a fake org.
 
+mod common;
+
 use assert_cmd::Command;
-use hookwarden_core::AddressPolicy;
+use common::{cli, spawn_server};
 use hookwarden_fake_org::{FakeOrg, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
-use hookwarden_server::Settings;
-use hookwarden_store::{MasterKey, MasterKeySource};
+use hookwarden_store::MasterKey;
 use predicates::prelude::*;
 use serde_json::json;
-
-fn cli(base: &str, api_key: &str) -> Command {
-    let mut cmd = Command::cargo_bin("hookwarden").unwrap();
-    cmd.env("HOOKWARDEN_SERVER", base)
-        .env("HOOKWARDEN_API_KEY", api_key);
-    cmd
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_revoke_reauth_and_history_from_the_command_line() {
     let org = FakeOrg::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = hookwarden_server::spawn(
-        Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            public_url: None,
-            database: format!("sqlite://{}", dir.path().join("cli.db").display()),
-            master_key: MasterKeySource::Given(MasterKey::generate()),
-            allow_insecure_http: true,
-            address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
-            max_body_bytes: 1 << 20,
-        },
-        None,
+    let server = spawn_server(
+        &format!("sqlite://{}", dir.path().join("cli.db").display()),
+        MasterKey::generate(),
     )
-    .await
-    .unwrap();
+    .await;
     let (_, api_key) = server.state.store.create_account("acme").await.unwrap();
     let base = server.base_url();
     let key = hookwarden_core::key::encode(&json!({
@@ -124,20 +109,7 @@ async fn a_key_revoked_from_the_command_line_is_refused_by_the_running_server() 
     let dir = tempfile::tempdir().unwrap();
     let key = MasterKey::generate();
     let db_url = format!("sqlite://{}", dir.path().join("keys.db").display());
-    let server = hookwarden_server::spawn(
-        Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            public_url: None,
-            database: db_url.clone(),
-            master_key: MasterKeySource::Given(key.clone()),
-            allow_insecure_http: true,
-            address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
-            max_body_bytes: 1 << 20,
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let server = spawn_server(&db_url, key.clone()).await;
     let store = &server.state.store;
     let (acme, old_key) = store.create_account("acme").await.unwrap();
     let (_, new_key) = store.create_api_key(&acme.id).await.unwrap();

@@ -3,20 +3,14 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use assert_cmd::Command;
-use hookwarden_core::AddressPolicy;
+use common::{cli, spawn_server};
 use hookwarden_fake_org::{FakeOrg, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
-use hookwarden_server::Settings;
-use hookwarden_store::{MasterKey, MasterKeySource};
+use hookwarden_store::MasterKey;
 use predicates::prelude::*;
 use serde_json::{json, Value};
-
-fn cli(base: &str, api_key: &str) -> Command {
-    let mut cmd = Command::cargo_bin("hookwarden").unwrap();
-    cmd.env("HOOKWARDEN_SERVER", base)
-        .env("HOOKWARDEN_API_KEY", api_key);
-    cmd
-}
 
 /// Run the command (it must succeed) and return its stdout.
 fn stdout_of(cmd: &mut Command) -> String {
@@ -61,20 +55,11 @@ fn wait_for_status(base: &str, key: &str, status: &str, count: usize) -> Vec<Val
 async fn events_go_out_and_deliveries_are_followed_retried_and_replayed_from_the_command_line() {
     let org = FakeOrg::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = hookwarden_server::spawn(
-        Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            public_url: None,
-            database: format!("sqlite://{}", dir.path().join("cli.db").display()),
-            master_key: MasterKeySource::Given(MasterKey::generate()),
-            allow_insecure_http: true,
-            address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
-            max_body_bytes: 1 << 20,
-        },
-        None,
+    let server = spawn_server(
+        &format!("sqlite://{}", dir.path().join("cli.db").display()),
+        MasterKey::generate(),
     )
-    .await
-    .unwrap();
+    .await;
     let (_, api_key) = server.state.store.create_account("acme").await.unwrap();
     let base = server.base_url();
     let key = hookwarden_core::key::encode(&json!({
@@ -122,7 +107,7 @@ async fn events_go_out_and_deliveries_are_followed_retried_and_replayed_from_the
     let (b, k) = (base.clone(), api_key.clone());
     let received = tokio::task::spawn_blocking(move || {
         // One event from flags: its id, then its one delivery's id.
-        let out = stdout_of(cli(&b, &k).args([
+        let first_event = [
             "events",
             "send",
             "--name",
@@ -133,23 +118,13 @@ async fn events_go_out_and_deliveries_are_followed_retried_and_replayed_from_the
             "signer@example.com",
             "--idempotency-key",
             "cli-1",
-        ]));
+        ];
+        let out = stdout_of(cli(&b, &k).args(first_event));
         let words: Vec<&str> = out.split_whitespace().collect();
         assert_eq!(words.len(), 2, "{out}");
         let first_delivery = words[1].to_owned();
         // The same key and body: the same answer, no new delivery.
-        let again = stdout_of(cli(&b, &k).args([
-            "events",
-            "send",
-            "--name",
-            "PACKAGE_COMPLETE",
-            "--package-id",
-            "pkg-1",
-            "--session-user",
-            "signer@example.com",
-            "--idempotency-key",
-            "cli-1",
-        ]));
+        let again = stdout_of(cli(&b, &k).args(first_event));
         assert_eq!(again, out);
 
         // A file of four: three routed, one (PACKAGE_CREATE) taken by no connector.
@@ -188,12 +163,10 @@ async fn events_go_out_and_deliveries_are_followed_retried_and_replayed_from_the
         assert_eq!(all.lines().count(), 5, "{all}");
 
         // One delivery with its attempts, as JSON.
-        let shown: Value = serde_json::from_str(&stdout_of(cli(&b, &k).args([
-            "deliveries",
-            "get",
-            &failing,
-        ])))
-        .unwrap();
+        let get = |id: &str| -> Value {
+            serde_json::from_str(&stdout_of(cli(&b, &k).args(["deliveries", "get", id]))).unwrap()
+        };
+        let shown = get(&failing);
         assert_eq!(shown["status"], "failed");
         assert_eq!(shown["attempts"][0]["status_code"], 404);
         assert!(shown["attempts"][0]["diagnosis"].as_str().is_some());
@@ -204,20 +177,17 @@ async fn events_go_out_and_deliveries_are_followed_retried_and_replayed_from_the
             .assert()
             .success()
             .stdout(predicate::str::contains("pending"));
-        let attempts = |id: &str| -> usize {
-            let shown: Value =
-                serde_json::from_str(&stdout_of(cli(&b, &k).args(["deliveries", "get", id])))
-                    .unwrap();
-            shown["attempts"].as_array().unwrap().len()
+        let wait_for_attempts = |n: usize| {
+            let start = Instant::now();
+            while get(&failing)["attempts"].as_array().unwrap().len() < n {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "attempt {n} never came"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         };
-        let start = Instant::now();
-        while attempts(&failing) < 2 {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "no second attempt"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_attempts(2);
         wait_for_status(&b, &k, "failed", 1);
         cli(&b, &k)
             .args([
@@ -232,14 +202,7 @@ async fn events_go_out_and_deliveries_are_followed_retried_and_replayed_from_the
             .stdout(predicate::str::contains(
                 "1 deliveries of missingClass queued again",
             ));
-        let start = Instant::now();
-        while attempts(&failing) < 3 {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "no third attempt"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_attempts(3);
 
         // What is wrong is said, by the server or before anything is sent.
         cli(&b, &k)
