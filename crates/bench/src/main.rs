@@ -374,6 +374,39 @@ fn event_body(i: usize, message: Option<&str>) -> String {
     }
 }
 
+/// `rounds` runs of `ingest(round)` (which posts `n` new events), each timed until the fake org
+/// has received all `n` and settled before the next; prints each round's rate and CPU per
+/// delivery (`what` says what that CPU includes) and returns the median rate.
+async fn delivery_rounds<F, Fut>(
+    org: &RunningFakeOrg,
+    hw: &Hookwarden,
+    n: usize,
+    rounds: usize,
+    what: &str,
+    mut ingest: F,
+) -> anyhow::Result<f64>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut rates = Vec::new();
+    for round in 0..rounds {
+        let (start, cpu) = (Instant::now(), cpu_seconds());
+        ingest(round).await?;
+        let done = wait_delivered(org, n as u64, Duration::from_secs(300)).await?;
+        let rate = n as f64 / done.duration_since(start).as_secs_f64();
+        let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
+        println!("    {rate:.0}/s ({cpu_us:.0} µs of CPU per delivery, {what})");
+        rates.push(rate);
+        // The last outcomes are written before the next round starts.
+        hw.wait_settled().await?;
+        org.reset_stats();
+    }
+    let median = median(rates);
+    println!("    median of {rounds}: {median:.0}/s");
+    Ok(median)
+}
+
 /// The middle of an odd number of rates (the upper middle of an even number): the figure of a
 /// phase run several times, so that one lucky or unlucky run on a shared VM does not decide it.
 fn median(mut rates: Vec<f64>) -> f64 {
@@ -554,44 +587,26 @@ async fn main() -> anyhow::Result<()> {
     let mut hookwarden_per_s = None;
     if run('b') {
         println!("(b) hookwarden: {n} events through POST /api/events/batch, delivered with bearer tokens and signatures");
-        let mut rates = Vec::new();
-        for round in 0..rounds {
-            let (start, cpu) = (Instant::now(), cpu_seconds());
-            hw.ingest_batches(n, round * n).await?;
-            let done = wait_delivered(&org, n as u64, Duration::from_secs(300)).await?;
-            let rate = n as f64 / done.duration_since(start).as_secs_f64();
-            let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
-            println!("    {rate:.0}/s ({cpu_us:.0} µs of CPU per delivery, receiver included)");
-            rates.push(rate);
-            // The last outcomes are written before the next round starts.
-            hw.wait_settled().await?;
-            org.reset_stats();
-        }
-        let median = median(rates);
-        println!("    median of {rounds}: {median:.0}/s");
-        hookwarden_per_s = Some(median);
+        let hw = hw.clone();
+        let rate = delivery_rounds(&org, &hw, n, rounds, "receiver included", |round| {
+            let hw = hw.clone();
+            async move { hw.ingest_batches(n, round * n).await }
+        })
+        .await?;
+        hookwarden_per_s = Some(rate);
     }
 
     let mut single_event_per_s = None;
     if run('c') {
         println!("(c) hookwarden: {n} events each alone through POST /api/events over {CONCURRENCY} connections");
-        let mut rates = Vec::new();
-        for round in 0..rounds {
-            let (start, cpu) = (Instant::now(), cpu_seconds());
-            hw.ingest_singles(n, (rounds + round) * n).await?;
-            let done = wait_delivered(&org, n as u64, Duration::from_secs(300)).await?;
-            let rate = n as f64 / done.duration_since(start).as_secs_f64();
-            let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
-            println!(
-                "    {rate:.0}/s ({cpu_us:.0} µs of CPU per delivery, client and receiver included)"
-            );
-            rates.push(rate);
-            hw.wait_settled().await?;
-            org.reset_stats();
-        }
-        let median = median(rates);
-        println!("    median of {rounds}: {median:.0}/s");
-        single_event_per_s = Some(median);
+        let hw = hw.clone();
+        let what = "client and receiver included";
+        let rate = delivery_rounds(&org, &hw, n, rounds, what, |round| {
+            let hw = hw.clone();
+            async move { hw.ingest_singles(n, (rounds + round) * n).await }
+        })
+        .await?;
+        single_event_per_s = Some(rate);
     }
 
     let mut percentiles = None;
