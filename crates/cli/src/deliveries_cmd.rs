@@ -9,10 +9,10 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::client::{print_json, segment, Api, ServerArgs};
+// What one batch request may carry: the server's own limit.
+use hookwarden_server::api::events::MAX_BATCH;
 
-/// What one batch request may carry (the server's limit).
-const MAX_BATCH: usize = 1000;
+use crate::client::{print_json, segment, Api, ServerArgs};
 
 #[derive(Subcommand)]
 pub enum EventsCommand {
