@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hookwarden_server::{redact_url, Config, Settings};
-use hookwarden_store::{MasterKeySource, Store};
+use hookwarden_store::{ConnectorStatus, MasterKeySource, Store};
 use serde_json::Value;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -359,12 +359,17 @@ async fn check_connectors(report: &mut Report, settings: &Settings, api_key: &st
     for c in &connectors {
         let name = c["name"].as_str().unwrap_or("?");
         let status = c["status"].as_str().unwrap_or("?");
-        let fix = match status {
-            "active" => None,
-            "needs_reauth" => Some(format!("the provider refused its credentials (see `hookwarden connectors history {name}`): give a new key (PATCH {{\"key\"}}) or re-authenticate (`hookwarden connectors reauth-url {name}`); its deliveries are held meanwhile")),
-            "revoked" => Some(format!("its tokens were revoked: give it credentials again (PATCH {{\"key\"}} or `hookwarden connectors reauth-url {name}`); its deliveries are held meanwhile")),
-            "disabled" => Some("its endpoint answered 410 Gone: register it again once the endpoint is back; its deliveries are held meanwhile".to_owned()),
-            _ => Some("look at it with `hookwarden connectors get`".to_owned()),
+        // The server's own advice for the status, and the CLI command that carries it out.
+        let fix = match ConnectorStatus::parse(status) {
+            Some(ConnectorStatus::Active) => None,
+            Some(known) => Some(match known {
+                ConnectorStatus::NeedsReauth | ConnectorStatus::Revoked => format!(
+                    "{}; from the CLI: `hookwarden connectors reauth-url {name}`",
+                    known.fix().unwrap_or_default()
+                ),
+                _ => known.fix().unwrap_or_default().to_owned(),
+            }),
+            None => Some("look at it with `hookwarden connectors get`".to_owned()),
         };
         let level = if fix.is_some() {
             Level::Fail

@@ -49,6 +49,17 @@ impl ConnectorStatus {
             _ => return None,
         })
     }
+
+    /// What to do about a connector in this status (its deliveries are held meanwhile);
+    /// `None` when it is active.
+    pub fn fix(self) -> Option<&'static str> {
+        match self {
+            Self::Active => None,
+            Self::NeedsReauth => Some("re-authenticate: GET .../oauth/url and approve, or PATCH {\"key\": ...} with new credentials"),
+            Self::Revoked => Some("its tokens were revoked: re-authenticate (GET .../oauth/url) or PATCH {\"key\": ...}"),
+            Self::Disabled => Some("the endpoint answered 410 Gone: register the current url (PATCH {\"url\": ...})"),
+        }
+    }
 }
 
 /// What registration writes. `key_json` is the decoded key (or the default callback's Basic

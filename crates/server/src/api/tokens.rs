@@ -8,7 +8,7 @@ use axum::Json;
 use hookwarden_core::diagnosis::diagnose_endpoint;
 use hookwarden_core::{ConnectorName, Key, Problem};
 use hookwarden_oauth::{RevokeOutcome, TokenError, TokenStatus};
-use hookwarden_store::{ConnectorRecord, ConnectorStatus, HistoryKind, NewHistoryEntry};
+use hookwarden_store::{ConnectorRecord, HistoryKind, NewHistoryEntry};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -150,12 +150,8 @@ pub async fn test_connector(
         }
     };
 
-    let (status_ok, status_fix) = match record.status {
-        ConnectorStatus::Active => (true, None),
-        ConnectorStatus::NeedsReauth => (false, Some("re-authenticate: GET .../oauth/url and approve, or PATCH {\"key\": ...} with new credentials".to_owned())),
-        ConnectorStatus::Revoked => (false, Some("its tokens were revoked: re-authenticate (GET .../oauth/url) or PATCH {\"key\": ...}".to_owned())),
-        ConnectorStatus::Disabled => (false, Some("the endpoint answered 410 Gone: register the current url (PATCH {\"url\": ...})".to_owned())),
-    };
+    let status_fix = record.status.fix().map(str::to_owned);
+    let status_ok = status_fix.is_none();
     checks.push(check(
         "status",
         status_ok,
