@@ -149,6 +149,23 @@ pub(crate) fn parse_tokens(body: &str) -> Result<Tokens, String> {
     };
     let access_token = nonempty_str(obj.get("access_token"))
         .ok_or_else(|| "it holds no access_token".to_owned())?;
+    // RFC 6749 §7.1: a client must not use a token whose type it does not understand. The
+    // type is case-insensitive; an answer without one (a refresh hook may leave it out or empty) is
+    // taken as Bearer, the only type a callback can carry.
+    match obj.get("token_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t))
+            if t.trim().is_empty() || t.trim().eq_ignore_ascii_case("bearer") => {}
+        Some(other) => {
+            let shown = other
+                .as_str()
+                .map_or_else(|| other.to_string(), |t| format!("\"{t}\""));
+            return Err(format!(
+                "its token_type is {shown}, not Bearer: hookwarden sends Bearer tokens only \
+                 (RFC 6750), so configure this client at the provider to issue Bearer tokens"
+            ));
+        }
+    }
     let issued_at_ms = obj.get("issued_at").and_then(as_i64).map(|t| {
         // Salesforce sends milliseconds; a provider sending seconds is read as seconds.
         if t < 100_000_000_000 {
@@ -282,6 +299,27 @@ mod tests {
         assert!(t.refresh_token.is_none());
         assert!(parse_tokens("<html>").is_err());
         assert!(parse_tokens(r#"{"token_type":"Bearer"}"#).is_err());
+    }
+
+    #[test]
+    fn token_type_must_be_bearer() {
+        for ok in [
+            r#"{"access_token":"a","token_type":"bearer"}"#,
+            r#"{"access_token":"a","token_type":"BEARER"}"#,
+            r#"{"access_token":"a"}"#,
+            r#"{"access_token":"a","token_type":null}"#,
+            r#"{"access_token":"a","token_type":""}"#,
+        ] {
+            assert!(parse_tokens(ok).is_ok(), "{ok}");
+        }
+        let why = parse_tokens(r#"{"access_token":"a","token_type":"DPoP"}"#)
+            .err()
+            .unwrap();
+        assert!(why.contains("\"DPoP\"") && why.contains("Bearer"), "{why}");
+        let why = parse_tokens(r#"{"access_token":"a","token_type":7}"#)
+            .err()
+            .unwrap();
+        assert!(why.contains("token_type is 7"), "{why}");
     }
 
     #[test]
