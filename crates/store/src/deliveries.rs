@@ -392,6 +392,41 @@ const ATTEMPTS_OF_SQLITE: &str = "SELECT delivery_id, at, status_code, duration_
 const ATTEMPTS_OF_PG: &str = "SELECT delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed \
      FROM attempts WHERE delivery_id IN (SELECT json_array_elements_text($1::json)) ORDER BY delivery_id, id";
 
+/// The condition on `status` (bound as `$3`) of a history query: for any status but
+/// `delivered`, with the term that lets the planner use the indexes of open deliveries
+/// (`deliveries_open`, `deliveries_connector`), which leave delivered ones out.
+fn status_term(status: Option<DeliveryStatus>) -> &'static str {
+    match status {
+        None => "(CAST($3 AS TEXT) IS NULL OR status = $3)",
+        Some(DeliveryStatus::Delivered) => "status = $3",
+        Some(_) => "status = $3 AND status <> 'delivered'",
+    }
+}
+
+/// Due, held and failed deliveries per connector (`queue_depths`), each by index probes.
+const DEPTHS: &str = "SELECT c.account_id, c.name AS connector_name, \
+       (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id \
+          AND d.status = 'pending' AND d.status <> 'delivered' AND d.next_attempt_at <= $1) AS due, \
+       (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id \
+          AND d.status = 'held' AND d.status <> 'delivered') AS held, \
+       (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id \
+          AND d.status = 'failed' AND d.status <> 'delivered') AS failed \
+     FROM connectors c ORDER BY c.account_id, c.name";
+
+/// `list_deliveries`: account, connector name, status, packageId, since, before seq, limit.
+fn list_sql(status: Option<DeliveryStatus>) -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE account_id = $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR connector_name = $2) \
+         AND {} \
+         AND (CAST($4 AS TEXT) IS NULL OR package_id = $4) \
+         AND (CAST($5 AS BIGINT) IS NULL OR created_at >= $5) \
+         AND (CAST($6 AS BIGINT) IS NULL OR seq < $6) \
+         ORDER BY seq DESC LIMIT $7",
+        status_term(status)
+    )
+}
+
 const DELIVERY_COLUMNS: &str =
     "seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, \
      status, attempts, next_attempt_at, lease_token, last_error, created_at, updated_at";
@@ -712,7 +747,8 @@ impl Store {
         Ok(on_db!(&self.db, pool => {
             sqlx::query(
                 "UPDATE deliveries SET status = 'held', updated_at = $2 \
-                 WHERE connector_id = $1 AND status = 'pending' AND lease_token IS NULL",
+                 WHERE connector_id = $1 AND status = 'pending' AND status <> 'delivered' \
+                   AND lease_token IS NULL",
             )
             .bind(connector_id)
             .bind(now)
@@ -729,7 +765,8 @@ impl Store {
         Ok(on_db!(&self.db, pool => {
             let resumed = sqlx::query(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1 \
-                 WHERE status = 'held' AND connector_id IN (SELECT id FROM connectors WHERE status = 'active')",
+                 WHERE status = 'held' AND status <> 'delivered' \
+                   AND connector_id IN (SELECT id FROM connectors WHERE status = 'active')",
             )
             .bind(now)
             .execute(pool)
@@ -737,7 +774,7 @@ impl Store {
             .rows_affected();
             let held = sqlx::query(
                 "UPDATE deliveries SET status = 'held', updated_at = $1 \
-                 WHERE status = 'pending' AND lease_token IS NULL \
+                 WHERE status = 'pending' AND status <> 'delivered' AND lease_token IS NULL \
                    AND connector_id IN (SELECT id FROM connectors WHERE status <> 'active')",
             )
             .bind(now)
@@ -755,14 +792,16 @@ impl Store {
     /// so its cost does not grow with the delivery history, as a plain `NOT IN` scan did.
     pub async fn orphaned_connectors(&self) -> Result<Vec<String>, StoreError> {
         const ORPHANED: &str = "WITH RECURSIVE ids(id) AS ( \
-               SELECT MIN(connector_id) FROM deliveries \
+               SELECT MIN(connector_id) FROM deliveries WHERE status <> 'delivered' \
                UNION ALL \
-               SELECT (SELECT MIN(d.connector_id) FROM deliveries d WHERE d.connector_id > ids.id) \
+               SELECT (SELECT MIN(d.connector_id) FROM deliveries d \
+                 WHERE d.connector_id > ids.id AND d.status <> 'delivered') \
                FROM ids WHERE ids.id IS NOT NULL) \
              SELECT id FROM ids WHERE id IS NOT NULL \
                AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = ids.id) \
                AND EXISTS (SELECT 1 FROM deliveries d WHERE d.connector_id = ids.id \
-                 AND d.status IN ('pending', 'held') AND d.lease_token IS NULL)";
+                 AND d.status IN ('pending', 'held') AND d.status <> 'delivered' \
+                 AND d.lease_token IS NULL)";
         Ok(on_db!(&self.reads, pool => {
             sqlx::query_scalar::<_, String>(ORPHANED).fetch_all(pool).await?
         }))
@@ -778,7 +817,8 @@ impl Store {
         Ok(on_db!(&self.db, pool => {
             sqlx::query(
                 "UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = $3 \
-                 WHERE connector_id = $1 AND status IN ('pending', 'held') AND lease_token IS NULL",
+                 WHERE connector_id = $1 AND status IN ('pending', 'held') AND status <> 'delivered' \
+                   AND lease_token IS NULL",
             )
             .bind(connector_id)
             .bind(reason)
@@ -858,7 +898,8 @@ impl Store {
         Ok(on_db!(&self.db, pool => {
             sqlx::query(
                 "UPDATE deliveries SET next_attempt_at = $2 \
-                 WHERE connector_id = $1 AND status = 'pending' AND lease_token IS NULL AND next_attempt_at < $2",
+                 WHERE connector_id = $1 AND status = 'pending' AND status <> 'delivered' \
+                   AND lease_token IS NULL AND next_attempt_at < $2",
             )
             .bind(connector_id)
             .bind(until)
@@ -872,15 +913,7 @@ impl Store {
         &self,
         filter: &DeliveryFilter,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE account_id = $1 \
-             AND (CAST($2 AS TEXT) IS NULL OR connector_name = $2) \
-             AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
-             AND (CAST($4 AS TEXT) IS NULL OR package_id = $4) \
-             AND (CAST($5 AS BIGINT) IS NULL OR created_at >= $5) \
-             AND (CAST($6 AS BIGINT) IS NULL OR seq < $6) \
-             ORDER BY seq DESC LIMIT $7"
-        );
+        let sql = list_sql(filter.status);
         Ok(on_db!(&self.reads, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&filter.account_id)
@@ -990,12 +1023,14 @@ impl Store {
         until_ms: i64,
         now: i64,
     ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $6, updated_at = $6 \
+             WHERE account_id = $1 AND connector_name = $2 AND {} \
+               AND created_at >= $4 AND created_at < $5 AND lease_token IS NULL",
+            status_term(Some(status))
+        );
         Ok(on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $6, updated_at = $6 \
-                 WHERE account_id = $1 AND connector_name = $2 AND status = $3 \
-                   AND created_at >= $4 AND created_at < $5 AND lease_token IS NULL",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(account_id)
             .bind(connector_name)
             .bind(status.as_str())
@@ -1012,12 +1047,6 @@ impl Store {
     /// no longer reported would keep its last value). Index probes per connector and status,
     /// so the cost follows the open and failed deliveries, not the whole history.
     pub async fn queue_depths(&self, now: i64) -> Result<Vec<QueueDepth>, StoreError> {
-        const DEPTHS: &str = "SELECT c.account_id, c.name AS connector_name, \
-               (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id \
-                  AND d.status = 'pending' AND d.next_attempt_at <= $1) AS due, \
-               (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id AND d.status = 'held') AS held, \
-               (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id AND d.status = 'failed') AS failed \
-             FROM connectors c ORDER BY c.account_id, c.name";
         Ok(on_db!(&self.reads, pool => {
             let rows = sqlx::query(DEPTHS).bind(now).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -1276,6 +1305,88 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(all.len(), 1);
+        }
+    }
+
+    /// Status filters, queue depths and connector maintenance find open deliveries through
+    /// the indexes that leave delivered ones out, and still answer exactly.
+    #[tokio::test]
+    async fn open_deliveries_are_found_by_index_and_delivered_ones_by_history() {
+        for s in stores().await {
+            s.commit_ingest(&[write(3, "p", false, 100)], 100)
+                .await
+                .unwrap();
+            let c = s.claim_due(100, 1_000, "n:1", 2, &[]).await.unwrap();
+            s.record_outcomes(
+                &[
+                    done(&c[0], DeliveryStatus::Delivered, None),
+                    done(&c[1], DeliveryStatus::Failed, None),
+                ],
+                &[],
+                200,
+            )
+            .await
+            .unwrap();
+            let ids = |status| {
+                let s = s.clone();
+                async move {
+                    let filter = DeliveryFilter {
+                        account_id: "acc".into(),
+                        connector_name: None,
+                        status,
+                        package_id: None,
+                        since_ms: None,
+                        before_seq: None,
+                        limit: 10,
+                    };
+                    let rows = s.list_deliveries(&filter).await.unwrap();
+                    rows.into_iter().map(|d| d.id).collect::<Vec<_>>()
+                }
+            };
+            assert_eq!(ids(Some(DeliveryStatus::Delivered)).await, ["dlv-p-0"]);
+            assert_eq!(ids(Some(DeliveryStatus::Failed)).await, ["dlv-p-1"]);
+            assert_eq!(ids(Some(DeliveryStatus::Pending)).await, ["dlv-p-2"]);
+            assert_eq!(ids(None).await, ["dlv-p-2", "dlv-p-1", "dlv-p-0"]);
+            let depths = s.queue_depths(300).await.unwrap();
+            assert!(depths.is_empty(), "no connector row, no gauge");
+            assert_eq!(s.hold_connector_deliveries("con", 300).await.unwrap(), 1);
+            assert_eq!(ids(Some(DeliveryStatus::Held)).await, ["dlv-p-2"]);
+            assert_eq!(
+                s.replay_deliveries("acc", "c", DeliveryStatus::Failed, 0, 1_000, 400)
+                    .await
+                    .unwrap(),
+                1
+            );
+            assert_eq!(ids(Some(DeliveryStatus::Pending)).await, ["dlv-p-1"]);
+
+            let crate::Db::Sqlite(pool) = &s.db else {
+                continue;
+            };
+            let plan = |sql: String, binds: usize| async move {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+                for _ in 0..binds {
+                    q = q.bind(None::<String>);
+                }
+                let rows = q.fetch_all(pool).await.unwrap();
+                rows.iter()
+                    .map(|r| r.get::<String, _>("detail"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            for status in [
+                DeliveryStatus::Pending,
+                DeliveryStatus::Held,
+                DeliveryStatus::Failed,
+            ] {
+                let p = plan(list_sql(Some(status)), 7).await;
+                assert!(
+                    p.contains("deliveries_open (account_id=? AND status=?)"),
+                    "{p}"
+                );
+                assert!(!p.contains("TEMP B-TREE"), "read in order, not sorted: {p}");
+            }
+            let p = plan(DEPTHS.to_owned(), 1).await;
+            assert_eq!(p.matches("deliveries_connector").count(), 3, "{p}");
         }
     }
 }

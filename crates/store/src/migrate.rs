@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_events_without_rowid.sql"),
         postgres: include_str!("../migrations/postgres/0005_events_without_rowid.sql"),
     },
+    Migration {
+        version: 6,
+        sqlite: include_str!("../migrations/sqlite/0006_open_deliveries_indexes.sql"),
+        postgres: include_str!("../migrations/postgres/0006_open_deliveries_indexes.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";
