@@ -203,6 +203,12 @@ pub fn diagnose(f: &ProviderFailure<'_>) -> Diagnosis {
             "no Apex REST class answers this URL: the class is not deployed, or the namespace prefix is missing from the URL",
             "deploy the OssCallbackResource Apex class (seed 001, Step 2); if SELECT NamespacePrefix FROM ApexClass WHERE Name = 'OssCallbackResource' gives e.g. ONSS, use /services/apexrest/ONSS/OSS/callback",
         ),
+        "REQUEST_LIMIT_EXCEEDED" => d(
+            "api_limit_exceeded",
+            Transient,
+            "the org has used up its API requests (REQUEST_LIMIT_EXCEEDED, counted over a rolling 24 hours)",
+            "nothing is lost: deliveries wait and retry; raise the org's API limit or find what else spends it (Setup → Company Information → API Requests, Last 24 Hours)",
+        ),
         // Transient by their code, whatever status a proxy put around them.
         "temporarily_unavailable" | "server_error" | "rate_limit_exceeded" => Diagnosis {
             class: Transient,
@@ -268,7 +274,9 @@ pub fn diagnose_endpoint(status: u16, body: &str) -> Option<Diagnosis> {
     }
     let code = rest_error_code(body);
     let known = match code.as_deref() {
-        Some("NOT_FOUND") | Some("INVALID_SESSION_ID") => code.as_deref(),
+        Some("NOT_FOUND") | Some("INVALID_SESSION_ID") | Some("REQUEST_LIMIT_EXCEEDED") => {
+            code.as_deref()
+        }
         _ => None,
     };
     let mut diagnosis = match (known, status) {

@@ -135,6 +135,19 @@ pub fn classify_status(
                 _ => None,
             },
         },
+        // Salesforce's answer (403) to an org that has used up its API requests of the last
+        // 24 hours: it passes as the window rolls on, so the delivery waits, not fails.
+        400..=499 if salesforce_error_code(body).as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => {
+            Verdict::Retry {
+                retry_after,
+                diagnosis: Some(
+                    "the org has used up its API requests (REQUEST_LIMIT_EXCEEDED, counted over a rolling 24 hours); \
+                     the delivery waits and retries on the schedule. Raise the org's API limit, or find what else \
+                     spends it (Setup → Company Information → API Requests, Last 24 Hours)"
+                        .to_owned(),
+                ),
+            }
+        }
         _ => Verdict::Fail {
             diagnosis: diagnose_4xx(status, body),
         },
@@ -200,6 +213,22 @@ fn truncate(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_org_out_of_api_requests_is_retried_not_failed() {
+        let body =
+            r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        let Verdict::Retry { diagnosis, .. } = classify_status(403, None, None, body) else {
+            panic!("403 REQUEST_LIMIT_EXCEEDED must be retried");
+        };
+        assert!(diagnosis.unwrap().contains("REQUEST_LIMIT_EXCEEDED"));
+        // Any other 403 is still a refusal.
+        let other = r#"[{"message":"no","errorCode":"INSUFFICIENT_ACCESS"}]"#;
+        assert!(matches!(
+            classify_status(403, None, None, other),
+            Verdict::Fail { .. }
+        ));
+    }
 
     #[test]
     fn the_default_schedule_with_jitter_bounds() {

@@ -304,7 +304,8 @@ async fn introspect(
 
 fn apex_fault(f: Injected) -> Response {
     let (code, message) = match f.status.as_u16() {
-        429 => ("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+        // Salesforce answers an org that has used up its daily API requests with 403.
+        403 | 429 => ("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
         503 => (
             "SERVER_UNAVAILABLE",
             "The server is temporarily unable to service your request.",

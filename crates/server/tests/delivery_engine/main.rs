@@ -340,6 +340,50 @@ async fn a_401_refreshes_once_and_delivers_without_waiting() {
     assert_eq!(stats.apex_rejection_count("INVALID_SESSION_ID"), 1);
 }
 
+/// Salesforce answers 403 REQUEST_LIMIT_EXCEEDED while the org is out of API requests: the
+/// delivery waits on the schedule and goes out once the org answers again, never `failed`.
+#[tokio::test]
+async fn an_org_out_of_api_requests_delays_deliveries_without_failing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&sqlite(&dir)).await;
+    h.register(
+        SF,
+        &h.org.callback_url(),
+        &["PACKAGE_COMPLETE"],
+        h.cc_key(),
+        json!({}),
+    )
+    .await;
+    h.org
+        .set_apex_faults(hookwarden_fake_org::Faults::fail_next(1, 403))
+        .unwrap();
+    h.dice.set(0.0); // the schedule's 5 s, less 20 %
+    let accepted = h.post_event(event("PACKAGE_COMPLETE", "p1")).await;
+    let id = accepted["deliveries"][0].as_str().unwrap().to_owned();
+    let report = h.engine.run_once().await.unwrap();
+    assert_eq!((report.claimed, report.delivered), (1, 0), "{report:?}");
+    let d = h.delivery(&id).await;
+    assert_eq!(d["status"], "pending", "{d}");
+    assert_eq!(d["attempts"][0]["status_code"], 403);
+    assert!(
+        d["attempts"][0]["diagnosis"]
+            .as_str()
+            .unwrap()
+            .contains("REQUEST_LIMIT_EXCEEDED"),
+        "{d}"
+    );
+    assert_eq!(
+        h.engine.run_once().await.unwrap().claimed,
+        0,
+        "not before its time"
+    );
+    h.clock.advance(Duration::from_secs(5));
+    assert_eq!(h.engine.run_once().await.unwrap().delivered, 1);
+    let d = h.delivery(&id).await;
+    assert_eq!(d["status"], "delivered", "{d}");
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 2);
+}
+
 #[tokio::test]
 async fn outcome_policy_with_an_injected_clock() {
     let dir = tempfile::tempdir().unwrap();
