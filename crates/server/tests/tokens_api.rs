@@ -199,6 +199,27 @@ async fn connector_test_explains_a_missing_apex_class_and_a_refused_token() {
     assert_eq!(tests.len(), 2, "{history}");
     assert_eq!(tests[1]["http_status"], 404);
     assert!(tests[1]["diagnosis"]["cause"].as_str().is_some());
+
+    // A bad query gets the API's JSON error, not the framework's plain text.
+    for (query, code) in [
+        ("limit=abc", "invalid_query"),
+        ("limt=5", "invalid_query"),
+        ("limit=0", "invalid_limit"),
+    ] {
+        let (status, body) = json(
+            t.req(Method::GET, &format!("{PATH}/history?{query}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(code)),
+            "{query}: {body}"
+        );
+        assert!(body["fix"].as_str().is_some(), "{body}");
+    }
 }
 
 #[tokio::test]

@@ -78,8 +78,11 @@ pub struct DeliveryList {
     pub next_cursor: Option<String>,
 }
 
+/// Unknown parameters are refused: a misspelt filter (`?stauts=failed`) would otherwise list
+/// every delivery as if it had matched.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
     /// A connector's name (`@default` for the default callback).
     pub connector: Option<String>,
@@ -348,6 +351,17 @@ pub async fn replay_connector(
         .map(|u| parse_time("until", u))
         .transpose()?
         .unwrap_or(now + 1);
+    if until <= since {
+        return Err(ApiError::bad_request(
+            "invalid_time_range",
+            format!(
+                "until ({}) is not after since ({})",
+                input.until.as_deref().unwrap_or("now"),
+                input.since
+            ),
+            "give an until later than since, or leave until out to replay up to now",
+        ));
+    }
     let status = match input.status.as_deref() {
         None => DeliveryStatus::Failed,
         Some(raw) => match parse_status(raw)? {

@@ -1,6 +1,7 @@
 //! The token side of a connector: test it end to end, revoke it, re-authenticate it (OAuth
 //! authorization code + PKCE, or a code obtained elsewhere), and read its history.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -430,8 +431,21 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
               (status = 400, description = "denied, or an unknown or used state (an HTML page)")))]
 pub async fn oauth_callback(
     State(state): State<AppState>,
-    Query(params): Query<CallbackParams>,
+    params: Result<Query<CallbackParams>, QueryRejection>,
 ) -> Response {
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Malformed redirect",
+                &format!(
+                    "The provider's redirect could not be read ({}). Start again from the connector's oauth/url.",
+                    rejection.body_text()
+                ),
+            )
+        }
+    };
     if let Some(error) = params.error.as_deref() {
         let description = params.error_description.as_deref().unwrap_or("");
         return page(
@@ -472,6 +486,7 @@ pub async fn oauth_callback(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     /// At most this many entries (1 to 500, default 50).
     pub limit: Option<i64>,
@@ -519,8 +534,9 @@ pub async fn connector_history(
     State(state): State<AppState>,
     authed: Authed,
     ApiPath(name): ApiPath<String>,
-    Query(params): Query<HistoryParams>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> ApiResult<Json<HistoryOut>> {
+    let Query(params) = params?;
     let (_, record) = load(&state, &authed, &name).await?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {

@@ -543,6 +543,20 @@ async fn outcome_policy_with_an_injected_clock() {
     .await;
     assert_eq!((s, replay["replayed"].as_u64()), (200, Some(1)), "{replay}");
     assert_eq!(h.delivery(&limited).await["status"], "pending");
+    // An empty or inverted window is a mistake, said as such.
+    let (s, e) = json_of(
+        h.req(Method::POST, "/api/callback/connectors/limited/replay")
+            .json(&json!({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_time_range")),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -879,6 +893,20 @@ async fn a_failing_connector_backs_off_as_a_whole_and_pages_of_history() {
     )
     .await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_status")));
+    // A misspelt filter is refused, not ignored (which would list everything).
+    let (s, e) = json_of(
+        h.req(Method::GET, "/api/deliveries?stauts=failed")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_query")),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap().contains("stauts"), "{e}");
     assert_eq!(h.list("packageId=p3").await.len(), 1);
 }
 
