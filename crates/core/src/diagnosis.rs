@@ -107,6 +107,20 @@ pub fn diagnose(f: &ProviderFailure<'_>) -> Diagnosis {
                     "no \"Run As\" user is set for the client credentials flow",
                     "Setup → External Client Apps (or the Connected App) → Policies → Client Credentials Flow: set Run As to an active integration user with API Enabled",
                 )
+            } else if desc.contains("ip restricted") || desc.contains("login hours") {
+                d(
+                    "ip_restricted",
+                    Permanent,
+                    "the provider refused the login from this server's address or at this hour (the integration user's profile restricts login IP ranges or login hours)",
+                    "on the Connected App / External Client App set IP Relaxation to \"Relax IP restrictions\", or add this server's outbound IP to the user's profile (Login IP Ranges) and check its Login Hours; then give the key again to resume",
+                )
+            } else if desc.contains("approved this consumer") || desc.contains("not approved") {
+                d(
+                    "app_not_approved",
+                    Permanent,
+                    "the user has not approved this app: it admits only pre-authorized users, and this user's profile or permission set is not assigned to it",
+                    "assign the user's profile or a permission set to the app (Manage → Profiles / Manage Permission Sets), or have the user authorize it through GET .../oauth/url",
+                )
             } else if desc.contains("code verifier") {
                 d(
                     "invalid_code_verifier",
@@ -137,7 +151,8 @@ pub fn diagnose(f: &ProviderFailure<'_>) -> Diagnosis {
                 )
             }
         }
-        "invalid_client" => d(
+        // Older Salesforce orgs say `invalid_client_credentials` for a wrong secret.
+        "invalid_client" | "invalid_client_credentials" => d(
             "wrong_client_secret",
             Permanent,
             "the client secret is wrong (or the app requires one and the key has none)",
@@ -369,6 +384,39 @@ mod tests {
             host: Some("acme.my.salesforce.com"),
             timed_out: false,
         })
+    }
+
+    /// Salesforce refusals whose cause is not the refresh token, though they come from a
+    /// refresh: they must not be told to re-authenticate for the wrong reason.
+    #[test]
+    fn salesforce_login_policies_are_told_apart_from_an_expired_token() {
+        let rt = "refresh_token";
+        let d = grant(
+            400,
+            "invalid_grant",
+            "ip restricted or invalid login hours",
+            rt,
+        );
+        assert_eq!((d.code, d.class), ("ip_restricted", Permanent));
+        assert!(d.fix.contains("Relax IP restrictions"), "{}", d.fix);
+        let d = grant(
+            400,
+            "invalid_grant",
+            "user hasn't approved this consumer",
+            rt,
+        );
+        assert_eq!(d.code, "app_not_approved");
+        let d = grant(
+            400,
+            "invalid_client_credentials",
+            "client secret invalid",
+            rt,
+        );
+        assert_eq!(d.code, "wrong_client_secret");
+        assert_eq!(
+            grant(400, "invalid_grant", "expired access/refresh token", rt).code,
+            "refresh_token_expired"
+        );
     }
 
     #[test]
