@@ -30,15 +30,7 @@ async fn callbacks_carry_onespans_body_a_bearer_and_a_standard_webhooks_signatur
     let (dbs, _dir) = each_database().await;
     for db in dbs {
         let h = Harness::start(&db).await;
-        let reg = h
-            .register(
-                SF,
-                &h.org.callback_url(),
-                &["PACKAGE_COMPLETE"],
-                h.cc_key(),
-                json!({}),
-            )
-            .await;
+        let reg = h.register_salesforce().await;
         let secret = reg["signing_secret"].as_str().unwrap().to_owned();
         let accepted = h
             .post_event(
@@ -114,14 +106,7 @@ async fn ingest_is_durable_idempotent_and_names_bad_fields() {
     let (dbs, _dir) = each_database().await;
     for db in dbs {
         let h = Harness::start(&db).await;
-        h.register(
-            SF,
-            &h.org.callback_url(),
-            &["PACKAGE_COMPLETE"],
-            h.cc_key(),
-            json!({}),
-        )
-        .await;
+        h.register_salesforce().await;
         let post = |key: &str, body: Value| {
             h.req(Method::POST, "/api/events")
                 .header("Idempotency-Key", key)
@@ -234,14 +219,7 @@ async fn ingest_is_durable_idempotent_and_names_bad_fields() {
 async fn events_route_by_origin_and_name_and_the_rest_to_the_default_callback() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(&sqlite(&dir)).await;
-    h.register(
-        SF,
-        &h.org.callback_url(),
-        &["PACKAGE_COMPLETE"],
-        h.cc_key(),
-        json!({}),
-    )
-    .await;
+    h.register_salesforce().await;
     h.register(
         "allhooks",
         &h.receiver.url("/all"),
@@ -306,14 +284,7 @@ async fn events_route_by_origin_and_name_and_the_rest_to_the_default_callback() 
 async fn a_401_refreshes_once_and_delivers_without_waiting() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(&sqlite(&dir)).await;
-    h.register(
-        SF,
-        &h.org.callback_url(),
-        &["PACKAGE_COMPLETE"],
-        h.cc_key(),
-        json!({}),
-    )
-    .await;
+    h.register_salesforce().await;
     // A first delivery caches a token.
     h.post_event(event("PACKAGE_COMPLETE", "warm")).await;
     assert_eq!(h.engine.run_once().await.unwrap().delivered, 1);
@@ -346,14 +317,7 @@ async fn a_401_refreshes_once_and_delivers_without_waiting() {
 async fn an_org_out_of_api_requests_delays_deliveries_without_failing_them() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(&sqlite(&dir)).await;
-    h.register(
-        SF,
-        &h.org.callback_url(),
-        &["PACKAGE_COMPLETE"],
-        h.cc_key(),
-        json!({}),
-    )
-    .await;
+    h.register_salesforce().await;
     h.org
         .set_apex_faults(hookwarden_fake_org::Faults::fail_next(1, 403))
         .unwrap();

@@ -193,6 +193,19 @@ impl Harness {
         answer
     }
 
+    /// The usual destination: `salesforceOauth2` at the fake org's Apex endpoint, taking
+    /// PACKAGE_COMPLETE, with a client-credentials key. Returns the answer.
+    pub async fn register_salesforce(&self) -> Value {
+        self.register(
+            "salesforceOauth2",
+            &self.org.callback_url(),
+            &["PACKAGE_COMPLETE"],
+            self.cc_key(),
+            json!({}),
+        )
+        .await
+    }
+
     pub async fn post_event(&self, event: Value) -> Value {
         let (status, answer) = json_of(
             self.req(reqwest::Method::POST, "/api/events")
