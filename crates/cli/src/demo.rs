@@ -83,8 +83,11 @@ pub async fn start_org(listen: &str, settings: &mut Settings) -> anyhow::Result<
     let addr: SocketAddr = listen
         .parse()
         .with_context(|| format!("--demo-org-listen {listen:?} is not an address"))?;
+    // A small callback log: the tour looks at the last few, and a demo left running under
+    // load should not grow by a copy of every callback it received.
     let org = hookwarden_fake_org::FakeOrg::builder()
         .listen(addr)
+        .callback_log_capacity(1000)
         .start()
         .await
         .with_context(|| format!("cannot start the demo's fake org on {addr}"))?;
