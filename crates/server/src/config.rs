@@ -46,6 +46,7 @@ pub struct Config {
     pub allow_private_networks: CidrList,
     pub log_format: String,
     pub max_body_bytes: usize,
+    pub history_retention_days: u32,
 }
 
 /// Flags given on the command line; they win over everything else.
@@ -98,6 +99,7 @@ impl Config {
                 "allow_private_networks",
                 "log_format",
                 "max_body_bytes",
+                "history_retention_days",
             ]))
             .merge(Serialized::defaults(overrides));
         figment
@@ -147,6 +149,7 @@ impl Config {
             allow_insecure_http: self.allow_insecure_http,
             address_policy: policy,
             max_body_bytes: self.max_body_bytes,
+            history_retention_days: self.history_retention_days,
         })
     }
 }
@@ -162,6 +165,8 @@ pub struct Settings {
     pub allow_insecure_http: bool,
     pub address_policy: AddressPolicy,
     pub max_body_bytes: usize,
+    /// 0: keep every delivery forever.
+    pub history_retention_days: u32,
 }
 
 #[cfg(test)]
@@ -185,12 +190,14 @@ mod tests {
 
             jail.set_env("HOOKWARDEN_DATABASE", "sqlite://from-env.db");
             jail.set_env("HOOKWARDEN_ALLOW_INSECURE_HTTP", "true");
+            jail.set_env("HOOKWARDEN_HISTORY_RETENTION_DAYS", "7");
             jail.set_env("HOOKWARDEN_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8,::1/128");
             // Not a setting: belongs to the CLI client, and must not break the server.
             jail.set_env("HOOKWARDEN_API_KEY", "hwk_x");
             let c = Config::load(file, &Overrides::default()).unwrap();
             assert_eq!(c.database, "sqlite://from-env.db");
             assert!(c.allow_insecure_http);
+            assert_eq!(c.history_retention_days, 7);
             let s = c.settings().unwrap();
             assert_eq!(s.address_policy.allowed.len(), 2);
 

@@ -471,7 +471,7 @@ impl Store {
         }
     }
 
-    fn pick(&self, sqlite: &'static str, pg: &'static str) -> &'static str {
+    pub(crate) fn pick(&self, sqlite: &'static str, pg: &'static str) -> &'static str {
         if self.is_postgres() {
             pg
         } else {

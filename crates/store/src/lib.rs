@@ -12,6 +12,7 @@ pub mod history;
 mod migrate;
 mod multirow;
 pub mod notify;
+pub mod retention;
 pub mod testing;
 pub mod tokens;
 
@@ -34,6 +35,7 @@ pub use deliveries::{
     RetryOutcome,
 };
 pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
+pub use retention::Pruned;
 pub use tokens::{GrantedTokens, OAuthState, TokenState};
 
 #[derive(Debug, thiserror::Error)]

@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_open_deliveries_indexes.sql"),
         postgres: include_str!("../migrations/postgres/0006_open_deliveries_indexes.sql"),
     },
+    Migration {
+        version: 7,
+        sqlite: include_str!("../migrations/sqlite/0007_idempotency_keys_by_age.sql"),
+        postgres: include_str!("../migrations/postgres/0007_idempotency_keys_by_age.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";

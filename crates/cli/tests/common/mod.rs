@@ -26,6 +26,7 @@ pub async fn spawn_server(database: &str, master_key: MasterKey) -> RunningServe
             allow_insecure_http: true,
             address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
             max_body_bytes: 1 << 20,
+            history_retention_days: 30,
         },
         None,
     )

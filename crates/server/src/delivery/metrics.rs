@@ -7,6 +7,7 @@ pub const DELIVERIES: &str = "hookwarden_deliveries_total";
 pub const ATTEMPT_SECONDS: &str = "hookwarden_attempt_duration_seconds";
 pub const QUEUE_DEPTH: &str = "hookwarden_queue_depth";
 pub const GRANTS: &str = "hookwarden_grants_total";
+pub const PRUNED: &str = "hookwarden_history_pruned_total";
 
 /// Say what each metric is; called once when the process-wide recorder is installed
 /// (`crate::metrics::handle`).
@@ -23,6 +24,10 @@ pub fn describe() {
     metrics::describe_gauge!(
         QUEUE_DEPTH,
         "Deliveries due now, held, and failed, per connector"
+    );
+    metrics::describe_counter!(
+        PRUNED,
+        "Rows removed by history retention: deliveries, attempts, events, idempotency_keys"
     );
     metrics::describe_counter!(
         GRANTS,
@@ -47,6 +52,17 @@ pub(crate) fn attempt_latencies(account: &str, connector: &str, seconds: &[f64])
 pub(crate) fn grant(account: &str, connector: &str, outcome: &'static str) {
     counter!(GRANTS, "account" => account.to_owned(), "connector" => connector.to_owned(), "outcome" => outcome)
         .increment(1);
+}
+
+pub(crate) fn history_pruned(p: &hookwarden_store::Pruned) {
+    for (kind, n) in [
+        ("deliveries", p.deliveries),
+        ("attempts", p.attempts),
+        ("events", p.events),
+        ("idempotency_keys", p.idempotency_keys),
+    ] {
+        counter!(PRUNED, "kind" => kind).increment(n);
+    }
 }
 
 pub(crate) fn queue_depth(account: &str, connector: &str, state: &'static str, value: i64) {

@@ -15,7 +15,7 @@ use hookwarden_core::retry::{classify_status, classify_transport, parse_retry_af
 use hookwarden_core::{RetrySchedule, Verdict};
 use hookwarden_store::{
     ClaimedDelivery, Completion, ConnectorRecord, ConnectorStatus, DeliveryStatus, NewAttempt,
-    Store, StoreError, DEFAULT_CALLBACK_NAME,
+    Pruned, Store, StoreError, DEFAULT_CALLBACK_NAME,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
@@ -44,6 +44,14 @@ const PACED_BACKLOG: Duration = Duration::from_secs(30);
 const TOKEN_RETRY: Duration = Duration::from_secs(5);
 /// Outcomes written per transaction at most.
 const RECORD_BATCH: usize = 1024;
+/// Rows history retention removes per write transaction: short enough that the ingest and
+/// outcomes waiting at the write gate hardly notice.
+const PRUNE_CHUNK: i64 = 1000;
+/// Transactions one retention pass runs at most; what is left waits for the next pass.
+const PRUNE_CHUNKS_PER_PASS: usize = 500;
+/// Maintenance ticks between retention passes, and before the first one.
+const PRUNE_EVERY_TICKS: u64 = 600;
+const PRUNE_FIRST_TICK: u64 = 60;
 /// A recorder that finds fewer outcomes than this waits `RECORD_GATHER` once for more, so
 /// that outcomes are written a few hundred per transaction rather than a few.
 const RECORD_SMALL: usize = 128;
@@ -301,6 +309,8 @@ struct Inner<T> {
     /// Lease tokens are `<node>:<batch>`.
     node: String,
     batches: AtomicU64,
+    /// Days finished deliveries are kept (`history_retention_days`); 0 keeps them all.
+    retention_days: u32,
 }
 
 /// The delivery engine of one node.
@@ -363,8 +373,16 @@ impl<T: TokenSource> Engine<T> {
                 lane_drained: Notify::new(),
                 node: uuid::Uuid::new_v4().simple().to_string(),
                 batches: AtomicU64::new(0),
+                retention_days: settings.history_retention_days,
             }),
         })
+    }
+
+    /// One pass of history retention (the maintenance task runs one every ten minutes):
+    /// finished deliveries older than `history_retention_days`, their attempts and events,
+    /// and old Idempotency-Keys, removed a chunk per write transaction.
+    pub async fn prune_history(&self) -> Result<Pruned, StoreError> {
+        self.inner.prune_history().await
     }
 
     /// Claim one batch, run every delivery in it to its outcome, and record the outcomes.
@@ -617,6 +635,21 @@ async fn maintenance_loop<T: TokenSource>(inner: Arc<Inner<T>>, mut stop: watch:
             }
             inner.prune_lanes();
         }
+        if tick >= PRUNE_FIRST_TICK && (tick - PRUNE_FIRST_TICK).is_multiple_of(PRUNE_EVERY_TICKS) {
+            match inner.prune_history().await {
+                Ok(p) if p != Pruned::default() => tracing::info!(
+                    deliveries = p.deliveries,
+                    attempts = p.attempts,
+                    events = p.events,
+                    idempotency_keys = p.idempotency_keys,
+                    "history older than the retention removed"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "removing old history failed; it is tried again at the next pass")
+                }
+            }
+        }
         if tick % 5 == 1 {
             match inner.store.queue_depths(inner.now()).await {
                 Ok(depths) => {
@@ -661,6 +694,28 @@ impl<T: TokenSource> Inner<T> {
                 .await?;
         }
         Ok(failed)
+    }
+
+    async fn prune_history(&self) -> Result<Pruned, StoreError> {
+        let mut total = Pruned::default();
+        if self.retention_days == 0 {
+            return Ok(total);
+        }
+        let cutoff = self.now() - i64::from(self.retention_days) * 86_400_000;
+        for _ in 0..PRUNE_CHUNKS_PER_PASS {
+            let (pruned, more) = {
+                let _turn = self.writes.enter().await;
+                self.store.prune_history(cutoff, PRUNE_CHUNK).await?
+            };
+            total.add(pruned);
+            if !more {
+                break;
+            }
+            // Let the ingest and the outcomes waiting at the write gate have their turn.
+            tokio::task::yield_now().await;
+        }
+        metrics::history_pruned(&total);
+        Ok(total)
     }
 
     fn prune_lanes(&self) {

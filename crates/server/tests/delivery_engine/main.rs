@@ -348,6 +348,56 @@ async fn an_org_out_of_api_requests_delays_deliveries_without_failing_them() {
     assert_eq!(d["attempts"].as_array().unwrap().len(), 2);
 }
 
+/// After `history_retention_days` (30 by default) a delivered callback is gone from the
+/// history; one still waiting to go out stays, however old.
+#[tokio::test]
+async fn finished_deliveries_leave_the_history_after_the_retention_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&sqlite(&dir)).await;
+    h.register_salesforce().await;
+    h.register(
+        "busy",
+        &h.receiver.url("/status/503"),
+        &["BUSY"],
+        h.cc_key(),
+        json!({}),
+    )
+    .await;
+    let sent = h.post_event(event("PACKAGE_COMPLETE", "p1")).await;
+    let sent = sent["deliveries"][0].as_str().unwrap().to_owned();
+    let waiting = h.post_event(event("BUSY", "p2")).await;
+    let waiting = waiting["deliveries"][0].as_str().unwrap().to_owned();
+    assert_eq!(h.engine.run_once().await.unwrap().delivered, 1);
+    assert_eq!(h.delivery(&waiting).await["status"], "pending");
+
+    // 29 days on, nothing is old enough.
+    h.clock.advance(Duration::from_secs(29 * 86_400));
+    assert_eq!(h.engine.prune_history().await.unwrap().deliveries, 0);
+    h.clock.advance(Duration::from_secs(2 * 86_400));
+    let pruned = h.engine.prune_history().await.unwrap();
+    assert_eq!(
+        (pruned.deliveries, pruned.attempts, pruned.events),
+        (1, 1, 1),
+        "{pruned:?}"
+    );
+    let (s, e) = json_of(
+        h.req(Method::GET, &format!("/api/deliveries/{sent}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 404, "{e}");
+    let listed: Vec<String> = h
+        .list("")
+        .await
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, std::slice::from_ref(&waiting));
+    assert_eq!(h.delivery(&waiting).await["status"], "pending");
+}
+
 #[tokio::test]
 async fn outcome_policy_with_an_injected_clock() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,143 @@
+//! History retention: finished deliveries (delivered or failed), their attempts, their events
+//! and Idempotency-Keys older than a cutoff are removed in small chunks, each one short write
+//! transaction, so the database stops growing with every event ever sent. Pending and held
+//! deliveries are never removed, whatever their age, nor the events they will send.
+
+use sqlx::Row;
+
+use crate::{on_db, BeginWrite, Store, StoreError};
+
+/// What one `prune_history` call removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub deliveries: u64,
+    pub attempts: u64,
+    pub events: u64,
+    pub idempotency_keys: u64,
+}
+
+impl Pruned {
+    pub fn add(&mut self, other: Pruned) {
+        self.deliveries += other.deliveries;
+        self.attempts += other.attempts;
+        self.events += other.events;
+        self.idempotency_keys += other.idempotency_keys;
+    }
+}
+
+/// Events are cut an hour before the deliveries' cutoff: an event's id is made a moment before
+/// its deliveries' rows, so every event that old has all of its deliveries older than the
+/// cutoff, where they are either removed already or kept (and keep it) because still open.
+const EVENT_MARGIN_MS: i64 = 3_600_000;
+
+/// The first delivery (in `seq` order) created at or after the cutoff: deliveries are numbered
+/// as they are written, so everything before it is older. The scan from the oldest stops at
+/// once after earlier passes removed what was before it.
+const BOUNDARY: &str = "SELECT COALESCE((SELECT seq FROM deliveries WHERE created_at >= $1 \
+     ORDER BY seq LIMIT 1), 9223372036854775807) AS boundary";
+const FINISHED: &str = "SELECT seq, id FROM deliveries WHERE seq < $1 \
+     AND status IN ('delivered', 'failed') ORDER BY seq LIMIT $2";
+/// Event ids are `evt_` and a UUIDv7, whose first 12 hex digits are its time in milliseconds:
+/// the id bound keeps the scan to old events, `created_at` decides. An event that an open old
+/// delivery still needs stays.
+const OLD_EVENTS: &str = "SELECT id FROM events WHERE id < $1 AND created_at < $2 \
+     AND id NOT IN (SELECT event_id FROM deliveries WHERE seq < $3) ORDER BY id LIMIT $4";
+const OLD_KEYS: &str = "SELECT account_id, idem_key FROM idempotency_keys WHERE created_at < $1 \
+     ORDER BY created_at LIMIT $2";
+
+impl Store {
+    /// Remove up to `chunk` finished deliveries created before `cutoff_ms` with their attempts,
+    /// then (once no finished delivery that old is left) up to `chunk` events older than the
+    /// cutoff that no open delivery needs, and up to `chunk` Idempotency-Keys older than it.
+    /// Returns what went and whether more is left; call it again (each call is one
+    /// transaction) until it says no.
+    pub async fn prune_history(
+        &self,
+        cutoff_ms: i64,
+        chunk: i64,
+    ) -> Result<(Pruned, bool), StoreError> {
+        let event_cut = format!("evt_{:012x}", (cutoff_ms - EVENT_MARGIN_MS).max(0));
+        let mut pruned = Pruned::default();
+        let mut more = false;
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let boundary: i64 = sqlx::query(BOUNDARY)
+                .bind(cutoff_ms)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("boundary")?;
+            let rows = sqlx::query(FINISHED)
+                .bind(boundary)
+                .bind(chunk)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut seqs = Vec::with_capacity(rows.len());
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in &rows {
+                seqs.push(row.try_get::<i64, _>("seq")?);
+                ids.push(row.try_get::<String, _>("id")?);
+            }
+            if !ids.is_empty() {
+                let ids = serde_json::to_string(&ids).expect("strings serialise");
+                let seqs = serde_json::to_string(&seqs).expect("numbers serialise");
+                pruned.attempts = sqlx::query(self.pick(
+                    "DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each($1))",
+                    "DELETE FROM attempts WHERE delivery_id IN (SELECT json_array_elements_text($1::json))",
+                ))
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                pruned.deliveries = sqlx::query(self.pick(
+                    "DELETE FROM deliveries WHERE seq IN (SELECT value FROM json_each($1))",
+                    "DELETE FROM deliveries WHERE seq IN (SELECT json_array_elements_text($1::json)::bigint)",
+                ))
+                .bind(&seqs)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            if (rows.len() as i64) < chunk {
+                let old: Vec<String> = sqlx::query_scalar(OLD_EVENTS)
+                    .bind(&event_cut)
+                    .bind(cutoff_ms - EVENT_MARGIN_MS)
+                    .bind(boundary)
+                    .bind(chunk)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if !old.is_empty() {
+                    let json = serde_json::to_string(&old).expect("strings serialise");
+                    pruned.events = sqlx::query(self.pick(
+                        "DELETE FROM events WHERE id IN (SELECT value FROM json_each($1))",
+                        "DELETE FROM events WHERE id IN (SELECT json_array_elements_text($1::json))",
+                    ))
+                    .bind(&json)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                more |= old.len() as i64 >= chunk;
+            } else {
+                more = true;
+            }
+            let keys = sqlx::query(OLD_KEYS)
+                .bind(cutoff_ms)
+                .bind(chunk)
+                .fetch_all(&mut *tx)
+                .await?;
+            for key in &keys {
+                pruned.idempotency_keys += sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2",
+                )
+                .bind(key.try_get::<String, _>("account_id")?)
+                .bind(key.try_get::<String, _>("idem_key")?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            more |= keys.len() as i64 >= chunk;
+            tx.commit().await?;
+        });
+        Ok((pruned, more))
+    }
+}
