@@ -30,13 +30,15 @@ impl Pruned {
 /// cutoff, where they are either removed already or kept (and keep it) because still open.
 const EVENT_MARGIN_MS: i64 = 3_600_000;
 
-/// The first delivery (in `seq` order) created at or after the cutoff: deliveries are numbered
-/// as they are written, so everything before it is older. The scan from the oldest stops at
-/// once after earlier passes removed what was before it.
-const BOUNDARY: &str = "SELECT COALESCE((SELECT seq FROM deliveries WHERE created_at >= $1 \
-     ORDER BY seq LIMIT 1), 9223372036854775807) AS boundary";
-const FINISHED: &str = "SELECT seq, id FROM deliveries WHERE seq < $1 \
-     AND status IN ('delivered', 'failed') ORDER BY seq LIMIT $2";
+/// Deliveries are numbered (`seq`) as they are written, so their creation times rise with
+/// `seq`: the first one created at or after the cutoff is found by a binary search over `seq`
+/// (some 40 point lookups however large the table), and everything before it is older.
+const SEQ_RANGE: &str = "SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM deliveries";
+const FIRST_FROM: &str =
+    "SELECT seq, created_at FROM deliveries WHERE seq >= $1 ORDER BY seq LIMIT 1";
+/// `created_at` too: should the clock have stepped back, a row before the boundary may be new.
+const FINISHED: &str = "SELECT seq, id FROM deliveries WHERE seq < $1 AND created_at < $2 \
+     AND status IN ('delivered', 'failed') ORDER BY seq LIMIT $3";
 /// Event ids are `evt_` and a UUIDv7, whose first 12 hex digits are its time in milliseconds:
 /// the id bound keeps the scan to old events, `created_at` decides. An event that an open old
 /// delivery still needs stays.
@@ -61,13 +63,25 @@ impl Store {
         let mut more = false;
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
-            let boundary: i64 = sqlx::query(BOUNDARY)
-                .bind(cutoff_ms)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("boundary")?;
+            let range = sqlx::query(SEQ_RANGE).fetch_one(&mut *tx).await?;
+            let (lo, hi): (Option<i64>, Option<i64>) = (range.try_get("lo")?, range.try_get("hi")?);
+            // Invariant: every row before `lo` is older than the cutoff, none from `hi` on is.
+            let (mut lo, mut hi) = (lo.unwrap_or(0), hi.map_or(0, |h| h + 1));
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let first = sqlx::query(FIRST_FROM).bind(mid).fetch_optional(&mut *tx).await?;
+                match first {
+                    Some(row) if row.try_get::<i64, _>("created_at")? < cutoff_ms => {
+                        lo = row.try_get::<i64, _>("seq")? + 1;
+                    }
+                    // No row in [mid, that row's seq): the boundary is at most mid.
+                    _ => hi = mid,
+                }
+            }
+            let boundary = lo;
             let rows = sqlx::query(FINISHED)
                 .bind(boundary)
+                .bind(cutoff_ms)
                 .bind(chunk)
                 .fetch_all(&mut *tx)
                 .await?;

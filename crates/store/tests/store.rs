@@ -717,6 +717,25 @@ async fn history_older_than_the_cutoff_is_pruned_and_open_deliveries_stay() {
         let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, [id("dlv", old, 2), id("dlv", new, 4)]);
         assert_eq!(claimed[0].payload, "{\"n\":2}");
+        // Once every delivery is older than the cutoff and finished, all of it goes.
+        let done: Vec<Completion> = claimed
+            .iter()
+            .map(|c| Completion {
+                seq: c.seq,
+                lease_token: c.lease_token.clone(),
+                status: DeliveryStatus::Delivered,
+                attempts_added: 1,
+                next_attempt_at: None,
+                last_error: None,
+            })
+            .collect();
+        store.record_outcomes(&done, &[], new + 2).await.unwrap();
+        let (pruned, more) = store.prune_history(new + 2 * day, 1000).await.unwrap();
+        assert_eq!(
+            (pruned.deliveries, pruned.events, more),
+            (2, 2, false),
+            "{pruned:?}"
+        );
     })
     .await;
 }
