@@ -44,8 +44,9 @@ const FINISHED: &str = "SELECT seq, id FROM deliveries WHERE seq < $1 AND create
 /// delivery still needs stays.
 const OLD_EVENTS: &str = "SELECT id FROM events WHERE id < $1 AND created_at < $2 \
      AND id NOT IN (SELECT event_id FROM deliveries WHERE seq < $3) ORDER BY id LIMIT $4";
-const OLD_KEYS: &str = "SELECT account_id, idem_key FROM idempotency_keys WHERE created_at < $1 \
-     ORDER BY created_at LIMIT $2";
+const OLD_KEYS: &str = "DELETE FROM idempotency_keys WHERE (account_id, idem_key) IN \
+     (SELECT account_id, idem_key FROM idempotency_keys WHERE created_at < $1 \
+      ORDER BY created_at LIMIT $2)";
 
 impl Store {
     /// Remove up to `chunk` finished deliveries created before `cutoff_ms` with their attempts,
@@ -134,22 +135,13 @@ impl Store {
             } else {
                 more = true;
             }
-            let keys = sqlx::query(OLD_KEYS)
+            pruned.idempotency_keys = sqlx::query(OLD_KEYS)
                 .bind(cutoff_ms)
                 .bind(chunk)
-                .fetch_all(&mut *tx)
-                .await?;
-            for key in &keys {
-                pruned.idempotency_keys += sqlx::query(
-                    "DELETE FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2",
-                )
-                .bind(key.try_get::<String, _>("account_id")?)
-                .bind(key.try_get::<String, _>("idem_key")?)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            }
-            more |= keys.len() as i64 >= chunk;
+            more |= pruned.idempotency_keys as i64 >= chunk;
             tx.commit().await?;
         });
         Ok((pruned, more))
