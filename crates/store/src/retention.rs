@@ -1,7 +1,8 @@
-//! History retention: finished deliveries (delivered or failed), their attempts, their events
-//! and Idempotency-Keys older than a cutoff are removed in small chunks, each one short write
-//! transaction, so the database stops growing with every event ever sent. Pending and held
-//! deliveries are never removed, whatever their age, nor the events they will send.
+//! History retention: finished deliveries (delivered or failed), their attempts, their events,
+//! Idempotency-Keys and the token engine's calls older than a cutoff are removed in small
+//! chunks, each one short write transaction, so the database stops growing with every event
+//! ever sent. Pending and held deliveries are never removed, whatever their age, nor the events
+//! they will send; nor are a connector's latest token calls, which say why it is in its state.
 
 use sqlx::Row;
 
@@ -14,6 +15,8 @@ pub struct Pruned {
     pub attempts: u64,
     pub events: u64,
     pub idempotency_keys: u64,
+    /// Entries of the token engine's history (grants, refreshes, revocations, tests).
+    pub token_calls: u64,
 }
 
 impl Pruned {
@@ -22,6 +25,7 @@ impl Pruned {
         self.attempts += other.attempts;
         self.events += other.events;
         self.idempotency_keys += other.idempotency_keys;
+        self.token_calls += other.token_calls;
     }
 }
 
@@ -48,10 +52,20 @@ const OLD_KEYS: &str = "DELETE FROM idempotency_keys WHERE (account_id, idem_key
      (SELECT account_id, idem_key FROM idempotency_keys WHERE created_at < $1 \
       ORDER BY created_at LIMIT $2)";
 
+/// A connector's newest token calls stay however old: a connector broken for longer than the
+/// retention still shows why.
+pub const KEPT_TOKEN_CALLS: i64 = 20;
+/// History ids are `his_` and a UUIDv7, like events'.
+const OLD_CALLS: &str = "DELETE FROM history WHERE id IN (SELECT h.id FROM history h \
+     WHERE h.id < $1 AND h.at < $2 AND h.id NOT IN (SELECT k.id FROM history k \
+       WHERE k.connector_id = h.connector_id ORDER BY k.id DESC LIMIT $3) \
+     ORDER BY h.id LIMIT $4)";
+
 impl Store {
     /// Remove up to `chunk` finished deliveries created before `cutoff_ms` with their attempts,
     /// then (once no finished delivery that old is left) up to `chunk` events older than the
-    /// cutoff that no open delivery needs, and up to `chunk` Idempotency-Keys older than it.
+    /// cutoff that no open delivery needs, up to `chunk` Idempotency-Keys older than it, and up
+    /// to `chunk` token calls older than it beyond each connector's newest `KEPT_TOKEN_CALLS`.
     /// Returns what went and whether more is left; call it again (each call is one
     /// transaction) until it says no.
     pub async fn prune_history(
@@ -60,6 +74,7 @@ impl Store {
         chunk: i64,
     ) -> Result<(Pruned, bool), StoreError> {
         let event_cut = format!("evt_{:012x}", (cutoff_ms - EVENT_MARGIN_MS).max(0));
+        let call_cut = format!("his_{:012x}", cutoff_ms.max(0));
         let mut pruned = Pruned::default();
         let mut more = false;
         on_db!(&self.db, pool => {
@@ -142,6 +157,15 @@ impl Store {
                 .await?
                 .rows_affected();
             more |= pruned.idempotency_keys as i64 >= chunk;
+            pruned.token_calls = sqlx::query(OLD_CALLS)
+                .bind(&call_cut)
+                .bind(cutoff_ms)
+                .bind(KEPT_TOKEN_CALLS)
+                .bind(chunk)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            more |= pruned.token_calls as i64 >= chunk;
             tx.commit().await?;
         });
         Ok((pruned, more))

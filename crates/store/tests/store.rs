@@ -696,7 +696,8 @@ async fn history_older_than_the_cutoff_is_pruned_and_open_deliveries_stay() {
                 deliveries: 2,
                 attempts: 2,
                 events: 3,
-                idempotency_keys: 1
+                idempotency_keys: 1,
+                token_calls: 0
             }
         );
         assert!(calls > 2, "one chunk of one row per call");
@@ -735,6 +736,58 @@ async fn history_older_than_the_cutoff_is_pruned_and_open_deliveries_stay() {
             (pruned.deliveries, pruned.events, more),
             (2, 2, false),
             "{pruned:?}"
+        );
+    })
+    .await;
+}
+
+/// Token calls older than the cutoff go, except each connector's newest few, which say why a
+/// connector broken for longer than the retention is in its state.
+#[tokio::test]
+async fn old_token_calls_are_pruned_but_each_connectors_latest_stay() {
+    use hookwarden_store::retention::KEPT_TOKEN_CALLS;
+    use hookwarden_store::{HistoryKind, NewHistoryEntry};
+    each_database(async |store, _| {
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let mut ids = Vec::new();
+        for name in ["busy", "quiet"] {
+            let (record, _) = store
+                .upsert_connector(new_connector(&acme.id, name, "secret-1234"))
+                .await
+                .unwrap();
+            ids.push(record.id);
+        }
+        let entry = |connector_id: &str| NewHistoryEntry {
+            connector_id: connector_id.to_owned(),
+            account_id: acme.id.0.clone(),
+            at: 1_000,
+            kind: HistoryKind::Refresh,
+            grant_type: Some("refresh_token".into()),
+            outcome: "ok".into(),
+            http_status: Some(200),
+            error: None,
+            error_description: None,
+            cause: None,
+            fix: None,
+            duration_ms: 5,
+            excerpt: None,
+        };
+        let busy_calls = KEPT_TOKEN_CALLS as usize + 5;
+        for _ in 0..busy_calls {
+            store.record_history(&entry(&ids[0])).await.unwrap();
+        }
+        for _ in 0..3 {
+            store.record_history(&entry(&ids[1])).await.unwrap();
+        }
+        // A cutoff after every entry: all are old, only the newest of each connector stay.
+        let cutoff = chrono::Utc::now().timestamp_millis() + 86_400_000;
+        let (pruned, more) = store.prune_history(cutoff, 1000).await.unwrap();
+        assert_eq!((pruned.token_calls, more), (5, false), "{pruned:?}");
+        let page = store.list_history(&ids[0], 500, None).await.unwrap();
+        assert_eq!(page.len(), KEPT_TOKEN_CALLS as usize);
+        assert_eq!(
+            store.list_history(&ids[1], 500, None).await.unwrap().len(),
+            3
         );
     })
     .await;

@@ -27,7 +27,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         PRUNED,
-        "Rows removed by history retention: deliveries, attempts, events, idempotency_keys"
+        "Rows removed by history retention: deliveries, attempts, events, idempotency_keys, token_calls"
     );
     metrics::describe_counter!(
         GRANTS,
@@ -60,6 +60,7 @@ pub(crate) fn history_pruned(p: &hookwarden_store::Pruned) {
         ("attempts", p.attempts),
         ("events", p.events),
         ("idempotency_keys", p.idempotency_keys),
+        ("token_calls", p.token_calls),
     ] {
         counter!(PRUNED, "kind" => kind).increment(n);
     }

@@ -643,6 +643,7 @@ async fn maintenance_loop<T: TokenSource>(inner: Arc<Inner<T>>, mut stop: watch:
                     attempts = p.attempts,
                     events = p.events,
                     idempotency_keys = p.idempotency_keys,
+                    token_calls = p.token_calls,
                     "history older than the retention removed"
                 ),
                 Ok(_) => {}
