@@ -76,7 +76,7 @@ impl Store {
         let event_cut = format!("evt_{:012x}", (cutoff_ms - EVENT_MARGIN_MS).max(0));
         let call_cut = format!("his_{:012x}", cutoff_ms.max(0));
         let mut pruned = Pruned::default();
-        let mut more = false;
+        let more;
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let range = sqlx::query(SEQ_RANGE).fetch_one(&mut *tx).await?;
@@ -127,6 +127,8 @@ impl Store {
                 .await?
                 .rows_affected();
             }
+            // The rest only once the old deliveries are done: events wait for theirs to go,
+            // and the other tables are not scanned again with every chunk of a backlog.
             if (rows.len() as i64) < chunk {
                 let old: Vec<String> = sqlx::query_scalar(OLD_EVENTS)
                     .bind(&event_cut)
@@ -146,26 +148,26 @@ impl Store {
                     .await?
                     .rows_affected();
                 }
-                more |= old.len() as i64 >= chunk;
+                pruned.idempotency_keys = sqlx::query(OLD_KEYS)
+                    .bind(cutoff_ms)
+                    .bind(chunk)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                pruned.token_calls = sqlx::query(OLD_CALLS)
+                    .bind(&call_cut)
+                    .bind(cutoff_ms)
+                    .bind(KEPT_TOKEN_CALLS)
+                    .bind(chunk)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                more = old.len() as i64 >= chunk
+                    || pruned.idempotency_keys as i64 >= chunk
+                    || pruned.token_calls as i64 >= chunk;
             } else {
                 more = true;
             }
-            pruned.idempotency_keys = sqlx::query(OLD_KEYS)
-                .bind(cutoff_ms)
-                .bind(chunk)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            more |= pruned.idempotency_keys as i64 >= chunk;
-            pruned.token_calls = sqlx::query(OLD_CALLS)
-                .bind(&call_cut)
-                .bind(cutoff_ms)
-                .bind(KEPT_TOKEN_CALLS)
-                .bind(chunk)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            more |= pruned.token_calls as i64 >= chunk;
             tx.commit().await?;
         });
         Ok((pruned, more))
