@@ -107,6 +107,7 @@ pub async fn run(config: anyhow::Result<Config>, api_key: Option<String>) -> any
         store.close().await;
     }
     check_network_rules(&mut report, &settings);
+    check_retention(&mut report, &settings);
     let running = check_listen(&mut report, &settings).await;
     match (running, api_key) {
         (true, Some(key)) => check_connectors(&mut report, &settings, &key).await,
@@ -269,6 +270,28 @@ fn check_network_rules(report: &mut Report, settings: &Settings) {
                 "list only the networks your receivers are in (HOOKWARDEN_ALLOW_PRIVATE_NETWORKS)",
             ),
         );
+    }
+}
+
+/// How long history is kept, and (SQLite) how large the database file is.
+fn check_retention(report: &mut Report, settings: &Settings) {
+    let size = hookwarden_store::sqlite_file(&settings.database)
+        .and_then(|f| std::fs::metadata(f).ok())
+        .map(|m| format!("; the database file is {:.1} MB", m.len() as f64 / 1e6))
+        .unwrap_or_default();
+    match settings.history_retention_days {
+        0 => report.say(
+            Level::Warn,
+            "retention",
+            &format!("history_retention_days = 0: delivered and failed deliveries are never removed, so the database grows by about 1 KB per event{size}"),
+            Some("set history_retention_days (HOOKWARDEN_HISTORY_RETENTION_DAYS), e.g. 30"),
+        ),
+        days => report.say(
+            Level::Ok,
+            "retention",
+            &format!("finished deliveries, their events and token calls are kept {days} days{size}"),
+            None,
+        ),
     }
 }
 

@@ -362,6 +362,17 @@ async fn doctor_says_what_serve_would_trip_on_and_how_to_fix_it() {
         text.contains("opens the secrets of all 1 connector(s)"),
         "{text}"
     );
+    assert!(text.contains("ok   retention    finished deliveries, their events and token calls are kept 30 days; the database file is"), "{text}");
+    // Keeping everything works, and is said to cost disk.
+    let (ok, text) = run(doctor(&[])
+        .env("HOOKWARDEN_MASTER_KEY", key.to_base64())
+        .env("HOOKWARDEN_HISTORY_RETENTION_DAYS", "0"));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("warn retention    history_retention_days = 0"),
+        "{text}"
+    );
+    assert!(text.contains("fix: set history_retention_days"), "{text}");
 
     // Without the key: no key file beside the database either.
     let (ok, text) = run(&mut doctor(&[]));
