@@ -116,6 +116,14 @@ impl From<StoreError> for ApiError {
         }
         // The detail goes to the log; the client learns that it is ours, not theirs.
         tracing::error!(error = %err, "storage failure");
+        if err.is_disk_full() {
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_full",
+                "the server's database is full: nothing more can be stored (nothing stored is lost)",
+                "free space on the database's volume (or raise its quota); lowering history_retention_days keeps less history; then retry",
+            );
+        }
         let (code, fix) = match &err {
             StoreError::Decrypt(_) => (
                 "secret_unreadable",
@@ -227,5 +235,25 @@ where
         let axum::extract::Path(value) =
             axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(Self(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_and_other_storage_failures_are_not() {
+        let full = StoreError::Db(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::StorageFull,
+        )));
+        let e = ApiError::from(full);
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_full")
+        );
+        assert!(e.fix.contains("free space"), "{}", e.fix);
+        let other = ApiError::from(StoreError::Corrupt("x".into()));
+        assert_eq!(other.code, "storage_unavailable");
     }
 }

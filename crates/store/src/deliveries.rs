@@ -1389,4 +1389,30 @@ mod tests {
             assert_eq!(p.matches("deliveries_connector").count(), 3, "{p}");
         }
     }
+
+    /// A full disk is told apart from other storage failures, so the API can say what to do.
+    #[tokio::test]
+    async fn a_database_that_cannot_grow_reports_a_full_disk() {
+        let key = MasterKeySource::Given(MasterKey::generate());
+        let s = Store::open("sqlite::memory:", key).await.unwrap();
+        let crate::Db::Sqlite(pool) = &s.db else {
+            unreachable!("an in-memory SQLite store")
+        };
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {pages}"
+        )))
+        .execute(pool)
+        .await
+        .unwrap();
+        let err = s
+            .commit_ingest(&[write(500, "p", false, 100)], 100)
+            .await
+            .unwrap_err();
+        assert!(err.is_disk_full(), "{err:?}");
+        assert!(!StoreError::Corrupt("x".into()).is_disk_full());
+    }
 }

@@ -58,6 +58,25 @@ pub enum StoreError {
     Migration { version: i64, source: sqlx::Error },
 }
 
+impl StoreError {
+    /// The database could not grow: SQLite's SQLITE_FULL (its disk, or `max_page_count`),
+    /// PostgreSQL's `disk_full`, or the OS's "no space left on device".
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Db(sqlx::Error::Database(e)) => {
+                // SQLite reports the primary result code (13) or an extended one built on it.
+                let sqlite_full = e
+                    .code()
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .is_some_and(|c| c & 0xff == 13);
+                sqlite_full || e.code().as_deref() == Some("53100")
+            }
+            Self::Db(sqlx::Error::Io(e)) => e.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
     Sqlite(SqlitePool),
