@@ -84,6 +84,9 @@ pub struct ListArgs {
     /// RFC 3339: deliveries created at or after it.
     #[arg(long)]
     since: Option<String>,
+    /// RFC 3339: deliveries created before it.
+    #[arg(long)]
+    until: Option<String>,
     /// How many to show; with --all, the page size.
     #[arg(long, default_value_t = 50)]
     limit: u32,
@@ -250,6 +253,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         ("status", &args.status),
         ("packageId", &args.package_id),
         ("since", &args.since),
+        ("until", &args.until),
     ] {
         if let Some(value) = value {
             query.push(format!("{name}={}", segment(value)));

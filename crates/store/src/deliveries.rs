@@ -183,6 +183,8 @@ pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
     pub package_id: Option<String>,
     pub since_ms: Option<i64>,
+    /// Created before this time.
+    pub until_ms: Option<i64>,
     pub before_seq: Option<i64>,
     pub limit: i64,
 }
@@ -413,7 +415,8 @@ const DEPTHS: &str = "SELECT c.account_id, c.name AS connector_name, \
           AND d.status = 'failed' AND d.status <> 'delivered') AS failed \
      FROM connectors c ORDER BY c.account_id, c.name";
 
-/// `list_deliveries`: account, connector name, status, packageId, since, before seq, limit.
+/// `list_deliveries`: account, connector name, status, packageId, since, before seq, limit,
+/// until.
 fn list_sql(status: Option<DeliveryStatus>) -> String {
     format!(
         "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE account_id = $1 \
@@ -422,6 +425,7 @@ fn list_sql(status: Option<DeliveryStatus>) -> String {
          AND (CAST($4 AS TEXT) IS NULL OR package_id = $4) \
          AND (CAST($5 AS BIGINT) IS NULL OR created_at >= $5) \
          AND (CAST($6 AS BIGINT) IS NULL OR seq < $6) \
+         AND (CAST($8 AS BIGINT) IS NULL OR created_at < $8) \
          ORDER BY seq DESC LIMIT $7",
         status_term(status)
     )
@@ -923,6 +927,7 @@ impl Store {
                 .bind(filter.since_ms)
                 .bind(filter.before_seq)
                 .bind(filter.limit)
+                .bind(filter.until_ms)
                 .fetch_all(pool)
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -1336,6 +1341,7 @@ mod tests {
                         status,
                         package_id: None,
                         since_ms: None,
+                        until_ms: None,
                         before_seq: None,
                         limit: 10,
                     };
@@ -1378,7 +1384,7 @@ mod tests {
                 DeliveryStatus::Held,
                 DeliveryStatus::Failed,
             ] {
-                let p = plan(list_sql(Some(status)), 7).await;
+                let p = plan(list_sql(Some(status)), 8).await;
                 assert!(
                     p.contains("deliveries_open (account_id=? AND status=?)"),
                     "{p}"

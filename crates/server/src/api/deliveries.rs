@@ -93,6 +93,8 @@ pub struct DeliveryQuery {
     pub package_id: Option<String>,
     /// RFC 3339: deliveries created at or after it.
     pub since: Option<String>,
+    /// RFC 3339: deliveries created before it.
+    pub until: Option<String>,
     /// 1 to 1000, default 50.
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
@@ -238,6 +240,11 @@ pub async fn list_deliveries(
             .since
             .as_deref()
             .map(|s| parse_time("since", s))
+            .transpose()?,
+        until_ms: q
+            .until
+            .as_deref()
+            .map(|u| parse_time("until", u))
             .transpose()?,
         before_seq,
         limit,
