@@ -218,6 +218,19 @@ pub fn diagnose(f: &ProviderFailure<'_>) -> Diagnosis {
             "no Apex REST class answers this URL: the class is not deployed, or the namespace prefix is missing from the URL",
             "deploy the OssCallbackResource Apex class (seed 001, Step 2); if SELECT NamespacePrefix FROM ApexClass WHERE Name = 'OssCallbackResource' gives e.g. ONSS, use /services/apexrest/ONSS/OSS/callback",
         ),
+        // Apex REST's answer when the user behind the token may not run the class.
+        "FORBIDDEN" if f.grant_type.is_none() => d(
+            "apex_class_access",
+            Permanent,
+            "the user behind the token (the Run As user for client credentials) has no access to the Apex class",
+            "add OssCallbackResource to Apex Class Access in that user's profile or in a permission set assigned to it, then replay the failed deliveries",
+        ),
+        "API_DISABLED_FOR_ORG" => d(
+            "api_disabled",
+            Permanent,
+            "the REST API is not enabled for this org or for the user behind the token",
+            "give the integration user's profile or a permission set \"API Enabled\" (an edition without API access cannot receive callbacks), then replay the failed deliveries",
+        ),
         "REQUEST_LIMIT_EXCEEDED" => d(
             "api_limit_exceeded",
             Transient,
@@ -289,9 +302,13 @@ pub fn diagnose_endpoint(status: u16, body: &str) -> Option<Diagnosis> {
     }
     let code = rest_error_code(body);
     let known = match code.as_deref() {
-        Some("NOT_FOUND") | Some("INVALID_SESSION_ID") | Some("REQUEST_LIMIT_EXCEEDED") => {
-            code.as_deref()
-        }
+        Some(
+            "NOT_FOUND"
+            | "INVALID_SESSION_ID"
+            | "REQUEST_LIMIT_EXCEEDED"
+            | "FORBIDDEN"
+            | "API_DISABLED_FOR_ORG",
+        ) => code.as_deref(),
         _ => None,
     };
     let mut diagnosis = match (known, status) {

@@ -185,6 +185,12 @@ fn diagnose_4xx(status: u16, body: &str) -> String {
              with a prefix such as ONSS the URL is /services/apexrest/ONSS/OSS/callback".to_owned(),
         (404, _) => "the endpoint answered 404: nothing is listening at this URL; check the connector's url".to_owned(),
         (400, Some("JSON_PARSER_ERROR")) => "the receiver could not parse the callback body: check that its Apex class accepts OneSpan's fields (name, packageId, sessionUser, documentId, message, createdDate)".to_owned(),
+        (_, Some("FORBIDDEN" | "API_DISABLED_FOR_ORG")) => {
+            match crate::diagnosis::diagnose_endpoint(status, body) {
+                Some(d) => format!("Salesforce answered {}: {}; {}", code.as_deref().unwrap_or(""), d.cause, d.fix),
+                None => format!("the endpoint refused the callback ({status})"),
+            }
+        }
         (403, _) => "the endpoint refused the token (403): check the connected app's scopes (api) and that the Run As user or token's user may run the Apex class".to_owned(),
         (405, _) => "the endpoint does not accept POST (405): the Apex class needs an @HttpPost method".to_owned(),
         (413, _) => "the endpoint refused the body as too large (413)".to_owned(),
@@ -213,6 +219,23 @@ fn truncate(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Salesforce's refusals of the Apex call that an admin fixes: say which setting.
+    #[test]
+    fn apex_access_refusals_name_the_setting() {
+        let body = r#"[{"errorCode":"FORBIDDEN","message":"You do not have access to the Apex class named 'OssCallbackResource'."}]"#;
+        let Verdict::Fail { diagnosis } = classify_status(403, None, None, body) else {
+            panic!("a refusal");
+        };
+        assert!(diagnosis.contains("Apex Class Access"), "{diagnosis}");
+        let body = r#"[{"errorCode":"API_DISABLED_FOR_ORG","message":"The REST API is not enabled for this Organization."}]"#;
+        let Verdict::Fail { diagnosis } = classify_status(403, None, None, body) else {
+            panic!("a refusal");
+        };
+        assert!(diagnosis.contains("API Enabled"), "{diagnosis}");
+        let d = crate::diagnosis::diagnose_endpoint(403, body).unwrap();
+        assert_eq!(d.code, "api_disabled");
+    }
 
     #[test]
     fn an_org_out_of_api_requests_is_retried_not_failed() {
