@@ -344,7 +344,7 @@ pub fn diagnose_endpoint(status: u16, body: &str) -> Option<Diagnosis> {
 }
 
 /// `errorCode` of the first element of a Salesforce REST error array, or of an object.
-fn rest_error_code(body: &str) -> Option<String> {
+pub(crate) fn rest_error_code(body: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     let first = match &v {
         serde_json::Value::Array(items) => items.first()?,

@@ -1,6 +1,7 @@
 //! When to try a delivery again, and what an HTTP attempt's answer means. Pure: the caller
 //! passes the clock's reading and a uniform random number, so every rule is testable exactly.
 
+use crate::diagnosis::rest_error_code;
 use std::time::Duration;
 
 /// DESIGN.md's schedule: the delays before each retry (the first attempt is at once).
@@ -137,7 +138,7 @@ pub fn classify_status(
         },
         // Salesforce's answer (403) to an org that has used up its API requests of the last
         // 24 hours: it passes as the window rolls on, so the delivery waits, not fails.
-        400..=499 if salesforce_error_code(body).as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => {
+        400..=499 if rest_error_code(body).as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => {
             Verdict::Retry {
                 retry_after,
                 diagnosis: Some(
@@ -176,40 +177,24 @@ pub fn classify_transport(failure: TransportFailure) -> Verdict {
     }
 }
 
-/// The troubleshooting table (seed 001) for answers that retrying will not fix.
+/// The troubleshooting table (seed 001) for answers that retrying will not fix. Salesforce's
+/// own error codes are explained as the connector test explains them (`diagnosis`).
 fn diagnose_4xx(status: u16, body: &str) -> String {
-    let code = salesforce_error_code(body);
+    let code = rest_error_code(body);
+    if let Some(c @ ("NOT_FOUND" | "FORBIDDEN" | "API_DISABLED_FOR_ORG")) = code.as_deref() {
+        if let Some(d) = crate::diagnosis::diagnose_endpoint(status, body) {
+            return format!("Salesforce answered {c}: {}; {}", d.cause, d.fix);
+        }
+    }
     match (status, code.as_deref()) {
-        (404, Some("NOT_FOUND")) => "Salesforce answered NOT_FOUND: the Apex REST class is not deployed at this URL, or its namespace prefix is missing. \
-             Deploy OssCallbackResource (urlMapping /OSS/callback) and check SELECT Name, NamespacePrefix FROM ApexClass WHERE Name = 'OssCallbackResource': \
-             with a prefix such as ONSS the URL is /services/apexrest/ONSS/OSS/callback".to_owned(),
         (404, _) => "the endpoint answered 404: nothing is listening at this URL; check the connector's url".to_owned(),
         (400, Some("JSON_PARSER_ERROR")) => "the receiver could not parse the callback body: check that its Apex class accepts OneSpan's fields (name, packageId, sessionUser, documentId, message, createdDate)".to_owned(),
-        (_, Some("FORBIDDEN" | "API_DISABLED_FOR_ORG")) => {
-            match crate::diagnosis::diagnose_endpoint(status, body) {
-                Some(d) => format!("Salesforce answered {}: {}; {}", code.as_deref().unwrap_or(""), d.cause, d.fix),
-                None => format!("the endpoint refused the callback ({status})"),
-            }
-        }
         (403, _) => "the endpoint refused the token (403): check the connected app's scopes (api) and that the Run As user or token's user may run the Apex class".to_owned(),
         (405, _) => "the endpoint does not accept POST (405): the Apex class needs an @HttpPost method".to_owned(),
         (413, _) => "the endpoint refused the body as too large (413)".to_owned(),
         (_, Some(code)) => format!("the endpoint refused the callback ({status} {code}); see the response excerpt"),
         _ => format!("the endpoint refused the callback ({status}); see the response excerpt"),
     }
-}
-
-/// Salesforce REST errors are `[{"message": ..., "errorCode": ...}]`.
-fn salesforce_error_code(body: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    let first = match &value {
-        serde_json::Value::Array(items) => items.first()?,
-        other => other,
-    };
-    first
-        .get("errorCode")
-        .and_then(|c| c.as_str())
-        .map(str::to_owned)
 }
 
 fn truncate(raw: &str) -> String {
