@@ -13,7 +13,7 @@
 //! `HOOKWARDEN_BENCH_ROUNDS` how many times (a), (b) and (c) each run (default 3; each prints
 //! its rate, and the median is the phase's figure);
 //! `HOOKWARDEN_BENCH_PHASES` picks phases (default `ambcl`: a, memory, b, c, latency), for
-//! profiling one of them.
+//! profiling one of them; `HOOKWARDEN_WORKER_NICENESS` as for the server (default 5).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -517,8 +517,22 @@ async fn latency(
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// On the runtime `hookwarden serve` runs on (its threads below the SQLite writer's priority,
+/// see `hookwarden_server::runtime`), so that the figures are the product's.
+/// `HOOKWARDEN_WORKER_NICENESS` as the server reads it (0 to compare with normal priority).
+fn main() -> anyhow::Result<()> {
+    let niceness = match std::env::var("HOOKWARDEN_WORKER_NICENESS") {
+        Ok(v) => v
+            .parse::<u8>()
+            .ok()
+            .filter(|n| *n <= 19)
+            .with_context(|| format!("HOOKWARDEN_WORKER_NICENESS={v:?}: use 0 to 19"))?,
+        Err(_) => hookwarden_server::runtime::DEFAULT_WORKER_NICENESS,
+    };
+    hookwarden_server::runtime::build(niceness)?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     // Warnings and errors only: a failing run says why.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(

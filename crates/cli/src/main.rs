@@ -338,9 +338,32 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server's runtime yields to SQLite's writer thread (see hookwarden_server::runtime);
+    // a configuration that does not load is reported by `serve` itself, as before.
+    let niceness = match &cli.command {
+        Command::Serve(ServeArgs { config, listen, .. }) => load_config(config, listen.clone())
+            .and_then(|c| Ok(c.runtime_niceness()?))
+            .unwrap_or(0),
+        Command::Demo(args) => load_config(&args.config, args.listen.clone())
+            .and_then(|c| Ok(c.runtime_niceness()?))
+            .unwrap_or(0),
+        _ => 0,
+    };
+    let runtime = match hookwarden_server::runtime::build(niceness) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // `block_on` runs `run` on this thread, so the store it opens starts SQLite's writer thread
+    // from here, at this thread's (normal) priority.
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Accounts(command) => accounts(command).await,

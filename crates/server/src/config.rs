@@ -47,6 +47,7 @@ pub struct Config {
     pub log_format: String,
     pub max_body_bytes: usize,
     pub history_retention_days: u32,
+    pub worker_niceness: u8,
 }
 
 /// Flags given on the command line; they win over everything else.
@@ -76,6 +77,8 @@ pub enum ConfigError {
     PublicUrl(String),
     #[error("log_format = {0:?}: use \"json\" or \"pretty\"")]
     LogFormat(String),
+    #[error("worker_niceness = {0}: use 0 (normal priority) to 19")]
+    WorkerNiceness(u8),
 }
 
 impl Config {
@@ -100,6 +103,7 @@ impl Config {
                 "log_format",
                 "max_body_bytes",
                 "history_retention_days",
+                "worker_niceness",
             ]))
             .merge(Serialized::defaults(overrides));
         figment
@@ -114,7 +118,22 @@ impl Config {
             .expect("the embedded default configuration is valid")
     }
 
+    /// How many steps below normal priority the runtime's threads run (see `runtime`): the
+    /// configured `worker_niceness` with SQLite, whose one writer thread they make way for;
+    /// 0 with PostgreSQL, where there is no such thread in this process.
+    pub fn runtime_niceness(&self) -> Result<u8, ConfigError> {
+        if self.worker_niceness > 19 {
+            return Err(ConfigError::WorkerNiceness(self.worker_niceness));
+        }
+        Ok(if self.database.starts_with("sqlite:") {
+            self.worker_niceness
+        } else {
+            0
+        })
+    }
+
     pub fn settings(&self) -> Result<Settings, ConfigError> {
+        self.runtime_niceness()?;
         let listen: SocketAddr = self
             .listen
             .parse()
@@ -211,6 +230,43 @@ mod tests {
             .unwrap();
             assert_eq!(c.listen, "127.0.0.1:9100");
             assert_eq!(c.database, "sqlite://from-env.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn worker_niceness_applies_to_sqlite_only_and_is_bounded() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert!(c.database.starts_with("sqlite:"));
+            assert_eq!(c.runtime_niceness().unwrap(), 5);
+
+            jail.set_env("HOOKWARDEN_WORKER_NICENESS", "0");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.runtime_niceness().unwrap(), 0);
+
+            jail.set_env("HOOKWARDEN_WORKER_NICENESS", "7");
+            jail.set_env("HOOKWARDEN_DATABASE", "postgres://db.internal/hookwarden");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(
+                c.runtime_niceness().unwrap(),
+                0,
+                "PostgreSQL: no writer thread here"
+            );
+
+            jail.set_env("HOOKWARDEN_WORKER_NICENESS", "20");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            let e = c.settings().unwrap_err().to_string();
+            assert!(
+                e.contains("worker_niceness = 20") && e.contains("0 (normal priority) to 19"),
+                "{e}"
+            );
+
+            jail.set_env("HOOKWARDEN_WORKER_NICENESS", "-1");
+            let e = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.to_lowercase().contains("worker_niceness"), "{e}");
             Ok(())
         });
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod metrics;
+pub mod runtime;
 pub mod state;
 
 use std::net::SocketAddr;
