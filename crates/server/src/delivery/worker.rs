@@ -6,7 +6,7 @@
 //! until shutdown.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,10 +34,16 @@ use crate::config::Settings;
 /// lease could end mid-request is given back instead of sent (see `lease_left`).
 const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 /// Claimed deliveries a connector may hold per unit of its concurrency before it is left out
-/// of further claims until it drains (one claim may still bring a whole batch). Enough to keep
-/// its requests going while the next claim waits for the SQLite writer behind an ingest
-/// transaction of thousands of events (tens of milliseconds).
+/// of further claims until it drains (one claim may still bring a whole batch), while how long
+/// its requests take is not known yet, or when they are slow: at the 15 s timeout, 8 rounds
+/// take the whole 120 s lease.
 const LANE_BACKLOG: usize = 8;
+/// The most a connector that answers quickly may hold per unit of concurrency: the claim that
+/// refills it waits for the SQLite writer behind ingest groups of thousands of events (tens of
+/// milliseconds), and at 8 a 64-wide connector answering in 1–2 ms ran dry first, leaving the
+/// CPU idle a fifth of the time while ingest ran. Bounded so that a held backlog is sent within
+/// a quarter of the lease at the connector's recent latency (`Lane::room`).
+const LANE_BACKLOG_FAST: usize = 32;
 /// How much paced sending (`max_per_second`) a connector may hold claims for; well under the lease.
 const PACED_BACKLOG: Duration = Duration::from_secs(30);
 /// A token endpoint that failed transiently without a Retry-After is asked again after this.
@@ -93,7 +99,7 @@ impl Default for EngineOptions {
             request_timeout: Duration::from_secs(15),
             lease: DEFAULT_LEASE,
             batch_size: 1024,
-            max_in_flight: 2048,
+            max_in_flight: 4096,
             idle_poll: Duration::from_millis(250),
             maintenance_every: Duration::from_secs(1),
             breaker_threshold: 5,
@@ -128,6 +134,13 @@ struct Lane {
     /// Wakes deliveries waiting for a turn when the breaker opens, so they are given back at
     /// once rather than one per freed turn.
     opened: Notify,
+    /// A moving average of how long its deliveries take (µs; 0 before the first), and the
+    /// quarter of the lease a held backlog must be sent within.
+    latency_us: AtomicU64,
+    backlog_budget_us: u64,
+    /// Set when a claim leaves this connector out; the delivery that brings it below its room
+    /// clears it and wakes the claimer.
+    left_out: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -138,7 +151,7 @@ struct Breaker {
 }
 
 impl Lane {
-    fn new(max_concurrency: usize, max_per_second: Option<f64>) -> Self {
+    fn new(max_concurrency: usize, max_per_second: Option<f64>, lease: Duration) -> Self {
         Self {
             max_concurrency,
             max_per_second,
@@ -147,17 +160,40 @@ impl Lane {
             breaker: Mutex::new(Breaker::default()),
             next_slot: Mutex::new(None),
             opened: Notify::new(),
+            latency_us: AtomicU64::new(0),
+            backlog_budget_us: (lease.as_micros() / 4) as u64,
+            left_out: AtomicBool::new(false),
         }
     }
 
-    /// Holds as many claims as it can work off well within a lease: twice its concurrency,
-    /// and with `max_per_second` no more than `PACED_BACKLOG` of sending.
+    /// Holds as many claims as it can work off well within a lease: `LANE_BACKLOG` rounds of
+    /// its concurrency, up to `LANE_BACKLOG_FAST` rounds as long as they fit in a quarter of
+    /// the lease at its recent latency, and with `max_per_second` no more than
+    /// `PACED_BACKLOG` of sending.
     fn room(&self) -> usize {
-        let room = self.max_concurrency * LANE_BACKLOG;
+        let rounds = match self.latency_us.load(AtomicOrdering::Relaxed) {
+            0 => LANE_BACKLOG,
+            us => ((self.backlog_budget_us / us) as usize).clamp(LANE_BACKLOG, LANE_BACKLOG_FAST),
+        };
+        let room = self.max_concurrency * rounds;
         match self.max_per_second {
             Some(rate) => room.min(((rate * PACED_BACKLOG.as_secs_f64()).ceil() as usize).max(1)),
             None => room,
         }
+    }
+
+    /// Folds one delivery's duration into the moving average (weight 1/16).
+    fn took(&self, elapsed: Duration) {
+        let sample = (elapsed.as_micros() as u64).max(1);
+        let _ =
+            self.latency_us
+                .fetch_update(AtomicOrdering::Relaxed, AtomicOrdering::Relaxed, |avg| {
+                    Some(if avg == 0 {
+                        sample
+                    } else {
+                        ((avg * 15 + sample) / 16).max(1)
+                    })
+                });
     }
 
     fn saturated(&self) -> bool {
@@ -535,7 +571,7 @@ async fn claim_loop<T: TokenSource>(
         let limit = free.min(inner.opts.batch_size);
         let before = std::mem::take(&mut candidates);
         any = false;
-        match inner.claim_excluding(limit, now, excluded).await {
+        match inner.claim_excluding(limit, excluded).await {
             Ok(rows) if rows.is_empty() => {
                 tokio::select! {
                     _ = wake.notified() => {}
@@ -735,20 +771,25 @@ impl<T: TokenSource> Inner<T> {
             .expect("lanes lock")
             .iter()
             .filter(|(_, lane)| lane.saturated() || lane.open_until(now).is_some())
-            .map(|(id, _)| id.clone())
+            .map(|(id, lane)| {
+                lane.left_out.store(true, AtomicOrdering::SeqCst);
+                id.clone()
+            })
             .collect()
     }
 
     async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let now = self.now();
         let excluded = self.excluded(now);
-        self.claim_excluding(limit, now, excluded).await
+        self.claim_excluding(limit, excluded).await
     }
 
+    /// Claims what is due when the claim gets its turn to write: with a `now` read before the
+    /// wait at the write gate (tens of milliseconds behind an ingest group under load), the
+    /// deliveries committed meanwhile were not due yet, and the claim came back empty.
     async fn claim_excluding(
         &self,
         limit: usize,
-        now: i64,
         excluded: Vec<String>,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let token = format!(
@@ -758,6 +799,7 @@ impl<T: TokenSource> Inner<T> {
         );
         let lease_ms = self.opts.lease.as_millis() as i64;
         let _turn = self.writes.enter().await;
+        let now = self.now();
         self.store
             .claim_due(now, now + lease_ms, &token, limit, &excluded)
             .await
@@ -774,7 +816,7 @@ impl<T: TokenSource> Inner<T> {
                 lane.clone()
             }
             _ => {
-                let lane = Arc::new(Lane::new(max, settings.max_per_second));
+                let lane = Arc::new(Lane::new(max, settings.max_per_second, self.opts.lease));
                 lanes.insert(record.id.clone(), lane.clone());
                 lane
             }
@@ -913,12 +955,19 @@ impl<T: TokenSource> Inner<T> {
                     (None, None) => give_back(now),
                     // Too late to finish within the lease: another node may claim it meanwhile.
                     (None, Some(_)) if !inner.lease_left(claimed_at, now) => give_back(now),
-                    (None, Some(_)) => inner.deliver(&target, &row, claimed_at).await,
+                    (None, Some(_)) => {
+                        let started = std::time::Instant::now();
+                        let outcome = inner.deliver(&target, &row, claimed_at).await;
+                        lane.took(started.elapsed());
+                        outcome
+                    }
                 };
                 drop(permit);
-                // Passing below its room brings the connector back into claims: say so now
-                // rather than at the next idle poll.
-                if lane.owned.fetch_sub(1, AtomicOrdering::SeqCst) == lane.room() {
+                // Below its room a connector left out of claims is back in: say so now rather
+                // than at the next idle poll. (Its room moves with its latency, so this is a
+                // flag the claimer set, not a count passing one value.)
+                let left = lane.owned.fetch_sub(1, AtomicOrdering::SeqCst) - 1;
+                if left < lane.room() && lane.left_out.swap(false, AtomicOrdering::SeqCst) {
                     inner.lane_drained.notify_one();
                 }
                 inner.finish(outcome, &sink);
@@ -1265,5 +1314,43 @@ impl<T: TokenSource> Inner<T> {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lanes_room_grows_with_fast_answers_and_shrinks_with_slow_ones() {
+        let lease = Duration::from_secs(120);
+        let lane = Lane::new(64, None, lease);
+        // Nothing measured yet: the cautious backlog.
+        assert_eq!(lane.room(), 64 * LANE_BACKLOG);
+
+        // Answers in 2 ms: 32 rounds of 64 take 0.13 s, far inside a quarter of the lease.
+        for _ in 0..64 {
+            lane.took(Duration::from_millis(2));
+        }
+        assert_eq!(lane.room(), 64 * LANE_BACKLOG_FAST);
+
+        // The endpoint slows to 2 s an answer: 15 rounds fit in 30 s.
+        for _ in 0..200 {
+            lane.took(Duration::from_secs(2));
+        }
+        let avg = lane.latency_us.load(AtomicOrdering::Relaxed);
+        assert!((1_999_000..=2_000_000).contains(&avg), "{avg}");
+        assert_eq!(lane.room(), 64 * 15);
+
+        // Timeouts (15 s): never below the cautious backlog.
+        for _ in 0..200 {
+            lane.took(Duration::from_secs(15));
+        }
+        assert_eq!(lane.room(), 64 * LANE_BACKLOG);
+
+        // max_per_second still bounds it: 30 s of sending at 10/s.
+        let paced = Lane::new(64, Some(10.0), lease);
+        paced.took(Duration::from_millis(1));
+        assert_eq!(paced.room(), 300);
     }
 }
