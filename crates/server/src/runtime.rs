@@ -9,7 +9,10 @@
 //! therefore run a few steps below normal priority (nice), and the writer's thread, started
 //! from the thread that opens the store (`main`, before the runtime's tasks run), keeps
 //! normal priority and takes the core it needs first. Raising a thread's nice value needs no
-//! privilege; lowering it back does, so this only ever lowers.
+//! privilege; lowering it back does, so this only ever lowers. Should the writer's connection
+//! ever be opened again (sqlx reopens one that failed), its new thread starts from a worker and
+//! runs at the workers' priority: slower under full load, nothing worse. Reader connections,
+//! opened as needed, run there too.
 //!
 //! Linux only: elsewhere a nice value is per process, not per thread, and nothing changes.
 

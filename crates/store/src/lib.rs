@@ -195,9 +195,13 @@ impl Store {
             // has written, so writers spread over a pool re-read the pages they need at every
             // transaction (a quarter of a delivery's CPU). In-memory databases live per
             // connection, so they have exactly this one for everything.
+            // It is opened by `connect_with` on the calling thread, and its thread (sqlx runs
+            // each connection on one) takes that thread's priority: see
+            // hookwarden_server::runtime. No `min_connections`: with it, sqlx also spawns a
+            // task that races to open the connection from a runtime worker.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
-                .min_connections(1)
+                .min_connections(0)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 // Room for every statement text the hot writers use (multirow's padded

@@ -42,7 +42,8 @@ const LANE_BACKLOG: usize = 8;
 /// refills it waits for the SQLite writer behind ingest groups of thousands of events (tens of
 /// milliseconds), and at 8 a 64-wide connector answering in 1–2 ms ran dry first, leaving the
 /// CPU idle a fifth of the time while ingest ran. Bounded so that a held backlog is sent within
-/// a quarter of the lease at the connector's recent latency (`Lane::room`).
+/// `Lane::backlog_budget` at the connector's recent latency, and to half of the node's
+/// `max_in_flight`, so that one connector never holds every slot (`Lane::room`).
 const LANE_BACKLOG_FAST: usize = 32;
 /// How much paced sending (`max_per_second`) a connector may hold claims for; well under the lease.
 const PACED_BACKLOG: Duration = Duration::from_secs(30);
@@ -138,8 +139,10 @@ struct Lane {
     /// quarter of the lease a held backlog must be sent within.
     latency_us: AtomicU64,
     backlog_budget_us: u64,
-    /// Set when a claim leaves this connector out; the delivery that brings it below its room
-    /// clears it and wakes the claimer.
+    /// Half of the node's `max_in_flight` (or the cautious backlog, if that is more).
+    max_room: usize,
+    /// Set when a claim leaves this connector out for being full; the delivery that brings it
+    /// below its room clears it and wakes the claimer.
     left_out: AtomicBool,
 }
 
@@ -151,7 +154,14 @@ struct Breaker {
 }
 
 impl Lane {
-    fn new(max_concurrency: usize, max_per_second: Option<f64>, lease: Duration) -> Self {
+    /// The time a held backlog must be sendable in at the connector's recent latency: a
+    /// quarter of the lease (if the connector slows down, what is left is handed back unsent
+    /// before the lease ends), and half of the shutdown grace (what is left then is released).
+    fn backlog_budget(opts: &EngineOptions) -> Duration {
+        (opts.lease / 4).min(opts.shutdown_grace / 2)
+    }
+
+    fn new(max_concurrency: usize, max_per_second: Option<f64>, opts: &EngineOptions) -> Self {
         Self {
             max_concurrency,
             max_per_second,
@@ -161,28 +171,34 @@ impl Lane {
             next_slot: Mutex::new(None),
             opened: Notify::new(),
             latency_us: AtomicU64::new(0),
-            backlog_budget_us: (lease.as_micros() / 4) as u64,
+            backlog_budget_us: Self::backlog_budget(opts).as_micros() as u64,
+            max_room: (opts.max_in_flight / 2).max(max_concurrency * LANE_BACKLOG),
             left_out: AtomicBool::new(false),
         }
     }
 
     /// Holds as many claims as it can work off well within a lease: `LANE_BACKLOG` rounds of
-    /// its concurrency, up to `LANE_BACKLOG_FAST` rounds as long as they fit in a quarter of
-    /// the lease at its recent latency, and with `max_per_second` no more than
-    /// `PACED_BACKLOG` of sending.
+    /// its concurrency, up to `LANE_BACKLOG_FAST` rounds as long as they fit in the backlog
+    /// budget at its recent latency and in half the node's slots, and with `max_per_second`
+    /// no more than `PACED_BACKLOG` of sending.
     fn room(&self) -> usize {
         let rounds = match self.latency_us.load(AtomicOrdering::Relaxed) {
             0 => LANE_BACKLOG,
             us => ((self.backlog_budget_us / us) as usize).clamp(LANE_BACKLOG, LANE_BACKLOG_FAST),
         };
-        let room = self.max_concurrency * rounds;
+        let cautious = self.max_concurrency * LANE_BACKLOG;
+        let room = (self.max_concurrency * rounds)
+            .min(self.max_room)
+            .max(cautious);
         match self.max_per_second {
             Some(rate) => room.min(((rate * PACED_BACKLOG.as_secs_f64()).ceil() as usize).max(1)),
             None => room,
         }
     }
 
-    /// Folds one delivery's duration into the moving average (weight 1/16).
+    /// Folds a delivered delivery's duration into the moving average (weight 1/16). Only
+    /// successes count: an endpoint that refuses connections in a millisecond must not earn
+    /// itself a larger backlog to hand back after each breaker cooldown.
     fn took(&self, elapsed: Duration) {
         let sample = (elapsed.as_micros() as u64).max(1);
         let _ =
@@ -770,11 +786,14 @@ impl<T: TokenSource> Inner<T> {
             .lock()
             .expect("lanes lock")
             .iter()
-            .filter(|(_, lane)| lane.saturated() || lane.open_until(now).is_some())
-            .map(|(id, lane)| {
-                lane.left_out.store(true, AtomicOrdering::SeqCst);
-                id.clone()
+            .filter(|(_, lane)| {
+                let full = lane.saturated();
+                if full {
+                    lane.left_out.store(true, AtomicOrdering::SeqCst);
+                }
+                full || lane.open_until(now).is_some()
             })
+            .map(|(id, _)| id.clone())
             .collect()
     }
 
@@ -816,7 +835,7 @@ impl<T: TokenSource> Inner<T> {
                 lane.clone()
             }
             _ => {
-                let lane = Arc::new(Lane::new(max, settings.max_per_second, self.opts.lease));
+                let lane = Arc::new(Lane::new(max, settings.max_per_second, &self.opts));
                 lanes.insert(record.id.clone(), lane.clone());
                 lane
             }
@@ -958,7 +977,9 @@ impl<T: TokenSource> Inner<T> {
                     (None, Some(_)) => {
                         let started = std::time::Instant::now();
                         let outcome = inner.deliver(&target, &row, claimed_at).await;
-                        lane.took(started.elapsed());
+                        if outcome.completion.status == DeliveryStatus::Delivered {
+                            lane.took(started.elapsed());
+                        }
                         outcome
                     }
                 };
@@ -1323,24 +1344,25 @@ mod tests {
 
     #[test]
     fn a_lanes_room_grows_with_fast_answers_and_shrinks_with_slow_ones() {
-        let lease = Duration::from_secs(120);
-        let lane = Lane::new(64, None, lease);
+        let opts = EngineOptions::default();
+        assert_eq!(Lane::backlog_budget(&opts), Duration::from_secs(5));
+        let lane = Lane::new(64, None, &opts);
         // Nothing measured yet: the cautious backlog.
         assert_eq!(lane.room(), 64 * LANE_BACKLOG);
 
-        // Answers in 2 ms: 32 rounds of 64 take 0.13 s, far inside a quarter of the lease.
+        // Answers in 2 ms: 32 rounds of 64 take 0.13 s, far inside the 5 s budget.
         for _ in 0..64 {
             lane.took(Duration::from_millis(2));
         }
         assert_eq!(lane.room(), 64 * LANE_BACKLOG_FAST);
 
-        // The endpoint slows to 2 s an answer: 15 rounds fit in 30 s.
+        // The endpoint slows to 400 ms an answer: 12 rounds fit in 5 s.
         for _ in 0..200 {
-            lane.took(Duration::from_secs(2));
+            lane.took(Duration::from_millis(400));
         }
         let avg = lane.latency_us.load(AtomicOrdering::Relaxed);
-        assert!((1_999_000..=2_000_000).contains(&avg), "{avg}");
-        assert_eq!(lane.room(), 64 * 15);
+        assert!((399_000..=400_000).contains(&avg), "{avg}");
+        assert_eq!(lane.room(), 64 * 12);
 
         // Timeouts (15 s): never below the cautious backlog.
         for _ in 0..200 {
@@ -1348,8 +1370,17 @@ mod tests {
         }
         assert_eq!(lane.room(), 64 * LANE_BACKLOG);
 
+        // A wide connector gets at most half of the node's slots...
+        let wide = Lane::new(256, None, &opts);
+        wide.took(Duration::from_millis(1));
+        assert_eq!(wide.room(), opts.max_in_flight / 2);
+        // ...but never less than its cautious backlog.
+        let wider = Lane::new(1024, None, &opts);
+        wider.took(Duration::from_millis(1));
+        assert_eq!(wider.room(), 1024 * LANE_BACKLOG);
+
         // max_per_second still bounds it: 30 s of sending at 10/s.
-        let paced = Lane::new(64, Some(10.0), lease);
+        let paced = Lane::new(64, Some(10.0), &opts);
         paced.took(Duration::from_millis(1));
         assert_eq!(paced.room(), 300);
     }
