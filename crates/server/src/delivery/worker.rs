@@ -135,8 +135,8 @@ struct Lane {
     /// Wakes deliveries waiting for a turn when the breaker opens, so they are given back at
     /// once rather than one per freed turn.
     opened: Notify,
-    /// A moving average of how long its deliveries take (µs; 0 before the first), and the
-    /// quarter of the lease a held backlog must be sent within.
+    /// A moving average of how long its successful deliveries take (µs; 0 before the first),
+    /// and `Lane::backlog_budget` in µs.
     latency_us: AtomicU64,
     backlog_budget_us: u64,
     /// Half of the node's `max_in_flight` (or the cautious backlog, if that is more).
@@ -803,9 +803,9 @@ impl<T: TokenSource> Inner<T> {
         self.claim_excluding(limit, excluded).await
     }
 
-    /// Claims what is due when the claim gets its turn to write: with a `now` read before the
-    /// wait at the write gate (tens of milliseconds behind an ingest group under load), the
-    /// deliveries committed meanwhile were not due yet, and the claim came back empty.
+    /// Claims what is due when the claim gets its turn to write, not when it asked for it: the
+    /// wait at the write gate is tens of milliseconds behind an ingest group under load, and
+    /// what came due meanwhile (retries, rows stamped later) belongs in this claim.
     async fn claim_excluding(
         &self,
         limit: usize,
