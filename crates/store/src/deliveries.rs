@@ -362,6 +362,39 @@ const CLAIM_AND_READ_SQLITE: &str = concat!(
      FROM deliveries d JOIN events e ON e.id = d.event_id \
      WHERE d.status = 'pending' AND d.next_attempt_at = $1 AND d.lease_token = $2"
 );
+/// SQLite's claim when some connectors (`$5`) are left out (full on this node, or backing
+/// off). The claim above walks the due index in due order and skips their rows one by one:
+/// behind a backlog of a million that cost 80 ms a claim, with every other writer waiting. This
+/// one takes, for each connector with open deliveries (a loose scan of `deliveries_connector`,
+/// one probe each, as `orphaned_connectors` does) that is not left out, its first due
+/// deliveries in `seq` order from the same index (per-package order as above), and claims the
+/// earliest due of those. It reads past each such connector's in-flight and not-yet-due rows,
+/// which are bounded by its room here and by its retries; no index is added for it, so the
+/// common claim costs nothing more. (0.14 ms behind a million due deliveries of the left-out
+/// connector, against 80 ms.)
+const CLAIM_EXCLUDING_AND_READ_SQLITE: &str = concat!(
+    "UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
+     WHERE seq IN (WITH RECURSIVE ids(id) AS ( \
+         SELECT MIN(connector_id) FROM deliveries WHERE status <> 'delivered' \
+         UNION ALL \
+         SELECT (SELECT MIN(connector_id) FROM deliveries \
+                 WHERE status <> 'delivered' AND connector_id > ids.id) \
+         FROM ids WHERE ids.id IS NOT NULL) \
+       SELECT d.seq FROM ids JOIN deliveries d ON d.seq IN (SELECT e.seq FROM deliveries e \
+           WHERE e.connector_id = ids.id AND e.status = 'pending' AND e.status <> 'delivered' \
+             AND e.next_attempt_at <= $3 \
+             AND (e.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries f \
+               WHERE f.connector_id = e.connector_id AND f.order_key = e.order_key \
+                 AND f.seq < e.seq AND f.status IN ('pending', 'held'))) \
+           ORDER BY e.seq LIMIT CAST($4 AS INTEGER)) \
+       WHERE ids.id IS NOT NULL AND ids.id NOT IN (SELECT value FROM json_each($5)) \
+       ORDER BY d.next_attempt_at, d.seq LIMIT CAST($4 AS INTEGER)); ",
+    "SELECT changes() AS taken, json_group_array(json_array(d.seq, d.id, d.account_id, \
+       d.event_id, d.event_name, d.connector_id, d.connector_name, d.package_id, d.attempts, \
+       d.created_at, e.payload)) AS claimed \
+     FROM deliveries d JOIN events e ON e.id = d.event_id \
+     WHERE d.status = 'pending' AND d.next_attempt_at = $1 AND d.lease_token = $2"
+);
 /// PostgreSQL: the claim and the bodies in one round trip.
 const CLAIM_PG: &str = "WITH c AS (UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
      WHERE seq IN (SELECT d.seq FROM deliveries d \
@@ -592,11 +625,17 @@ impl Store {
         limit: usize,
         exclude: &[String],
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let excluding = !exclude.is_empty();
         let exclude = serde_json::to_string(exclude).expect("strings serialise");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut claimed: Vec<ClaimedDelivery> = match &self.db {
             crate::Db::Sqlite(pool) => {
-                let row = sqlx::query(CLAIM_AND_READ_SQLITE)
+                let sql = if excluding {
+                    CLAIM_EXCLUDING_AND_READ_SQLITE
+                } else {
+                    CLAIM_AND_READ_SQLITE
+                };
+                let row = sqlx::query(sql)
                     .bind(lease_until)
                     .bind(lease_token)
                     .bind(now)
@@ -1393,6 +1432,89 @@ mod tests {
             }
             let p = plan(DEPTHS.to_owned(), 1).await;
             assert_eq!(p.matches("deliveries_connector").count(), 3, "{p}");
+        }
+    }
+
+    /// A claim that leaves connectors out takes the same rows as the claim in due order would
+    /// (the earliest due of the others, per-package order kept), and finds them per connector
+    /// by index instead of walking past the left-out connectors' backlog.
+    #[tokio::test]
+    async fn a_claim_that_leaves_connectors_out_takes_the_others_earliest_due_by_index() {
+        let on = |mut w: IngestWrite, connector: &str| {
+            for d in &mut w.deliveries {
+                d.connector_id = connector.into();
+                d.id = format!("{}-{connector}", d.id);
+            }
+            for e in &mut w.events {
+                e.id = format!("{}-{connector}", e.id);
+            }
+            for d in &mut w.deliveries {
+                d.event_id = format!("{}-{connector}", d.event_id);
+            }
+            w
+        };
+        for s in stores().await {
+            // The left-out connector's backlog is due first.
+            s.commit_ingest(&[on(write(20, "b", false, 100), "big")], 100)
+                .await
+                .unwrap();
+            s.commit_ingest(&[on(write(2, "y", false, 120), "y")], 120)
+                .await
+                .unwrap();
+            // Two of one package, in order: only the first may go out.
+            s.commit_ingest(&[on(write(2, "x", true, 150), "x")], 150)
+                .await
+                .unwrap();
+            s.commit_ingest(&[on(write(1, "z", false, 5_000), "z")], 5_000)
+                .await
+                .unwrap();
+            let ids =
+                |rows: Vec<ClaimedDelivery>| rows.into_iter().map(|c| c.id).collect::<Vec<_>>();
+            let first = s
+                .claim_due(1_000, 9_000, "n:1", 3, &["big".to_owned()])
+                .await
+                .unwrap();
+            assert_eq!(ids(first), ["dlv-y-0-y", "dlv-y-1-y", "dlv-x-0-x"]);
+            // Nothing else of theirs is due: not x's second (its package waits), not z's (later).
+            let second = s
+                .claim_due(1_000, 9_000, "n:2", 3, &["big".to_owned(), "q".to_owned()])
+                .await
+                .unwrap();
+            assert!(second.is_empty(), "{:?}", ids(second));
+            // Without leaving anyone out, the backlog comes first, in due order.
+            let all = s.claim_due(1_000, 9_000, "n:3", 2, &[]).await.unwrap();
+            assert_eq!(ids(all), ["dlv-b-0-big", "dlv-b-1-big"]);
+
+            let crate::Db::Sqlite(pool) = &s.db else {
+                continue;
+            };
+            let update = CLAIM_EXCLUDING_AND_READ_SQLITE.split("; ").next().unwrap();
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {update}")));
+            for _ in 0..5 {
+                q = q.bind(None::<String>);
+            }
+            let plan = q
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            assert!(
+                plan.contains(
+                    "SEARCH e USING INDEX deliveries_connector (connector_id=? AND status=?)"
+                ),
+                "each connector's pending rows by index: {plan}"
+            );
+            assert!(
+                plan.contains("deliveries_connector (connector_id>?)"),
+                "the connectors by a loose scan: {plan}"
+            );
+            assert!(
+                !plan.contains("INDEX deliveries_due ("),
+                "not the due index in due order: {plan}"
+            );
         }
     }
 
