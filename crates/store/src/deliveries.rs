@@ -395,6 +395,29 @@ const CLAIM_EXCLUDING_AND_READ_SQLITE: &str = concat!(
      FROM deliveries d JOIN events e ON e.id = d.event_id \
      WHERE d.status = 'pending' AND d.next_attempt_at = $1 AND d.lease_token = $2"
 );
+/// PostgreSQL's claim when some connectors (`$5`) are left out, per connector as in SQLite
+/// above; each other connector's pending deliveries come from `deliveries_connector` and are
+/// sorted in due order (PostgreSQL's index keeps no `seq` order within a key).
+const CLAIM_EXCLUDING_PG: &str = "WITH RECURSIVE ids(id) AS ( \
+       SELECT MIN(connector_id) FROM deliveries WHERE status <> 'delivered' \
+       UNION ALL \
+       SELECT (SELECT MIN(connector_id) FROM deliveries \
+               WHERE status <> 'delivered' AND connector_id > ids.id) \
+       FROM ids WHERE ids.id IS NOT NULL), \
+     c AS (UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
+       WHERE seq IN (SELECT d.seq FROM ids CROSS JOIN LATERAL ( \
+           SELECT e.seq, e.next_attempt_at FROM deliveries e \
+           WHERE e.connector_id = ids.id AND e.status = 'pending' AND e.status <> 'delivered' \
+             AND e.next_attempt_at <= $3 \
+             AND (e.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries f \
+               WHERE f.connector_id = e.connector_id AND f.order_key = e.order_key \
+                 AND f.seq < e.seq AND f.status IN ('pending', 'held'))) \
+           ORDER BY e.next_attempt_at, e.seq LIMIT $4 FOR UPDATE SKIP LOCKED) d \
+         WHERE ids.id IS NOT NULL \
+           AND ids.id NOT IN (SELECT json_array_elements_text($5::json)) \
+         ORDER BY d.next_attempt_at, d.seq LIMIT $4) \
+       RETURNING seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, attempts, created_at) \
+     SELECT c.*, e.payload FROM c JOIN events e ON e.id = c.event_id";
 /// PostgreSQL: the claim and the bodies in one round trip.
 const CLAIM_PG: &str = "WITH c AS (UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
      WHERE seq IN (SELECT d.seq FROM deliveries d \
@@ -676,7 +699,12 @@ impl Store {
                     .collect()
             }
             crate::Db::Postgres(pool) => {
-                let rows = sqlx::query(CLAIM_PG)
+                let sql = if excluding {
+                    CLAIM_EXCLUDING_PG
+                } else {
+                    CLAIM_PG
+                };
+                let rows = sqlx::query(sql)
                     .bind(lease_until)
                     .bind(lease_token)
                     .bind(now)
