@@ -336,6 +336,16 @@ fn insert_attempts(dialect: Dialect, rows: usize) -> String {
     )
 }
 
+/// What a SQLite claim took, read back in one row (see `CLAIM_AND_READ_SQLITE`).
+macro_rules! claimed_read_back {
+    () => {
+        "SELECT changes() AS taken, json_group_array(json_array(d.seq, d.id, d.account_id, \
+           d.event_id, d.event_name, d.connector_id, d.connector_name, d.package_id, d.attempts, \
+           d.created_at, e.payload)) AS claimed \
+         FROM deliveries d JOIN events e ON e.id = d.event_id \
+         WHERE d.status = 'pending' AND d.next_attempt_at = $1 AND d.lease_token = $2"
+    };
+}
 /// A per-package delivery waits while an earlier one of its package to the same connector is
 /// still pending or held (in flight, retrying, or held).
 /// The SQLite claim and what it took, with the bodies, in one call into SQLite's thread: the
@@ -356,11 +366,7 @@ const CLAIM_AND_READ_SQLITE: &str = concat!(
            WHERE e.connector_id = d.connector_id AND e.order_key = d.order_key \
              AND e.seq < d.seq AND e.status IN ('pending', 'held'))) \
        ORDER BY d.next_attempt_at, d.seq LIMIT CAST($4 AS INTEGER)); ",
-    "SELECT changes() AS taken, json_group_array(json_array(d.seq, d.id, d.account_id, \
-       d.event_id, d.event_name, d.connector_id, d.connector_name, d.package_id, d.attempts, \
-       d.created_at, e.payload)) AS claimed \
-     FROM deliveries d JOIN events e ON e.id = d.event_id \
-     WHERE d.status = 'pending' AND d.next_attempt_at = $1 AND d.lease_token = $2"
+    claimed_read_back!()
 );
 /// SQLite's claim when some connectors (`$5`) are left out (full on this node, or backing
 /// off). The claim above walks the due index in due order and skips their rows one by one:
@@ -389,11 +395,7 @@ const CLAIM_EXCLUDING_AND_READ_SQLITE: &str = concat!(
            ORDER BY e.seq LIMIT CAST($4 AS INTEGER)) \
        WHERE ids.id IS NOT NULL AND ids.id NOT IN (SELECT value FROM json_each($5)) \
        ORDER BY d.next_attempt_at, d.seq LIMIT CAST($4 AS INTEGER)); ",
-    "SELECT changes() AS taken, json_group_array(json_array(d.seq, d.id, d.account_id, \
-       d.event_id, d.event_name, d.connector_id, d.connector_name, d.package_id, d.attempts, \
-       d.created_at, e.payload)) AS claimed \
-     FROM deliveries d JOIN events e ON e.id = d.event_id \
-     WHERE d.status = 'pending' AND d.next_attempt_at = $1 AND d.lease_token = $2"
+    claimed_read_back!()
 );
 /// PostgreSQL's claim when some connectors (`$5`) are left out, per connector as in SQLite
 /// above; each other connector's pending deliveries come from `deliveries_connector` and are
@@ -1469,15 +1471,11 @@ mod tests {
     #[tokio::test]
     async fn a_claim_that_leaves_connectors_out_takes_the_others_earliest_due_by_index() {
         let on = |mut w: IngestWrite, connector: &str| {
-            for d in &mut w.deliveries {
+            for (d, e) in w.deliveries.iter_mut().zip(&mut w.events) {
                 d.connector_id = connector.into();
                 d.id = format!("{}-{connector}", d.id);
-            }
-            for e in &mut w.events {
                 e.id = format!("{}-{connector}", e.id);
-            }
-            for d in &mut w.deliveries {
-                d.event_id = format!("{}-{connector}", d.event_id);
+                d.event_id = e.id.clone();
             }
             w
         };
