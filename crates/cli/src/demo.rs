@@ -60,19 +60,16 @@ pub async fn run_fake_org(args: FakeOrgArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot start the fake org on {}", args.listen))?;
     let refresh_token = org.issue_refresh_token(hookwarden_fake_org::DEFAULT_CLIENT_ID);
-    println!("fake org on {}", org.base_url());
-    println!(
-        "  client_id      {}",
-        hookwarden_fake_org::DEFAULT_CLIENT_ID
-    );
-    println!(
-        "  client_secret  {}",
-        hookwarden_fake_org::DEFAULT_CLIENT_SECRET
-    );
-    println!("  refresh_token  {refresh_token}");
-    println!("  token URL      {}", org.token_url());
-    println!("  Apex endpoint  {}", org.callback_url());
-    println!("  counters       {}/_fake/stats", org.base_url());
+    say(&format!(
+        "fake org on {base}\n  client_id      {id}\n  client_secret  {secret}\n  \
+         refresh_token  {refresh_token}\n  token URL      {token}\n  Apex endpoint  {apex}\n  \
+         counters       {base}/_fake/stats\n",
+        base = org.base_url(),
+        id = hookwarden_fake_org::DEFAULT_CLIENT_ID,
+        secret = hookwarden_fake_org::DEFAULT_CLIENT_SECRET,
+        token = org.token_url(),
+        apex = org.callback_url(),
+    ));
     tokio::signal::ctrl_c().await?;
     org.shutdown().await;
     Ok(())
@@ -127,14 +124,23 @@ pub async fn register(server: &RunningServer, org: &RunningFakeOrg) -> anyhow::R
         response.text().await.unwrap_or_default()
     );
     let org_url = org.base_url();
-    println!("\nDemo ready.");
-    println!("  fake Salesforce org: {org_url}");
-    println!("  API key (account \"demo\"): {api_key}\n");
-    println!("Try:");
-    println!("  curl -s -H 'Authorization: Basic {api_key}' {base}/api/callback/connectors/salesforceOauth2");
-    println!("  curl -s -X POST {base}/api/events -H 'Authorization: Basic {api_key}' -H 'Content-Type: application/json' \\");
-    println!("       -d '{{\"name\": \"PACKAGE_COMPLETE\", \"packageId\": \"pkg-1\", \"origin\": \"OSS\"}}'");
-    println!("  curl -s -H 'Authorization: Basic {api_key}' '{base}/api/deliveries?limit=5'");
-    println!("  curl -s {org_url}/_fake/stats\n");
+    say(&format!(
+        "\nDemo ready.\n  fake Salesforce org: {org_url}\n  API key (account \"demo\"): {api_key}\n\n\
+         Try:\n  \
+         curl -s -H 'Authorization: Basic {api_key}' {base}/api/callback/connectors/salesforceOauth2\n  \
+         curl -s -X POST {base}/api/events -H 'Authorization: Basic {api_key}' -H 'Content-Type: application/json' \\\n       \
+         -d '{{\"name\": \"PACKAGE_COMPLETE\", \"packageId\": \"pkg-1\", \"origin\": \"OSS\"}}'\n  \
+         curl -s -H 'Authorization: Basic {api_key}' '{base}/api/deliveries?limit=5'\n  \
+         curl -s {org_url}/_fake/stats\n\n"
+    ));
     Ok(())
+}
+
+/// Writes the banner to stdout, once and whole. A server keeps running when nobody reads its
+/// stdout any more (`hookwarden demo | head`, a test that stops reading at the key): `println!`
+/// panics on a closed pipe, which took the whole demo down.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -561,3 +561,45 @@ fn the_demo_delivers_an_event_end_to_end() {
     assert_eq!(stats["callbacks_received"], 1, "{stats}");
     assert!(dir.path().join("hookwarden.db").exists());
 }
+
+/// A server whose stdout nobody reads any more (`hookwarden fake-org | head`, a supervisor that
+/// closed the pipe) keeps serving: its banner goes to a closed pipe without taking it down.
+#[test]
+fn a_closed_stdout_does_not_stop_a_server() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("hookwarden"))
+        .args(["fake-org", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the banner is written.
+    drop(child.stdout.take());
+    let stats = format!("http://127.0.0.1:{port}/_fake/stats");
+    let up = || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            reqwest::get(&stats)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !up() {
+        assert!(
+            Instant::now() < deadline,
+            "the fake org never answered on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The banner is written right after the listener is bound: give it time to hit the pipe.
+    std::thread::sleep(Duration::from_millis(500));
+    let exited = child.try_wait().unwrap();
+    let still_up = up();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(exited.is_none(), "the server exited: {exited:?}");
+    assert!(still_up, "the server stopped answering");
+}
