@@ -186,7 +186,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         database = %hookwarden_server::redact_url(&settings.database),
         "hookwarden is serving"
     );
-    eprintln!("hookwarden listening on http://{}", server.addr);
+    // Not eprintln!: it panics when stderr is a closed pipe, and the server must keep serving.
+    {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "hookwarden listening on http://{}",
+            server.addr
+        );
+    }
     if let Some(org) = &demo_org {
         demo::register(&server, org).await?;
     }
