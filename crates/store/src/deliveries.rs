@@ -336,6 +336,19 @@ fn insert_attempts(dialect: Dialect, rows: usize) -> String {
     )
 }
 
+/// `ids(id)`: every connector id that has deliveries not yet delivered, by a loose scan of
+/// `deliveries_connector` (one index probe per connector, whatever the history), for a
+/// `WITH RECURSIVE`. Its last row is NULL.
+macro_rules! open_connector_ids {
+    () => {
+        "ids(id) AS ( \
+           SELECT MIN(connector_id) FROM deliveries WHERE status <> 'delivered' \
+           UNION ALL \
+           SELECT (SELECT MIN(d.connector_id) FROM deliveries d \
+                   WHERE d.connector_id > ids.id AND d.status <> 'delivered') \
+           FROM ids WHERE ids.id IS NOT NULL)"
+    };
+}
 /// What a SQLite claim took, read back in one row (see `CLAIM_AND_READ_SQLITE`).
 macro_rules! claimed_read_back {
     () => {
@@ -382,13 +395,9 @@ const CLAIM_AND_READ_SQLITE: &str = concat!(
 /// million due deliveries of the left-out connector, with 2,048 of another in flight: 0.6 ms.
 const CLAIM_EXCLUDING_AND_READ_SQLITE: &str = concat!(
     "UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
-     WHERE seq IN (WITH RECURSIVE ids(id) AS ( \
-         SELECT MIN(connector_id) FROM deliveries WHERE status <> 'delivered' \
-         UNION ALL \
-         SELECT (SELECT MIN(connector_id) FROM deliveries \
-                 WHERE status <> 'delivered' AND connector_id > ids.id) \
-         FROM ids WHERE ids.id IS NOT NULL) \
-       SELECT d.seq FROM ids JOIN deliveries d ON d.seq IN (SELECT e.seq FROM deliveries e \
+     WHERE seq IN (WITH RECURSIVE ",
+    open_connector_ids!(),
+    " SELECT d.seq FROM ids JOIN deliveries d ON d.seq IN (SELECT e.seq FROM deliveries e \
            WHERE e.connector_id = ids.id AND e.status = 'pending' AND e.status <> 'delivered' \
              AND e.next_attempt_at <= $3 \
              AND (e.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries f \
@@ -843,17 +852,15 @@ impl Store {
     /// index scan: one probe of `deliveries_connector` per connector id that has deliveries,
     /// so its cost does not grow with the delivery history, as a plain `NOT IN` scan did.
     pub async fn orphaned_connectors(&self) -> Result<Vec<String>, StoreError> {
-        const ORPHANED: &str = "WITH RECURSIVE ids(id) AS ( \
-               SELECT MIN(connector_id) FROM deliveries WHERE status <> 'delivered' \
-               UNION ALL \
-               SELECT (SELECT MIN(d.connector_id) FROM deliveries d \
-                 WHERE d.connector_id > ids.id AND d.status <> 'delivered') \
-               FROM ids WHERE ids.id IS NOT NULL) \
-             SELECT id FROM ids WHERE id IS NOT NULL \
+        const ORPHANED: &str = concat!(
+            "WITH RECURSIVE ",
+            open_connector_ids!(),
+            " SELECT id FROM ids WHERE id IS NOT NULL \
                AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = ids.id) \
                AND EXISTS (SELECT 1 FROM deliveries d WHERE d.connector_id = ids.id \
                  AND d.status IN ('pending', 'held') AND d.status <> 'delivered' \
-                 AND d.lease_token IS NULL)";
+                 AND d.lease_token IS NULL)"
+        );
         Ok(on_db!(&self.reads, pool => {
             sqlx::query_scalar::<_, String>(ORPHANED).fetch_all(pool).await?
         }))
