@@ -351,10 +351,8 @@ fn main() -> ExitCode {
     // The server's runtime yields to SQLite's writer thread (see hookwarden_server::runtime);
     // a configuration that does not load is reported by `serve` itself, as before.
     let niceness = match &cli.command {
-        Command::Serve(ServeArgs { config, listen, .. }) => load_config(config, listen.clone())
-            .and_then(|c| Ok(c.runtime_niceness()?))
-            .unwrap_or(0),
-        Command::Demo(args) => load_config(&args.config, args.listen.clone())
+        Command::Serve(ServeArgs { config, listen, .. })
+        | Command::Demo(DemoArgs { config, listen, .. }) => load_config(config, listen.clone())
             .and_then(|c| Ok(c.runtime_niceness()?))
             .unwrap_or(0),
         _ => 0,
