@@ -1,6 +1,7 @@
 //! hookwarden's domain: what a connector, a key and a callback URL are, and the rules that
 //! decide whether they can be right. Pure: no IO, no async, so every rule is testable in µs.
 
+pub mod clock;
 pub mod connector;
 pub mod diagnosis;
 pub mod event;
@@ -16,6 +17,7 @@ mod key_error;
 mod netguard_impl;
 mod url_rules_impl;
 
+pub use clock::{Clock, OffsetClock, SystemClock};
 pub use connector::{ConnectorKind, ConnectorName, Flow};
 pub use event::{Event, EventError, EventName};
 pub use key::{AuthMethod, Endpoints, Key, KeyError, ParsedKey, RequestStyle, SessionMode};

@@ -15,8 +15,8 @@ use hookwarden_store::{
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::clock::{Clock, SystemClock};
 use crate::api::validate::{DeliverySettings, Ordering};
+use hookwarden_core::clock::{Clock, SystemClock};
 
 /// Events one transaction gathers at most; bounds the transaction's size and latency.
 const MAX_GROUP_EVENTS: usize = 4096;

@@ -2,7 +2,6 @@
 //! and send them with a bearer token and a Standard Webhooks signature, the outcome policy,
 //! retries, held deliveries, per-connector limits and circuit breaker, and metrics.
 
-pub mod clock;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
@@ -15,7 +14,7 @@ use std::time::Duration;
 use hookwarden_store::ConnectorRecord;
 use secrecy::SecretString;
 
-pub use clock::{Clock, OffsetClock, SystemClock};
+pub use hookwarden_core::clock::{Clock, OffsetClock, SystemClock};
 pub use ingest::{Hub, IngestError, IngestRequest, Shape};
 pub use worker::{Engine, EngineHandle, EngineOptions, RunReport};
 

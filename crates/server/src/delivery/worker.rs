@@ -21,7 +21,6 @@ use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::clock::{Clock, SystemClock};
 use super::http::DeliveryClient;
 use super::ingest::Hub;
 use super::metrics;
@@ -29,6 +28,7 @@ use super::signing::Signer;
 use super::{Bearer, TokenFailure, TokenSource};
 use crate::api::validate::{DeliverySettings, Ordering};
 use crate::config::Settings;
+use hookwarden_core::clock::{Clock, SystemClock};
 
 /// How long a claim is ours. A claim that waited so long for its connector's turn that its
 /// lease could end mid-request is given back instead of sent (see `lease_left`).

@@ -1,5 +1,6 @@
-//! The delivery engine's clock. Retry schedules, `Retry-After`, leases and the circuit breaker
-//! all read it, so tests move time forward instead of sleeping.
+//! The clock the token manager and the delivery engine read. Token expiry, retry schedules,
+//! `Retry-After`, leases and the circuit breaker all go by it, so tests move time forward
+//! instead of sleeping.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
