@@ -9,9 +9,16 @@ use sqlx::Connection;
 const STALE_AFTER_S: u64 = 3 * 3600;
 
 /// Create a new, empty PostgreSQL database and return its URL; `None` when
-/// `HOOKWARDEN_TEST_PG_URL` is not set.
+/// `HOOKWARDEN_TEST_PG_URL` is not set, which the test run's output says once per test binary.
+/// Under CI (`CI=true`, as `.ci/run` exports) a missing database fails the test instead.
 pub async fn fresh_postgres_url() -> Option<String> {
-    let base = std::env::var("HOOKWARDEN_TEST_PG_URL").ok()?;
+    let Some(base) = std::env::var("HOOKWARDEN_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        postgres_missing(std::env::var("CI").ok().as_deref());
+        return None;
+    };
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("HOOKWARDEN_TEST_PG_URL={base} does not connect: {e}"));
@@ -28,6 +35,33 @@ pub async fn fresh_postgres_url() -> Option<String> {
     let _ = conn.close().await;
     let (prefix, _) = base.rsplit_once('/').expect("a postgres URL has a path");
     Some(format!("{prefix}/{name}"))
+}
+
+/// Panic under CI; otherwise tell the person running the tests, once per test binary, that
+/// the PostgreSQL variants did not run. Written to stderr directly: the test harness captures
+/// `eprintln!` of passing tests, and a skip nobody sees reads as a pass.
+fn postgres_missing(ci: Option<&str>) {
+    if is_ci(ci) {
+        panic!(
+            "CI={} but HOOKWARDEN_TEST_PG_URL is not set: the PostgreSQL variant of this test \
+             cannot run (.ci/run starts PostgreSQL and exports it)",
+            ci.unwrap_or_default()
+        );
+    }
+    static TOLD: std::sync::Once = std::sync::Once::new();
+    TOLD.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: HOOKWARDEN_TEST_PG_URL is not set: the PostgreSQL variants of these tests are \
+             SKIPPED (set it to e.g. postgres://postgres@127.0.0.1:5432/test to run them)"
+        );
+    });
+}
+
+/// `CI` as CI systems set it: anything but empty, `0` or `false` means a CI run.
+fn is_ci(ci: Option<&str>) -> bool {
+    ci.is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
 }
 
 async fn drop_stale(conn: &mut sqlx::PgConnection, now: u64) {
@@ -63,4 +97,25 @@ pub async fn databases(dir: &std::path::Path) -> Vec<String> {
         urls.push(pg);
     }
     urls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ci_is_told_apart_from_a_developer_run() {
+        assert!(is_ci(Some("true")));
+        assert!(is_ci(Some("1")));
+        assert!(!is_ci(None));
+        assert!(!is_ci(Some("")));
+        assert!(!is_ci(Some("false")));
+        assert!(!is_ci(Some("0")));
+    }
+
+    #[test]
+    #[should_panic(expected = "HOOKWARDEN_TEST_PG_URL is not set")]
+    fn a_missing_database_fails_under_ci() {
+        postgres_missing(Some("true"));
+    }
 }
