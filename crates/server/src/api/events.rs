@@ -83,15 +83,8 @@ fn idempotency(headers: &HeaderMap, body: &Value) -> ApiResult<Option<(String, S
         ));
     }
     // serde_json's map is ordered, so the same JSON with its keys in another order hashes the same.
-    let hash = hex_sha256(body.to_string().as_bytes());
+    let hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
     Ok(Some((key.to_owned(), hash)))
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 async fn ingest(state: &AppState, request: IngestRequest) -> ApiResult<(StatusCode, Json<Value>)> {
