@@ -1,0 +1,130 @@
+//! HTTP handlers: the Salesforce-shaped endpoints and the `/_fake` control plane.
+//!
+//! This parent holds the route table and what the endpoints share: the REST error shape and the
+//! fault injection; the handlers live with their endpoints.
+
+mod apex;
+mod control;
+mod oauth;
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::FakeOrgState;
+
+const APEX_PREFIX: &str = "/services/apexrest";
+
+pub(crate) fn routes(state: FakeOrgState) -> Router {
+    Router::new()
+        .route("/services/oauth2/token", post(oauth::token))
+        .route(
+            "/services/oauth2/revoke",
+            get(oauth::revoke).post(oauth::revoke),
+        )
+        .route("/services/oauth2/introspect", post(oauth::introspect))
+        .route(
+            "/services/oauth2/authorize",
+            get(oauth::authorize).post(oauth::authorize),
+        )
+        .route(APEX_PREFIX, any(apex::apex))
+        .route("/services/apexrest/", any(apex::apex))
+        .route("/services/apexrest/{*path}", any(apex::apex))
+        .route("/_fake/health", get(control::health))
+        .route(
+            "/_fake/config",
+            get(control::get_config).post(control::patch_config),
+        )
+        .route("/_fake/clients", post(control::upsert_client))
+        .route("/_fake/refresh-tokens", post(control::mint_refresh_token))
+        .route("/_fake/access-tokens", post(control::mint_access_token))
+        .route("/_fake/revoke-all", post(control::revoke_all))
+        .route("/_fake/clock/advance", post(control::advance_clock))
+        .route("/_fake/stats", get(control::stats))
+        .route("/_fake/reset-stats", post(control::reset_stats))
+        .route("/_fake/callbacks", get(control::callbacks))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+// ---- shared answers ----
+
+/// Salesforce REST errors are a JSON array of `{"message","errorCode"}`.
+fn rest_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!([{"message": message, "errorCode": code}])),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    rest_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
+}
+
+/// An injected failure: status and `Retry-After`.
+#[derive(Clone, Copy)]
+pub(crate) struct Injected {
+    status: StatusCode,
+    retry_after_s: Option<u64>,
+}
+
+impl Injected {
+    fn stats_key(self) -> String {
+        format!("http_{}", self.status.as_u16())
+    }
+
+    fn finish(self, mut r: Response) -> Response {
+        *r.status_mut() = self.status;
+        let wants_retry_after = matches!(self.status.as_u16(), 429 | 503);
+        if let (true, Some(secs)) = (wants_retry_after, self.retry_after_s) {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        r
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Endpoint {
+    Token,
+    Apex,
+}
+
+impl FakeOrgState {
+    /// Apply the endpoint's fault knobs: decide under the lock, sleep outside it.
+    async fn inject(&self, endpoint: Endpoint) -> Option<Injected> {
+        let (latency_ms, injected) = {
+            let mut org = self.lock();
+            let faults = match endpoint {
+                Endpoint::Token => &mut org.config.token_faults,
+                Endpoint::Apex => &mut org.config.apex_faults,
+            };
+            let fail = if faults.fail_next > 0 {
+                faults.fail_next -= 1;
+                true
+            } else {
+                faults.error_rate > 0.0 && rand::random::<f64>() < faults.error_rate
+            };
+            let injected = fail.then(|| Injected {
+                status: StatusCode::from_u16(faults.status)
+                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                retry_after_s: faults.retry_after_s,
+            });
+            (faults.latency_ms, injected)
+        };
+        if latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+        }
+        injected
+    }
+}
