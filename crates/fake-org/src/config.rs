@@ -187,6 +187,9 @@ pub struct FakeOrgConfig {
     /// Answer 401 `INVALID_SESSION_ID` to the next N Apex calls even with a valid token
     /// (a session revoked behind the caller's back).
     pub apex_invalid_session_next: u32,
+    /// Once this many callbacks have been received, further Apex calls wait unanswered until
+    /// it is cleared (or raised): a test can stop a sender mid-delivery at a known point.
+    pub apex_hold_after: Option<u64>,
     /// Seconds added to the org's clock, to expire tokens without sleeping.
     pub clock_offset_s: i64,
     /// How many received callbacks are kept for `GET /_fake/callbacks` (oldest dropped first).
@@ -217,6 +220,7 @@ impl Default for FakeOrgConfig {
             token_faults: Faults::default(),
             apex_faults: Faults::default(),
             apex_invalid_session_next: 0,
+            apex_hold_after: None,
             clock_offset_s: 0,
             callback_log_capacity: DEFAULT_CALLBACK_LOG_CAPACITY,
         }

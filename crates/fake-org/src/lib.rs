@@ -447,6 +447,13 @@ impl FakeOrgBuilder {
         self
     }
 
+    /// Hold Apex calls unanswered once `n` callbacks have been received (see
+    /// `FakeOrgConfig::apex_hold_after`); `update_config` clears it.
+    pub fn apex_hold_after(mut self, n: u64) -> Self {
+        self.config.apex_hold_after = Some(n);
+        self
+    }
+
     pub fn callback_log_capacity(mut self, n: usize) -> Self {
         self.config.callback_log_capacity = n;
         self

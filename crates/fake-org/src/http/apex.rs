@@ -48,6 +48,7 @@ pub(super) async fn apex(
 ) -> Response {
     let path = uri.path().strip_prefix(APEX_PREFIX).unwrap_or_default();
     let path = if path.is_empty() { "/" } else { path };
+    st.hold_apex().await;
     if let Some(f) = st.inject(Endpoint::Apex).await {
         st.lock().count_apex_rejection(&f.stats_key());
         return apex_fault(f);

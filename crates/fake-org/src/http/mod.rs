@@ -100,7 +100,27 @@ pub(crate) enum Endpoint {
     Apex,
 }
 
+/// How often a held Apex call looks whether it may go on.
+const HOLD_POLL: Duration = Duration::from_millis(10);
+
 impl FakeOrgState {
+    /// Wait while `apex_hold_after` holds Apex calls (the caller may give up meanwhile: a
+    /// dropped connection drops this future).
+    async fn hold_apex(&self) {
+        loop {
+            let held = {
+                let org = self.lock();
+                org.config
+                    .apex_hold_after
+                    .is_some_and(|n| org.stats.callbacks_received >= n)
+            };
+            if !held {
+                return;
+            }
+            tokio::time::sleep(HOLD_POLL).await;
+        }
+    }
+
     /// Apply the endpoint's fault knobs: decide under the lock, sleep outside it.
     async fn inject(&self, endpoint: Endpoint) -> Option<Injected> {
         let (latency_ms, injected) = {
