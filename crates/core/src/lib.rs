@@ -12,8 +12,6 @@ pub mod retry;
 pub mod routing;
 pub mod url_rules;
 
-mod key_codec;
-mod key_error;
 mod netguard_impl;
 mod url_rules_impl;
 

@@ -1,6 +1,8 @@
 //! Why a key was refused. Every variant names the field concerned and never holds a secret:
 //! values are only echoed for non-secret fields (`host`, enumerations), and then truncated.
 
+use crate::problem::Problem;
+
 /// Why a connector key was refused. `code()` is stable; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -203,5 +205,17 @@ fn example_of(expected: &str) -> &'static str {
         "3600"
     } else {
         "\"...\""
+    }
+}
+
+impl Problem for KeyError {
+    fn code(&self) -> &'static str {
+        self.code()
+    }
+    fn message(&self) -> String {
+        self.to_string()
+    }
+    fn fix(&self) -> String {
+        self.fix()
     }
 }

@@ -1,11 +1,31 @@
 //! The connector `key`: base64 of a JSON object (OneSpan's format), decoded, checked and
 //! normalised at the edge. Past `Key::parse` nothing about a key is re-checked.
+//! Decoding, checking, masking and storing keys: DESIGN.md "The key".
+//!
+//! The order of checks is fixed so a key with several faults always gets the same, most basic
+//! complaint first: size, base64, UTF-8, JSON, object, field types, client_id, flow, values,
+//! then the rules that combine fields.
+
+mod advice;
+mod base64;
+mod error;
+mod fields;
+mod host;
+mod mask;
+mod preset;
+mod text;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use self::base64::decode_base64;
 use crate::connector::{ConnectorKind, Flow};
-use crate::problem::Problem;
+use fields::check_fields;
+use mask::mask;
+use text::{decode_text, json_type, not_json};
+
+pub use error::KeyError;
 
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -74,28 +94,31 @@ pub struct ParsedKey {
     pub warnings: Vec<String>,
 }
 
-pub use crate::key_error::KeyError;
-
 impl Key {
     /// Decode and check a key as it arrives in the API (`"key"` field) or on the CLI.
     pub fn parse(raw: &str, kind: ConnectorKind) -> Result<ParsedKey, KeyError> {
-        crate::key_codec::parse(raw, kind)
+        let mut warnings = Vec::new();
+        let bytes = decode_base64(raw, &mut warnings)?;
+        let mut parsed = from_json(&bytes, kind)?;
+        warnings.append(&mut parsed.warnings);
+        parsed.warnings = warnings;
+        Ok(parsed)
     }
 
     /// Re-read a key from its storage form (`to_storage_json`). Runs the same checks as
     /// `parse`, since a stored key was valid when it was written.
     pub fn from_storage_json(json: &str, kind: ConnectorKind) -> Result<Key, KeyError> {
-        crate::key_codec::from_json(json.as_bytes(), kind).map(|p| p.key)
+        from_json(json.as_bytes(), kind).map(|p| p.key)
     }
 
     /// The full key as JSON, secrets included: only for encryption at rest.
     pub fn to_storage_json(&self) -> String {
-        crate::key_codec::to_json(self, false).to_string()
+        mask::to_json(self, false).to_string()
     }
 
     /// The key as JSON with every secret masked (at most the last 4 characters visible).
     pub fn masked(&self) -> serde_json::Value {
-        crate::key_codec::to_json(self, true)
+        mask::to_json(self, true)
     }
 
     /// `refresh_token` when the key holds one, else `client_credentials`.
@@ -110,40 +133,76 @@ impl Key {
     /// Endpoints after presets: Salesforce from `host`, Microsoft from `tenant`, generic from
     /// `token_url`; an explicit endpoint in the key always wins.
     pub fn endpoints(&self, kind: ConnectorKind) -> Endpoints {
-        crate::key_codec::endpoints(self, kind)
+        preset::endpoints(self, kind)
     }
 }
 
 /// Encode a key JSON object the way `hookwarden key encode` prints it: standard base64, one
 /// line, padded (the `base64 -w 0` pitfall of seed 001, solved).
 pub fn encode(json: &serde_json::Value) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(json.to_string())
+    // `::base64` is the crate; plain `base64` here is the child module that repairs keys.
+    use ::base64::Engine;
+    ::base64::engine::general_purpose::STANDARD.encode(json.to_string())
 }
 
 /// Mask a secret for display: `****` plus its last 4 characters when it has 12 or more,
 /// else `****` alone. The same rule as `Key::masked`, for signing secrets and Basic keys.
 pub fn mask_secret(secret: &str) -> String {
-    crate::key_codec::mask(secret)
+    mask(secret)
 }
 
 /// The JSON object a key decodes to, secrets masked, even when the key rules reject it;
-/// `None` when it is not base64 of a JSON object.
+/// `None` when it is not base64 of a JSON object. It is what `hookwarden key decode` shows so
+/// the user can see what is off.
 pub fn decode_masked(raw: &str) -> Option<serde_json::Value> {
-    crate::key_codec::decode_masked(raw)
+    let mut ignored = Vec::new();
+    let bytes = decode_base64(raw, &mut ignored).ok()?;
+    let text = decode_text(&bytes, &mut ignored).ok()?;
+    let Value::Object(mut map) = serde_json::from_str::<Value>(text).ok()? else {
+        return None;
+    };
+    for (name, value) in map.iter_mut() {
+        if matches!(
+            name.as_str(),
+            "client_secret" | "refresh_token" | "access_token" | "password"
+        ) {
+            if let Value::String(s) = value {
+                *value = Value::String(mask(s));
+            }
+        }
+    }
+    Some(Value::Object(map))
 }
 
-/// Longest `key` accepted, in bytes, before decoding.
-pub const MAX_KEY_LEN: usize = crate::key_codec::MAX_KEY_LEN;
+/// Longest `key` accepted, in bytes, before decoding. A key is a few hundred bytes; 16 KiB
+/// leaves room for long JWT-style refresh tokens while bounding the work a hostile request can
+/// cause.
+pub const MAX_KEY_LEN: usize = 16 * 1024;
+/// Values longer than this are cut when echoed in an error or warning.
+const ECHO_LIMIT: usize = 64;
 
-impl Problem for KeyError {
-    fn code(&self) -> &'static str {
-        self.code()
+/// Check the decoded text of a key, or the storage form written by `to_json`.
+fn from_json(bytes: &[u8], kind: ConnectorKind) -> Result<ParsedKey, KeyError> {
+    let mut warnings = Vec::new();
+    let text = decode_text(bytes, &mut warnings)?;
+    let value: Value = serde_json::from_str(text).map_err(|e| not_json(&e, text))?;
+    let obj = match value {
+        Value::Object(obj) => obj,
+        other => {
+            return Err(KeyError::NotObject {
+                found: json_type(&other),
+            })
+        }
+    };
+    let key = check_fields(&obj, kind, &mut warnings)?;
+    Ok(ParsedKey { key, warnings })
+}
+
+/// A value as echoed in an error or warning: cut at `ECHO_LIMIT` characters.
+fn shorten(s: &str) -> String {
+    let mut out: String = s.chars().take(ECHO_LIMIT).collect();
+    if out.len() < s.len() {
+        out.push('…');
     }
-    fn message(&self) -> String {
-        self.to_string()
-    }
-    fn fix(&self) -> String {
-        self.fix()
-    }
+    out
 }
