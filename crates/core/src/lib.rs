@@ -12,7 +12,6 @@ pub mod retry;
 pub mod routing;
 pub mod url_rules;
 
-mod netguard_impl;
 mod url_rules_impl;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
