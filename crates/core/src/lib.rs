@@ -12,8 +12,6 @@ pub mod retry;
 pub mod routing;
 pub mod url_rules;
 
-mod url_rules_impl;
-
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use connector::{ConnectorKind, ConnectorName, Flow};
 pub use event::{Event, EventError, EventName};
