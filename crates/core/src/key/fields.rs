@@ -9,9 +9,9 @@ use super::host::{check_tenant, host_name_only, normalize_host};
 use super::text::json_type;
 use super::{shorten, AuthMethod, Key, KeyError, RequestStyle, SessionMode};
 use crate::connector::{ConnectorKind, Flow};
+// The same limit as callback URLs: one constant, so the two cannot drift apart.
+use crate::url_rules::MAX_URL_LEN;
 
-/// Same limit as callback URLs (url_rules).
-const MAX_URL_LEN: usize = 2048;
 /// A session longer than a year is a typo; it also keeps later `Duration` arithmetic far from overflow.
 const MAX_SESSION_TIMEOUT_S: u64 = 366 * 24 * 3600;
 /// Salesforce's default session timeout (DESIGN.md "Expiry").
