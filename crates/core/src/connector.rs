@@ -3,8 +3,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A connector's name as it appears in `/api/callback/connectors/{name}`: `[A-Za-z0-9_-]{1,64}`.
+/// Deserialising goes through `ConnectorName::parse` too, so no unchecked name can exist.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(into = "String", try_from = "String")]
 pub struct ConnectorName(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +33,20 @@ impl ConnectorName {
 
     pub fn kind(&self) -> ConnectorKind {
         ConnectorKind::of(&self.0)
+    }
+}
+
+impl TryFrom<String> for ConnectorName {
+    type Error = ConnectorNameError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<ConnectorName> for String {
+    fn from(name: ConnectorName) -> String {
+        name.0
     }
 }
 
@@ -108,5 +123,14 @@ mod tests {
         assert!(ConnectorName::parse("").is_err());
         assert!(ConnectorName::parse("a/b").is_err());
         assert!(ConnectorName::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn deserialised_names_are_checked_too() {
+        let ok: ConnectorName = serde_json::from_str("\"my-hook_1\"").unwrap();
+        assert_eq!(ok.as_str(), "my-hook_1");
+        assert_eq!(serde_json::to_string(&ok).unwrap(), "\"my-hook_1\"");
+        assert!(serde_json::from_str::<ConnectorName>("\"a/b\"").is_err());
+        assert!(serde_json::from_str::<ConnectorName>("\"\"").is_err());
     }
 }
