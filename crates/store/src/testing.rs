@@ -1,9 +1,13 @@
 //! Test support shared by every crate's integration tests: a fresh database per test, so tests
 //! run in parallel. PostgreSQL tests run when `HOOKWARDEN_TEST_PG_URL` is set (CI sets it).
+//! Also a few test-only looks into a store (`sqlite_query_plan`, `cap_sqlite_pages`), so that
+//! the store's own tests can live in `tests/` while its SQL and connections stay private.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::Connection;
+use sqlx::{Connection, Row};
+
+use crate::{deliveries, DeliveryStatus, Store, StoreError};
 
 /// Databases left behind by tests (a killed run cannot drop them) are removed after this long.
 const STALE_AFTER_S: u64 = 3 * 3600;
@@ -97,6 +101,67 @@ pub async fn databases(dir: &std::path::Path) -> Vec<String> {
         urls.push(pg);
     }
     urls
+}
+
+/// One of the store's own statements, for `sqlite_query_plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlannedQuery {
+    /// `Store::list_deliveries` with this status filter.
+    ListDeliveries(Option<DeliveryStatus>),
+    /// `Store::queue_depths`.
+    QueueDepths,
+    /// The UPDATE of `Store::claim_due` on SQLite when it leaves connectors out.
+    ClaimExcluding,
+}
+
+/// Test only: SQLite's `EXPLAIN QUERY PLAN` of one of the store's statements, run on the
+/// writer's connection with every parameter NULL, as its rows' `detail` joined by "; ";
+/// `None` on PostgreSQL. Tests check by it that a query takes the index it was written for.
+pub async fn sqlite_query_plan(
+    store: &Store,
+    query: PlannedQuery,
+) -> Result<Option<String>, StoreError> {
+    let crate::Db::Sqlite(pool) = &store.db else {
+        return Ok(None);
+    };
+    let (sql, params) = match query {
+        PlannedQuery::ListDeliveries(status) => (deliveries::list_sql(status), 8),
+        PlannedQuery::QueueDepths => (deliveries::DEPTHS.to_owned(), 1),
+        // The claim's text is its UPDATE, then the read-back of what it took.
+        PlannedQuery::ClaimExcluding => {
+            let (update, _) = deliveries::CLAIM_EXCLUDING_AND_READ_SQLITE
+                .split_once("; ")
+                .expect("the claim, then its read-back");
+            (update.to_owned(), 5)
+        }
+    };
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+    for _ in 0..params {
+        q = q.bind(None::<String>);
+    }
+    let mut details = Vec::new();
+    for row in q.fetch_all(pool).await? {
+        details.push(row.try_get::<String, _>("detail")?);
+    }
+    Ok(Some(details.join("; ")))
+}
+
+/// Test only: cap a SQLite database at the pages it has now (`PRAGMA max_page_count` on the
+/// writer's connection, the one every write goes through), so that the next write that needs
+/// a new page fails as on a full disk. Panics on PostgreSQL.
+pub async fn cap_sqlite_pages(store: &Store) -> Result<(), StoreError> {
+    let crate::Db::Sqlite(pool) = &store.db else {
+        panic!("cap_sqlite_pages needs a SQLite store");
+    };
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(pool)
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "PRAGMA max_page_count = {pages}"
+    )))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
