@@ -150,14 +150,14 @@ fn check(key: &str, connector: &str) -> Result<Vec<String>, ExitCode> {
         }
     };
     match hookwarden_server::api::validate::key(key, name.kind(), &settings) {
-        Ok((parsed, warnings)) => {
-            let endpoints = parsed.endpoints(name.kind());
+        Ok(parsed) => {
+            let endpoints = parsed.key.endpoints(name.kind());
             eprintln!(
                 "ok: {} flow for {name}, token endpoint {}",
-                parsed.flow().as_str(),
+                parsed.key.flow().as_str(),
                 endpoints.token_url
             );
-            Ok(warnings)
+            Ok(parsed.warnings)
         }
         Err(err) => {
             println!("rejected [{}]: {}", err.code, err.message);

@@ -15,7 +15,9 @@ pub mod url_rules;
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use connector::{ConnectorKind, ConnectorName, Flow};
 pub use event::{Event, EventError, EventName};
-pub use key::{AuthMethod, Endpoints, Key, KeyError, ParsedKey, RequestStyle, SessionMode};
+pub use key::{
+    AuthMethod, Endpoints, Key, KeyError, KeyRepairs, ParsedKey, RequestStyle, SessionMode,
+};
 pub use netguard::{AddressPolicy, NetGuardError};
 pub use problem::Problem;
 pub use retry::{RetrySchedule, TransportFailure, Verdict};

@@ -109,6 +109,65 @@ async fn connector_test_checks_key_token_and_endpoint() {
     }
 }
 
+/// The key check of `…/test`, after registering `key`.
+async fn key_check(t: &TestServer, url: &str, key: String) -> Value {
+    let (status, body) = json(
+        t.req(Method::POST, PATH)
+            .json(&json!({"url": url, "events": ["PACKAGE_COMPLETE"], "key": key}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{body}");
+    let (_, report) = json(
+        t.req(Method::POST, &format!("{PATH}/test"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "key")
+        .cloned()
+        .unwrap_or_else(|| panic!("no key check in {report}"))
+}
+
+#[tokio::test]
+async fn connector_test_names_a_key_that_arrived_line_wrapped() {
+    let (urls, _dir) = each_database().await;
+    for db in urls {
+        let org = FakeOrg::builder().start().await.unwrap();
+        let t = TestServer::start(&db).await;
+        // What `base64` without `-w 0` prints: lines of 76 characters.
+        let plain = cc_key(&org);
+        let wrapped: String = plain
+            .as_bytes()
+            .chunks(76)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let check = key_check(&t, &org.callback_url(), wrapped).await;
+        let diagnosis = hookwarden_core::diagnosis::line_wrapped_key();
+        assert!(
+            check["detail"].as_str().unwrap().contains(&diagnosis.cause),
+            "{check}"
+        );
+        assert_eq!(check["fix"], diagnosis.fix, "{check}");
+        // The same key given again on one line: nothing to say about it any more.
+        let check = key_check(&t, &org.callback_url(), plain).await;
+        assert!(
+            !check["detail"].as_str().unwrap().contains(&diagnosis.cause),
+            "{check}"
+        );
+        assert!(check["fix"].is_null(), "{check}");
+        t.server.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn connector_test_explains_a_missing_apex_class_and_a_refused_token() {
     let (urls, _dir) = each_database().await;

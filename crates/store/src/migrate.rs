@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_idempotency_keys_by_age.sql"),
         postgres: include_str!("../migrations/postgres/0007_idempotency_keys_by_age.sql"),
     },
+    Migration {
+        version: 8,
+        sqlite: include_str!("../migrations/sqlite/0008_key_line_wrapped_flag.sql"),
+        postgres: include_str!("../migrations/postgres/0008_key_line_wrapped_flag.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";

@@ -3,12 +3,16 @@
 
 use base64::Engine;
 
-use super::{KeyError, MAX_KEY_LEN};
+use super::{KeyError, KeyRepairs, MAX_KEY_LEN};
 
 const LINE_BREAK_WARNING: &str = "the key contains line breaks (base64 without -w 0); they were removed — encode with `base64 -w 0` or `hookwarden key encode`";
 
-/// Base64 as people actually produce it: wrapped at 76 columns, URL-safe, unpadded.
-pub(super) fn decode_base64(raw: &str, warnings: &mut Vec<String>) -> Result<Vec<u8>, KeyError> {
+/// Base64 as people actually produce it: wrapped at 76 columns, URL-safe, unpadded. What was
+/// repaired is returned, and said in `warnings`.
+pub(super) fn decode_base64(
+    raw: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<u8>, KeyRepairs), KeyError> {
     if raw.len() > MAX_KEY_LEN {
         return Err(KeyError::TooLarge {
             len: raw.len(),
@@ -104,7 +108,13 @@ pub(super) fn decode_base64(raw: &str, warnings: &mut Vec<String>) -> Result<Vec
     if missing_padding {
         warnings.push("the key lacks its '=' base64 padding; it was accepted".to_owned());
     }
-    Ok(bytes)
+    let repairs = KeyRepairs {
+        line_breaks,
+        blanks,
+        url_safe,
+        missing_padding,
+    };
+    Ok((bytes, repairs))
 }
 
 /// Name the offending character (one character reveals nothing of a secret) and guess why.

@@ -92,16 +92,28 @@ pub struct Endpoints {
 pub struct ParsedKey {
     pub key: Key,
     pub warnings: Vec<String>,
+    pub repairs: KeyRepairs,
+}
+
+/// What the base64 decoder had to repair in a key as it was given (each also a warning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyRepairs {
+    /// Wrapped lines: `base64` without `-w 0` (seed 001's pitfall).
+    pub line_breaks: bool,
+    pub blanks: bool,
+    pub url_safe: bool,
+    pub missing_padding: bool,
 }
 
 impl Key {
     /// Decode and check a key as it arrives in the API (`"key"` field) or on the CLI.
     pub fn parse(raw: &str, kind: ConnectorKind) -> Result<ParsedKey, KeyError> {
         let mut warnings = Vec::new();
-        let bytes = decode_base64(raw, &mut warnings)?;
+        let (bytes, repairs) = decode_base64(raw, &mut warnings)?;
         let mut parsed = from_json(&bytes, kind)?;
         warnings.append(&mut parsed.warnings);
         parsed.warnings = warnings;
+        parsed.repairs = repairs;
         Ok(parsed)
     }
 
@@ -156,7 +168,7 @@ pub fn mask_secret(secret: &str) -> String {
 /// the user can see what is off.
 pub fn decode_masked(raw: &str) -> Option<serde_json::Value> {
     let mut ignored = Vec::new();
-    let bytes = decode_base64(raw, &mut ignored).ok()?;
+    let (bytes, _) = decode_base64(raw, &mut ignored).ok()?;
     let text = decode_text(&bytes, &mut ignored).ok()?;
     let Value::Object(mut map) = serde_json::from_str::<Value>(text).ok()? else {
         return None;
@@ -195,7 +207,11 @@ fn from_json(bytes: &[u8], kind: ConnectorKind) -> Result<ParsedKey, KeyError> {
         }
     };
     let key = check_fields(&obj, kind, &mut warnings)?;
-    Ok(ParsedKey { key, warnings })
+    Ok(ParsedKey {
+        key,
+        warnings,
+        repairs: KeyRepairs::default(),
+    })
 }
 
 /// A value as echoed in an error or warning: cut at `ECHO_LIMIT` characters.

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookwarden_core::key::mask_secret;
-use hookwarden_core::{ConnectorKind, ConnectorName, Key};
+use hookwarden_core::{ConnectorKind, ConnectorName, Key, ParsedKey};
 use hookwarden_oauth::TokenStatus;
 use hookwarden_store::{ConnectorRecord, ConnectorStatus, NewConnector};
 use secrecy::{ExposeSecret, SecretString};
@@ -218,7 +218,11 @@ fn validate_full(
     }
     let max_per_second = validate::max_per_second(input.max_per_second)?;
     let max_concurrency = validate::max_concurrency(input.max_concurrency)?;
-    let (key, key_warnings) = validate::key(&input.key, kind, settings)?;
+    let ParsedKey {
+        key,
+        warnings: key_warnings,
+        repairs,
+    } = validate::key(&input.key, kind, settings)?;
 
     warnings.extend(key_warnings.iter().cloned());
     warnings.extend(event_warnings);
@@ -229,6 +233,7 @@ fn validate_full(
         max_per_second,
         max_concurrency,
         key_warnings,
+        key_line_wrapped: repairs.line_breaks,
     };
     Ok(NewConnector {
         account_id: authed.0.id.clone(),
@@ -414,7 +419,11 @@ pub async fn patch_connector(
     }
     let mut credentials_changed = false;
     if let Some(raw_key) = &patch.key {
-        let (key, key_warnings) = validate::key(raw_key, kind, &state.settings)?;
+        let ParsedKey {
+            key,
+            warnings: key_warnings,
+            repairs,
+        } = validate::key(raw_key, kind, &state.settings)?;
         let key_json = key.to_storage_json();
         // The very key the connector has, whose refresh token the provider has rotated since:
         // "changing" to it would send a spent refresh token. Leave the credentials alone.
@@ -427,6 +436,7 @@ pub async fn patch_connector(
                 .refresh_token_rotated;
         credentials_changed = !rotated;
         delivery.key_warnings = key_warnings;
+        delivery.key_line_wrapped = repairs.line_breaks;
         if credentials_changed {
             record.key_json = SecretString::from(key_json);
             record.flow = Some(key.flow().as_str().to_owned());

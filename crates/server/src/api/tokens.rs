@@ -117,11 +117,7 @@ pub async fn test_connector(
         Ok(key) => {
             let endpoints = key.endpoints(kind);
             let settings = super::connectors::settings_of(&record);
-            let wrapped = settings
-                .key_warnings
-                .iter()
-                .any(|w| w.contains("line break"));
-            let (detail, fix) = if wrapped {
+            let (detail, fix) = if settings.key_line_wrapped {
                 let d = hookwarden_core::diagnosis::line_wrapped_key();
                 (
                     format!(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use hookwarden_core::event::{EventName, ONESPAN_EVENTS};
 use hookwarden_core::url_rules::check_endpoint;
-use hookwarden_core::{CallbackUrl, ConnectorKind, Key};
+use hookwarden_core::{CallbackUrl, ConnectorKind, Key, ParsedKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -53,6 +53,10 @@ pub struct DeliverySettings {
     /// What the key parser warned about, kept so a PATCH that leaves the key alone keeps them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_warnings: Vec<String>,
+    /// The key was given with wrapped lines (`base64` without `-w 0`); the connector test
+    /// names it, as a likely cause of a key that does not work.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_line_wrapped: bool,
 }
 
 pub fn default_concurrency() -> u32 {
@@ -215,14 +219,10 @@ pub fn max_concurrency(raw: Option<u32>) -> Result<u32, ApiError> {
 }
 
 /// Decode and check a key, and check every endpoint it leads to against the network rules.
-pub fn key(
-    raw: &str,
-    kind: ConnectorKind,
-    settings: &Settings,
-) -> Result<(Key, Vec<String>), ApiError> {
+pub fn key(raw: &str, kind: ConnectorKind, settings: &Settings) -> Result<ParsedKey, ApiError> {
     let parsed = Key::parse(raw, kind).map_err(|e| ApiError::from_problem(&e))?;
     check_key_endpoints(&parsed.key, kind, settings)?;
-    Ok((parsed.key, parsed.warnings))
+    Ok(parsed)
 }
 
 pub fn check_key_endpoints(

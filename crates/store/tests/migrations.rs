@@ -1,0 +1,105 @@
+//! Migrations that rewrite stored rows, run against rows written before them.
+
+use hookwarden_store::{testing, MasterKey, MasterKeySource, NewConnector, Store};
+use secrecy::SecretString;
+use sqlx::Connection;
+
+/// The warning the key parser stored before connectors kept a flag for it.
+const OLD_LINE_BREAK_WARNING: &str = "the key contains line breaks (base64 without -w 0); they were removed — encode with `base64 -w 0` or `hookwarden key encode`";
+
+fn connector(
+    account: &hookwarden_store::AccountId,
+    name: &str,
+    settings: serde_json::Value,
+) -> NewConnector {
+    NewConnector {
+        account_id: account.clone(),
+        name: name.to_owned(),
+        kind: "salesforce".into(),
+        url: "https://acme.my.salesforce.com/services/apexrest/OSS/callback".into(),
+        events: vec!["PACKAGE_COMPLETE".into()],
+        origins: vec!["OSS".into()],
+        owner: None,
+        settings,
+        flow: Some("client_credentials".into()),
+        warnings: vec![],
+        key_json: SecretString::from(
+            r#"{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"s"}"#,
+        ),
+    }
+}
+
+/// Forget that migration `version` ran, as a database written before it would be.
+async fn unapply(url: &str, version: i64) {
+    let sql = format!("DELETE FROM hookwarden_schema WHERE version = {version}");
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn connectors_registered_with_a_wrapped_key_get_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in testing::databases(dir.path()).await {
+        let key = MasterKey::generate();
+        let store = Store::open(&url, MasterKeySource::Given(key.clone()))
+            .await
+            .unwrap();
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let wrapped = serde_json::json!({
+            "max_concurrency": 8,
+            "key_warnings": [OLD_LINE_BREAK_WARNING, "the key lacks its '=' base64 padding; it was accepted"],
+        });
+        store
+            .upsert_connector(connector(&acme.id, "wrapped", wrapped))
+            .await
+            .unwrap();
+        store
+            .upsert_connector(connector(
+                &acme.id,
+                "plain",
+                serde_json::json!({"max_concurrency": 8}),
+            ))
+            .await
+            .unwrap();
+        store.close().await;
+
+        unapply(&url, 8).await;
+        let store = Store::open(&url, MasterKeySource::Given(key))
+            .await
+            .unwrap();
+        let wrapped = store
+            .get_connector(&acme.id, "wrapped")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(wrapped.settings["key_line_wrapped"], true, "on {url}");
+        assert_eq!(
+            wrapped.settings["max_concurrency"], 8,
+            "the rest kept on {url}"
+        );
+        assert_eq!(
+            wrapped.settings["key_warnings"][0], OLD_LINE_BREAK_WARNING,
+            "the warnings kept on {url}"
+        );
+        let plain = store
+            .get_connector(&acme.id, "plain")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(plain.settings.get("key_line_wrapped").is_none(), "on {url}");
+        store.close().await;
+    }
+}
