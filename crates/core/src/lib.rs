@@ -10,6 +10,7 @@ pub mod netguard;
 pub mod problem;
 pub mod retry;
 pub mod routing;
+pub mod session;
 pub mod url_rules;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
