@@ -3,6 +3,7 @@
 //! `expires_in`, `issued_at` in milliseconds as a string, `instance_url`, error arrays).
 
 use base64::Engine;
+use hookwarden_core::session;
 use hookwarden_core::{AuthMethod, Key, RequestStyle};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
@@ -166,14 +167,11 @@ pub(crate) fn parse_tokens(body: &str) -> Result<Tokens, String> {
             ));
         }
     }
-    let issued_at_ms = obj.get("issued_at").and_then(as_i64).map(|t| {
-        // Salesforce sends milliseconds; a provider sending seconds is read as seconds.
-        if t < 100_000_000_000 {
-            t.saturating_mul(1000)
-        } else {
-            t
-        }
-    });
+    // Salesforce sends milliseconds; a provider sending seconds is read as seconds.
+    let issued_at_ms = obj
+        .get("issued_at")
+        .and_then(as_i64)
+        .map(session::issued_at_ms);
     Ok(Tokens {
         access_token: SecretString::from(access_token),
         refresh_token: nonempty_str(obj.get("refresh_token")).map(SecretString::from),

@@ -1,0 +1,360 @@
+//! The in-process cache: each connector's fresh access token (sharded, so readers of different
+//! connectors rarely touch the same lock) and what went wrong with its grants (`Trouble`),
+//! which decides whether a grant may be tried at all.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use hookwarden_store::{ConnectorRecord, ConnectorStatus};
+
+use super::{AccessToken, Need};
+use crate::error::TokenError;
+
+/// Cache shards: readers of different connectors rarely touch the same lock.
+const SHARDS: usize = 16;
+
+struct Cached {
+    token: AccessToken,
+    credentials_version: i64,
+    /// `i64::MAX` for `session: none`.
+    refresh_at: i64,
+}
+
+#[derive(Default)]
+pub(super) struct Trouble {
+    /// Transient failure: no grant before this time (ms).
+    pub(super) backoff: Option<(i64, TokenError)>,
+    /// Permanent failure on these credentials: no grant until `credentials_version` changes.
+    pub(super) blocked: Option<(i64, TokenError)>,
+    /// Token versions an endpoint refused (401): the store's copy of them is not reused.
+    pub(super) stale_version: Option<i64>,
+}
+
+pub(super) struct Cache {
+    hasher: RandomState,
+    shards: Vec<RwLock<HashMap<String, Arc<Cached>>>>,
+    trouble: Mutex<HashMap<String, Trouble>>,
+}
+
+impl Cache {
+    pub(super) fn new() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            trouble: Mutex::default(),
+        }
+    }
+
+    fn shard(&self, id: &str) -> &RwLock<HashMap<String, Arc<Cached>>> {
+        let i = (self.hasher.hash_one(id) as usize) % SHARDS;
+        &self.shards[i]
+    }
+
+    /// The fast path: a read lock, a hash lookup, two comparisons and a clone.
+    pub(super) fn get(&self, c: &ConnectorRecord, now: i64) -> Option<AccessToken> {
+        if matches!(
+            c.status,
+            ConnectorStatus::Revoked | ConnectorStatus::NeedsReauth
+        ) {
+            return None;
+        }
+        let shard = self
+            .shard(&c.id)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let e = shard.get(&c.id)?;
+        (e.credentials_version == c.credentials_version && now < e.refresh_at)
+            .then(|| e.token.clone())
+    }
+
+    pub(super) fn put(
+        &self,
+        id: &str,
+        credentials_version: i64,
+        token: &AccessToken,
+        refresh_at: Option<i64>,
+    ) {
+        let entry = Arc::new(Cached {
+            token: AccessToken {
+                refreshed: false,
+                ..token.clone()
+            },
+            credentials_version,
+            refresh_at: refresh_at.unwrap_or(i64::MAX),
+        });
+        let mut shard = self
+            .shard(id)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Never replace a newer token with an older one (two flights can finish out of order).
+        if shard.get(id).is_some_and(|old| {
+            old.credentials_version == credentials_version && old.token.version > token.version
+        }) {
+            return;
+        }
+        shard.insert(id.to_owned(), entry);
+    }
+
+    pub(super) fn remove(&self, id: &str) {
+        self.shard(id)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
+    /// Drop the cached token if it is still `token_version`, and remember the version as
+    /// refused so the store's copy of it is not taken back either.
+    pub(super) fn invalidate(&self, connector_id: &str, token_version: i64) {
+        {
+            let mut shard = self
+                .shard(connector_id)
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if shard
+                .get(connector_id)
+                .is_some_and(|c| c.token.version == token_version)
+            {
+                shard.remove(connector_id);
+            }
+        }
+        self.trouble_mut(connector_id, |t| {
+            t.stale_version = Some(
+                t.stale_version
+                    .map_or(token_version, |v| v.max(token_version)),
+            );
+        });
+    }
+
+    pub(super) fn trouble<T>(&self, id: &str, f: impl FnOnce(&Trouble) -> Option<T>) -> Option<T> {
+        let map = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(id).and_then(f)
+    }
+
+    pub(super) fn trouble_mut(&self, id: &str, f: impl FnOnce(&mut Trouble)) {
+        let mut map = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+        f(map.entry(id.to_owned()).or_default());
+    }
+
+    /// Refuse early what would not be granted anyway.
+    pub(super) fn precheck(
+        &self,
+        c: &ConnectorRecord,
+        need: Need,
+        now: i64,
+    ) -> Result<(), TokenError> {
+        match c.status {
+            ConnectorStatus::Revoked => return Err(TokenError::connector_revoked()),
+            ConnectorStatus::NeedsReauth => {
+                let last = self.trouble(&c.id, |t| t.blocked.as_ref().map(|(_, e)| e.to_string()));
+                return Err(TokenError::needs_reauth(last.as_deref()));
+            }
+            _ => {}
+        }
+        let map = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = map.get(&c.id) {
+            if let Some((cv, e)) = &t.blocked {
+                if *cv == c.credentials_version {
+                    return Err(e.clone());
+                }
+            }
+            if let Some((until, e)) = &t.backoff {
+                if *until > now && need != Need::Force {
+                    let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(0));
+                    return Err(e.clone().with_retry_after(wait));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use hookwarden_core::diagnosis::FailureClass;
+    use hookwarden_store::AccountId;
+    use secrecy::{ExposeSecret, SecretString};
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+    const FRESH: Need = Need::Fresh { stale: None };
+
+    /// A connector record as the store hands it out, for decisions that only read it.
+    pub(in crate::manager) fn record(
+        id: &str,
+        credentials_version: i64,
+        status: ConnectorStatus,
+    ) -> ConnectorRecord {
+        ConnectorRecord {
+            id: id.to_owned(),
+            account_id: AccountId("acct".into()),
+            name: "salesforceOauth2".into(),
+            kind: "salesforce".into(),
+            url: "https://example.com/hook".into(),
+            events: vec![],
+            origins: vec![],
+            owner: None,
+            settings: serde_json::json!({}),
+            flow: None,
+            status,
+            warnings: vec![],
+            key_json: SecretString::from("{}".to_owned()),
+            signing_secret: SecretString::from("whsec_x".to_owned()),
+            previous_signing_secret: None,
+            previous_signing_until: None,
+            credentials_version,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn token(secret: &str, version: i64) -> AccessToken {
+        AccessToken {
+            secret: SecretString::from(secret.to_owned()),
+            version,
+            expires_at_ms: None,
+            refreshed: true,
+            instance_url: None,
+        }
+    }
+
+    fn secret_of(t: Option<AccessToken>) -> Option<String> {
+        t.map(|t| t.secret.expose_secret().to_owned())
+    }
+
+    fn transient() -> TokenError {
+        TokenError::new(
+            "provider_unavailable",
+            FailureClass::Transient,
+            "503",
+            "wait",
+        )
+    }
+
+    fn permanent() -> TokenError {
+        TokenError::new(
+            "invalid_grant",
+            FailureClass::Permanent,
+            "refused",
+            "re-auth",
+        )
+    }
+
+    #[test]
+    fn a_token_is_served_until_its_refresh_time() {
+        let cache = Cache::new();
+        let c = record("c1", 1, ConnectorStatus::Active);
+        assert!(cache.get(&c, NOW).is_none());
+        cache.put("c1", 1, &token("a", 1), Some(NOW + 900));
+        let hit = cache.get(&c, NOW).unwrap();
+        assert_eq!(hit.secret.expose_secret(), "a");
+        assert!(
+            !hit.refreshed,
+            "a cached token was not refreshed for this caller"
+        );
+        assert!(cache.get(&c, NOW + 899).is_some());
+        assert!(cache.get(&c, NOW + 900).is_none());
+    }
+
+    #[test]
+    fn session_none_is_served_forever() {
+        let cache = Cache::new();
+        cache.put("c1", 1, &token("a", 1), None);
+        let c = record("c1", 1, ConnectorStatus::Active);
+        assert!(cache.get(&c, i64::MAX - 1).is_some());
+    }
+
+    #[test]
+    fn a_token_of_other_credentials_or_a_blocked_connector_is_not_served() {
+        let cache = Cache::new();
+        cache.put("c1", 1, &token("a", 1), Some(NOW + 900));
+        assert!(cache
+            .get(&record("c1", 2, ConnectorStatus::Active), NOW)
+            .is_none());
+        for status in [ConnectorStatus::Revoked, ConnectorStatus::NeedsReauth] {
+            assert!(cache.get(&record("c1", 1, status), NOW).is_none());
+        }
+        assert!(cache
+            .get(&record("c1", 1, ConnectorStatus::Active), NOW)
+            .is_some());
+    }
+
+    #[test]
+    fn an_older_token_never_replaces_a_newer_one() {
+        let cache = Cache::new();
+        let c = record("c1", 1, ConnectorStatus::Active);
+        cache.put("c1", 1, &token("new", 5), Some(NOW + 900));
+        cache.put("c1", 1, &token("old", 4), Some(NOW + 900));
+        assert_eq!(secret_of(cache.get(&c, NOW)).as_deref(), Some("new"));
+        // New credentials start their own versions: their token wins whatever its version.
+        cache.put("c1", 2, &token("recreds", 1), Some(NOW + 900));
+        let c2 = record("c1", 2, ConnectorStatus::Active);
+        assert_eq!(secret_of(cache.get(&c2, NOW)).as_deref(), Some("recreds"));
+    }
+
+    #[test]
+    fn invalidate_drops_only_the_refused_version_and_remembers_the_newest_refused() {
+        let cache = Cache::new();
+        let c = record("c1", 1, ConnectorStatus::Active);
+        cache.put("c1", 1, &token("v5", 5), Some(NOW + 900));
+        // A late 401 on v4 keeps v5.
+        cache.invalidate("c1", 4);
+        assert!(cache.get(&c, NOW).is_some());
+        cache.invalidate("c1", 5);
+        assert!(cache.get(&c, NOW).is_none());
+        cache.invalidate("c1", 3);
+        assert_eq!(cache.trouble("c1", |t| t.stale_version), Some(5));
+    }
+
+    #[test]
+    fn precheck_refuses_revoked_and_needs_reauth_connectors() {
+        let cache = Cache::new();
+        let revoked = record("c1", 1, ConnectorStatus::Revoked);
+        assert_eq!(
+            cache
+                .precheck(&revoked, Need::Force, NOW)
+                .unwrap_err()
+                .code(),
+            TokenError::connector_revoked().code()
+        );
+        let reauth = record("c1", 1, ConnectorStatus::NeedsReauth);
+        let e = cache.precheck(&reauth, FRESH, NOW).unwrap_err();
+        assert_eq!(e.code(), TokenError::needs_reauth(None).code());
+        assert!(cache
+            .precheck(&record("c1", 1, ConnectorStatus::Active), FRESH, NOW)
+            .is_ok());
+    }
+
+    #[test]
+    fn precheck_blocks_the_refused_credentials_only() {
+        let cache = Cache::new();
+        cache.trouble_mut("c1", |t| t.blocked = Some((1, permanent())));
+        let refused = record("c1", 1, ConnectorStatus::Active);
+        assert_eq!(
+            cache
+                .precheck(&refused, Need::Force, NOW)
+                .unwrap_err()
+                .code(),
+            "invalid_grant"
+        );
+        assert!(cache
+            .precheck(&record("c1", 2, ConnectorStatus::Active), FRESH, NOW)
+            .is_ok());
+    }
+
+    #[test]
+    fn precheck_backs_off_until_the_time_and_says_how_long_is_left() {
+        let cache = Cache::new();
+        cache.trouble_mut("c1", |t| t.backoff = Some((NOW + 2_000, transient())));
+        let c = record("c1", 1, ConnectorStatus::Active);
+        let e = cache.precheck(&c, FRESH, NOW + 500).unwrap_err();
+        assert!(e.is_transient());
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(1_500)));
+        assert!(cache.precheck(&c, FRESH, NOW + 2_000).is_ok());
+        // The `test` endpoint grants through a backoff.
+        assert!(cache.precheck(&c, Need::Force, NOW + 500).is_ok());
+    }
+}
