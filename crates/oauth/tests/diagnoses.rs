@@ -158,7 +158,8 @@ async fn transient(status: u16, code: &str) {
     let c = env
         .connector("salesforceOauth2", refresh_key(&org, json!({})))
         .await;
-    let tokens = env.manager();
+    let mut clocks = Clocks::new(&org);
+    let tokens = env.manager_on(clocks.manager.clone());
     let e = tokens.token(&c).await.unwrap_err();
     assert_eq!(e.code(), code);
     assert!(e.is_transient());
@@ -175,7 +176,7 @@ async fn transient(status: u16, code: &str) {
     let status = tokens.token_status(&c).await;
     assert!(status.backoff_until.is_some() && status.consecutive_failures == 1);
     // After the backoff the grant succeeds.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    clocks.advance(std::time::Duration::from_millis(2100));
     assert!(tokens.token(&c).await.is_ok());
     assert_eq!(tokens.token_status(&c).await.consecutive_failures, 0);
 }

@@ -175,7 +175,8 @@ async fn proactive_refresh_and_session_none() {
         .await
         .unwrap();
     let env = sqlite_env().await;
-    let tokens = env.manager();
+    let mut clocks = Clocks::new(&org);
+    let tokens = env.manager_on(clocks.manager.clone());
     let auto = env
         .connector("short", refresh_key(&org, json!({"session_timeout_s": 1})))
         .await;
@@ -185,7 +186,7 @@ async fn proactive_refresh_and_session_none() {
     let a1 = tokens.token(&auto).await.unwrap();
     let n1 = tokens.token(&none).await.unwrap();
     assert_eq!(org.stats().grants_ok("refresh_token"), 2);
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    clocks.advance(std::time::Duration::from_millis(1200));
     let a2 = tokens.token(&auto).await.unwrap();
     assert!(
         a2.refreshed && a2.version > a1.version,

@@ -2,7 +2,10 @@
 //! managers configured as tests and the demo run them (http allowed, loopback allowed).
 #![allow(dead_code)] // each test binary uses a different subset
 
-use hookwarden_core::{AddressPolicy, ConnectorKind, Key};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookwarden_core::{AddressPolicy, ConnectorKind, Key, OffsetClock};
 use hookwarden_fake_org::RunningFakeOrg;
 use hookwarden_oauth::{TokenManager, TokenOptions};
 use hookwarden_store::{
@@ -65,6 +68,15 @@ impl Env {
         manager(self.store.clone(), "node-a")
     }
 
+    /// The same manager, on a clock the test moves (see [`Clocks`]).
+    pub fn manager_on(&self, clock: Arc<OffsetClock>) -> TokenManager {
+        let options = TokenOptions {
+            clock,
+            ..options("node-a")
+        };
+        TokenManager::new(self.store.clone(), options).unwrap()
+    }
+
     /// Register a connector named `name` with `key` (a JSON object), the way the API does:
     /// the key is checked by `Key::parse` and stored in its storage form.
     pub async fn connector(&self, name: &str, key: Value) -> ConnectorRecord {
@@ -111,6 +123,36 @@ pub fn options(node: &str) -> TokenOptions {
 
 pub fn manager(store: Store, node: &str) -> TokenManager {
     TokenManager::new(store, options(node)).unwrap()
+}
+
+/// The token manager's clock and the fake org's, moved forward together so a session runs out
+/// without sleeping.
+pub struct Clocks<'a> {
+    pub manager: Arc<OffsetClock>,
+    org: &'a RunningFakeOrg,
+    moved_ms: i64,
+}
+
+impl<'a> Clocks<'a> {
+    pub fn new(org: &'a RunningFakeOrg) -> Self {
+        Self {
+            manager: Arc::new(OffsetClock::new()),
+            org,
+            moved_ms: 0,
+        }
+    }
+
+    /// Move both clocks `by` forward. The org's clock counts whole seconds: it moves first and
+    /// rounds up, so it is never behind the manager's and the `issued_at` it stamps never makes
+    /// a new token look older than it is.
+    pub fn advance(&mut self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap();
+        let org_before = (self.moved_ms + 999) / 1000;
+        self.moved_ms += ms;
+        let org_after = (self.moved_ms + 999) / 1000;
+        self.org.advance_clock_s(org_after - org_before);
+        self.manager.advance(by);
+    }
 }
 
 /// Key fields that point every endpoint at the fake org.
