@@ -37,6 +37,9 @@ pub const ONESPAN_EVENTS: &[&str] = &[
 /// The `@class` OneSpan Sign puts in every callback body; Apex receivers deserialise by it.
 pub const ONESPAN_EVENT_CLASS: &str = "com.silanis.esl.packages.event.ESLProcessEvent";
 
+/// The name of the event the connector test sends.
+pub const CONNECTOR_TEST_EVENT: &str = "HOOKWARDEN_TEST";
+
 const MAX_NAME: usize = 64;
 const MAX_ID: usize = 256;
 const MAX_ORIGIN: usize = 64;
@@ -191,6 +194,22 @@ impl Event {
         })
     }
 
+    /// The harmless event the connector test (`…/test`) POSTs to a connector's endpoint, as a
+    /// delivery would, at `now_ms`.
+    pub fn connector_test(now_ms: i64) -> Self {
+        Self {
+            name: EventName(CONNECTOR_TEST_EVENT.to_owned()),
+            package_id: "hookwarden-connector-test".to_owned(),
+            origin: "hookwarden".to_owned(),
+            session_user: None,
+            document_id: None,
+            message: Some(
+                "a test event from hookwarden's connector test; safe to ignore".to_owned(),
+            ),
+            created_date: format_ms(now_ms),
+        }
+    }
+
     /// OneSpan Sign's callback body for this event.
     pub fn onespan_body(&self) -> String {
         let body = OneSpanBody {
@@ -309,5 +328,16 @@ mod tests {
             err(json!({"name": "A"})).in_batch(3).field,
             "events[3].packageId"
         );
+    }
+
+    #[test]
+    fn the_connector_tests_event_is_a_onespan_body_with_its_own_name() {
+        let body: Value =
+            serde_json::from_str(&Event::connector_test(1_714_566_600_000).onespan_body()).unwrap();
+        assert_eq!(body["@class"], ONESPAN_EVENT_CLASS);
+        assert_eq!(body["name"], CONNECTOR_TEST_EVENT);
+        assert_eq!(body["packageId"], "hookwarden-connector-test");
+        assert_eq!(body["createdDate"], "2024-05-01T12:30:00.000Z");
+        assert!(EventName::parse(CONNECTOR_TEST_EVENT).is_ok());
     }
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use hookwarden_core::diagnosis::diagnose_endpoint;
-use hookwarden_core::{ConnectorName, Key, Problem};
+use hookwarden_core::{ConnectorName, Event, Key, Problem};
 use hookwarden_oauth::{RevokeOutcome, TokenError, TokenStatus};
 use hookwarden_store::{ConnectorRecord, HistoryKind, NewHistoryEntry};
 use secrecy::ExposeSecret;
@@ -231,16 +231,7 @@ pub async fn test_connector(
 async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check {
     let now = chrono::Utc::now();
     let id = format!("msg_test_{}", uuid::Uuid::now_v7().simple());
-    let body = serde_json::json!({
-        "@class": "com.silanis.esl.packages.event.ESLProcessEvent",
-        "name": "HOOKWARDEN_TEST",
-        "sessionUser": null,
-        "packageId": "hookwarden-connector-test",
-        "message": "a test event from hookwarden's connector test; safe to ignore",
-        "documentId": null,
-        "createdDate": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })
-    .to_string();
+    let body = Event::connector_test(now.timestamp_millis()).onespan_body();
     let timestamp = now.timestamp();
     let Ok(mut authorization) = HeaderValue::from_str(&format!("Bearer {token}")) else {
         return check(
