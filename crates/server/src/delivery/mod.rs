@@ -1,12 +1,25 @@
 //! The delivery engine: ingest (group commit), workers that claim due deliveries with a lease
 //! and send them with a bearer token and a Standard Webhooks signature, the outcome policy,
 //! retries, held deliveries, per-connector limits and circuit breaker, and metrics.
+//!
+//! One event's path: `ingest` → `claim` (claimed in a batch, then failed, held, given back or
+//! sent in its connector's lane, `lanes`) → `deliver` (authorized → answered) → `outcome` →
+//! `record`. `engine` drives it a batch at a time (`run_once`) or runs the loops (`spawn`).
 
+mod claim;
+mod deliver;
+mod engine;
 pub mod http;
 pub mod ingest;
+mod lanes;
+mod maintenance;
 pub mod metrics;
+mod options;
+mod outcome;
+mod record;
 pub mod signing;
-mod worker;
+mod target;
+mod workers;
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,9 +27,10 @@ use std::time::Duration;
 use hookwarden_store::ConnectorRecord;
 use secrecy::SecretString;
 
+pub use engine::{Engine, EngineHandle, RunReport};
 pub use hookwarden_core::clock::{Clock, OffsetClock, SystemClock};
 pub use ingest::{Hub, IngestError, IngestRequest, Shape};
-pub use worker::{Engine, EngineHandle, EngineOptions, RunReport};
+pub use options::EngineOptions;
 
 /// Where the workers get access tokens: the token engine (`hookwarden_oauth::TokenManager`
 /// behind an adapter). Not used for the default callback, which sends its Basic key.

@@ -1,0 +1,221 @@
+//! One delivery, stage by stage: claimed → authorized → answered → outcome, and back to
+//! claimed once when the endpoint refuses the access token (401).
+
+use axum::http::HeaderValue;
+use hookwarden_core::retry::{classify_status, classify_transport, parse_retry_after};
+use hookwarden_store::{ClaimedDelivery, ConnectorRecord, DeliveryStatus, NewAttempt};
+use secrecy::ExposeSecret;
+
+use super::metrics;
+use super::outcome::{Answer, Judged, Outcome};
+use super::target::{Auth, Target};
+use super::workers::Workers;
+use super::{Bearer, TokenFailure, TokenSource};
+
+/// How long a delivery waits when the provider's token cannot be used as a header.
+const CONFIG_PROBLEM_RETRY_MS: i64 = 60_000;
+
+/// Where one delivery stands. Each stage owns the attempts made so far and hands them on.
+enum Stage {
+    /// Its turn has come (again, after a 401); it has no credential yet.
+    Claimed(Vec<NewAttempt>),
+    Authorized(Authorized),
+    Answered(Answered),
+    Done(Outcome),
+}
+
+/// A credential in hand, ready to send.
+struct Authorized {
+    attempts: Vec<NewAttempt>,
+    authorization: HeaderValue,
+    /// The access token's grant, for a bearer connector: invalidated if it is refused.
+    bearer: Option<Bearer>,
+}
+
+/// Sent, and answered or not: the answer waits for the outcome policy.
+struct Answered {
+    attempts: Vec<NewAttempt>,
+    answer: Answer,
+    bearer: Option<Bearer>,
+}
+
+impl<T: TokenSource> Workers<T> {
+    async fn bearer(&self, record: &ConnectorRecord) -> Result<Bearer, TokenFailure> {
+        let result = self.tokens.bearer(record).await;
+        let outcome = match &result {
+            Ok(b) if b.refreshed => "ok",
+            Ok(_) => "cached",
+            Err(TokenFailure::Transient { .. }) => "transient_failure",
+            Err(TokenFailure::NeedsReauth { .. }) => "needs_reauth",
+        };
+        if outcome != "cached" {
+            metrics::grant(&record.account_id.0, &record.name, outcome);
+        }
+        result
+    }
+
+    /// Send one delivery: token, signature, POST, and the outcome policy (DESIGN.md "Delivery:
+    /// the rules"), including the one immediate retry after a 401.
+    pub(super) async fn deliver(
+        &self,
+        target: &Target,
+        row: &ClaimedDelivery,
+        claimed_at: i64,
+    ) -> Outcome {
+        let mut refreshed_after_401 = false;
+        let mut stage = Stage::Claimed(Vec::new());
+        loop {
+            stage = match stage {
+                Stage::Claimed(attempts) => self.authorize(target, row, attempts).await,
+                Stage::Authorized(authorized) => {
+                    self.send(target, row, claimed_at, authorized, refreshed_after_401)
+                        .await
+                }
+                Stage::Answered(Answered {
+                    attempts,
+                    answer,
+                    bearer,
+                }) => match self
+                    .judge(target, row, attempts, answer, refreshed_after_401)
+                    .await
+                {
+                    Judged::Done(outcome) => Stage::Done(outcome),
+                    Judged::Resend(attempts) => {
+                        if let Some(b) = &bearer {
+                            self.tokens.invalidate(&target.record.id, b.version).await;
+                        }
+                        refreshed_after_401 = true;
+                        Stage::Claimed(attempts)
+                    }
+                },
+                Stage::Done(outcome) => return outcome,
+            };
+        }
+    }
+
+    /// The credential: the default callback's Basic key, or an access token from the token
+    /// source. No token ends the delivery's turn (`token_failure`).
+    async fn authorize(
+        &self,
+        target: &Target,
+        row: &ClaimedDelivery,
+        attempts: Vec<NewAttempt>,
+    ) -> Stage {
+        let record = &target.record;
+        let mut bearer: Option<Bearer> = None;
+        let authorization = match &target.auth {
+            Auth::Unusable(why) => {
+                return Stage::Done(
+                    Outcome::new(row, DeliveryStatus::Failed, attempts).error(why.clone()),
+                );
+            }
+            Auth::Basic(value) => value.clone(),
+            Auth::Bearer => {
+                let b = match self.bearer(record).await {
+                    Ok(b) => b,
+                    Err(failure) => {
+                        return Stage::Done(
+                            self.token_failure(target, row, attempts, failure).await,
+                        )
+                    }
+                };
+                let value = HeaderValue::from_str(&format!("Bearer {}", b.token.expose_secret()));
+                let Ok(mut value) = value else {
+                    // The provider's token is unusable, not the delivery: wait, not fail.
+                    return Stage::Done(Outcome::new(row, DeliveryStatus::Pending, attempts)
+                        .at(self.now() + CONFIG_PROBLEM_RETRY_MS)
+                        .error("the token endpoint returned an access token that cannot be sent in a header"));
+                };
+                value.set_sensitive(true);
+                bearer = Some(b);
+                value
+            }
+        };
+        Stage::Authorized(Authorized {
+            attempts,
+            authorization,
+            bearer,
+        })
+    }
+
+    /// Sign and POST, if the lease still leaves time for it; classify the answer and draft the
+    /// attempt.
+    async fn send(
+        &self,
+        target: &Target,
+        row: &ClaimedDelivery,
+        claimed_at: i64,
+        authorized: Authorized,
+        refreshed_after_401: bool,
+    ) -> Stage {
+        let record = &target.record;
+        let Authorized {
+            attempts,
+            authorization,
+            bearer,
+        } = authorized;
+        // Getting a token may have waited on another node's grant: if the lease could now
+        // end mid-request, give the delivery back rather than race a second sender.
+        let now = self.now();
+        if !self.lease_left(claimed_at, now) {
+            return Stage::Done(Outcome::new(row, DeliveryStatus::Pending, attempts).at(now));
+        }
+        // What the receiver might echo back must not land in the attempt's excerpt.
+        let credential = authorization
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .map(|(_, c)| c.to_owned())
+            .filter(|c| c.len() >= 8);
+        let refreshed = refreshed_after_401 || bearer.as_ref().is_some_and(|b| b.refreshed);
+        let at = self.now();
+        // The signature's timestamp is wall-clock time: receivers check it against theirs.
+        let timestamp = chrono::Utc::now().timestamp();
+        let headers = target
+            .signer
+            .headers(authorization, &row.id, timestamp, &row.payload);
+        let sent = self
+            .http
+            .post(
+                &record.url,
+                headers,
+                row.payload.clone(),
+                self.opts.request_timeout,
+            )
+            .await;
+        let verdict = match (&sent.failure, sent.status) {
+            (Some((failure, _)), _) => classify_transport(*failure),
+            (None, Some(status)) => classify_status(
+                status,
+                sent.retry_after
+                    .as_deref()
+                    .and_then(|r| parse_retry_after(r, self.now())),
+                sent.location.as_deref(),
+                &sent.excerpt,
+            ),
+            (None, None) => classify_transport(hookwarden_core::TransportFailure::Other),
+        };
+        let attempt = NewAttempt {
+            delivery_id: row.id.clone(),
+            at,
+            status_code: sent.status.map(i64::from),
+            duration_ms: sent.duration.as_millis() as i64,
+            response_excerpt: (!sent.excerpt.is_empty()).then(|| match &credential {
+                Some(c) => sent.excerpt.replace(c.as_str(), "[redacted]"),
+                None => sent.excerpt.clone(),
+            }),
+            error: sent.failure.as_ref().map(|(_, message)| message.clone()),
+            diagnosis: None,
+            refreshed,
+        };
+        Stage::Answered(Answered {
+            attempts,
+            answer: Answer {
+                sent,
+                verdict,
+                attempt,
+            },
+            bearer,
+        })
+    }
+}

@@ -1,0 +1,93 @@
+//! A connector as one batch of deliveries sees it: its record, retry schedule, credential,
+//! signer and lane, read fresh per batch.
+
+use std::sync::Arc;
+
+use axum::http::HeaderValue;
+use hookwarden_core::RetrySchedule;
+use hookwarden_store::{ConnectorRecord, DEFAULT_CALLBACK_NAME};
+use secrecy::ExposeSecret;
+
+use super::lanes::Lane;
+use super::signing::Signer;
+use super::workers::Workers;
+use super::TokenSource;
+use crate::api::validate::{DeliverySettings, Ordering};
+
+/// How a delivery to the connector authenticates.
+pub(super) enum Auth {
+    Basic(HeaderValue),
+    Bearer,
+    Unusable(String),
+}
+
+/// A connector as one batch sees it: read fresh per batch, so a status change or a new key is
+/// seen at the next claim.
+pub(super) struct Target {
+    pub(super) record: ConnectorRecord,
+    pub(super) schedule: RetrySchedule,
+    pub(super) auth: Auth,
+    pub(super) signer: Signer,
+    pub(super) lane: Arc<Lane>,
+}
+
+impl<T: TokenSource> Workers<T> {
+    /// The connector's lane on this node, new when its limits changed.
+    fn lane(&self, record: &ConnectorRecord, settings: &DeliverySettings) -> Arc<Lane> {
+        let max = settings.max_concurrency.max(1) as usize;
+        let mut lanes = self.lanes.lock().expect("lanes lock");
+        match lanes.get(&record.id) {
+            Some(lane)
+                if lane.max_concurrency == max
+                    && lane.max_per_second == settings.max_per_second =>
+            {
+                lane.clone()
+            }
+            _ => {
+                let lane = Arc::new(Lane::new(max, settings.max_per_second, &self.opts));
+                lanes.insert(record.id.clone(), lane.clone());
+                lane
+            }
+        }
+    }
+
+    /// The connector as this batch sees it; also notes whether it orders per package.
+    pub(super) fn target(&self, record: ConnectorRecord) -> Target {
+        let settings: DeliverySettings =
+            serde_json::from_value(record.settings.clone()).unwrap_or_default();
+        {
+            let mut ordered = self.ordered.lock().expect("ordered lock");
+            if settings.ordering == Ordering::PerPackage {
+                if !ordered.contains(&record.id) {
+                    ordered.insert(record.id.clone());
+                }
+            } else if ordered.contains(&record.id) {
+                ordered.remove(&record.id);
+            }
+        }
+        let schedule = match &settings.retry {
+            Some(r) => RetrySchedule::new(r.schedule_s.clone(), r.jitter),
+            None => RetrySchedule::default(),
+        };
+        let auth = if record.name == DEFAULT_CALLBACK_NAME {
+            match HeaderValue::from_str(&format!("Basic {}", record.key_json.expose_secret())) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    Auth::Basic(v)
+                }
+                Err(_) => Auth::Unusable(
+                    "the default callback's key has characters an HTTP header cannot carry; set it again (POST /api/callback) with printable ASCII".to_owned(),
+                ),
+            }
+        } else {
+            Auth::Bearer
+        };
+        Target {
+            lane: self.lane(&record, &settings),
+            signer: Signer::for_connector(&record),
+            schedule,
+            auth,
+            record,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! What this node's claimer, recorder, maintenance loop and delivery tasks share: the store, the
+//! token source, the HTTP client, the options, the lanes and the counts of claims held.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+
+use hookwarden_store::Store;
+use tokio::sync::Notify;
+
+use super::http::DeliveryClient;
+use super::ingest::Hub;
+use super::lanes::Lane;
+use super::options::EngineOptions;
+use super::TokenSource;
+
+/// The state behind an `Engine`: one per node, borrowed by every loop and delivery task.
+pub(super) struct Workers<T> {
+    pub(super) store: Store,
+    pub(super) writes: Arc<hookwarden_store::WriteGate>,
+    pub(super) hub: Arc<Hub>,
+    pub(super) tokens: T,
+    pub(super) http: DeliveryClient,
+    pub(super) opts: EngineOptions,
+    pub(super) lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    /// Connectors that order per package: when one of their deliveries is done, the next of
+    /// its package may be due, and the claimer is told.
+    pub(super) ordered: Mutex<HashSet<String>>,
+    /// Claimed deliveries this node holds, all connectors.
+    pub(super) owned: AtomicUsize,
+    pub(super) capacity: Notify,
+    /// A saturated connector has room again.
+    pub(super) lane_drained: Notify,
+    /// Lease tokens are `<node>:<batch>`.
+    pub(super) node: String,
+    pub(super) batches: AtomicU64,
+    /// Days finished deliveries are kept (`history_retention_days`); 0 keeps them all.
+    pub(super) retention_days: u32,
+}
+
+impl<T: TokenSource> Workers<T> {
+    pub(super) fn now(&self) -> i64 {
+        self.opts.clock.now_ms()
+    }
+
+    /// Whether a delivery claimed at `claimed_at` can still be sent (twice, after a 401) and
+    /// answered before its lease ends.
+    pub(super) fn lease_left(&self, claimed_at: i64, now: i64) -> bool {
+        let needed = 2 * self.opts.request_timeout.as_millis() as i64 + 1000;
+        claimed_at + self.opts.lease.as_millis() as i64 - now > needed
+    }
+}
