@@ -7,7 +7,7 @@ use hookwarden_store::{ClaimedDelivery, ConnectorRecord, DeliveryStatus, NewAtte
 use secrecy::ExposeSecret;
 
 use super::metrics;
-use super::outcome::{Answer, Judged, Outcome};
+use super::outcome::{Answer, Attempt, Judged, Outcome};
 use super::target::{Auth, Target};
 use super::workers::Workers;
 use super::{Bearer, TokenFailure, TokenSource};
@@ -18,7 +18,7 @@ const CONFIG_PROBLEM_RETRY_MS: i64 = 60_000;
 /// Where one delivery stands. Each stage owns the attempts made so far and hands them on.
 enum Stage {
     /// Its turn has come (again, after a 401); it has no credential yet.
-    Claimed(Vec<NewAttempt>),
+    Claimed(Vec<Attempt>),
     Authorized(Authorized),
     Answered(Answered),
     Done(Outcome),
@@ -26,7 +26,7 @@ enum Stage {
 
 /// A credential in hand, ready to send.
 struct Authorized {
-    attempts: Vec<NewAttempt>,
+    attempts: Vec<Attempt>,
     authorization: HeaderValue,
     /// The access token's grant, for a bearer connector: invalidated if it is refused.
     bearer: Option<Bearer>,
@@ -34,7 +34,7 @@ struct Authorized {
 
 /// Sent, and answered or not: the answer waits for the outcome policy.
 struct Answered {
-    attempts: Vec<NewAttempt>,
+    attempts: Vec<Attempt>,
     answer: Answer,
     bearer: Option<Bearer>,
 }
@@ -42,13 +42,14 @@ struct Answered {
 impl<T: TokenSource> Workers<T> {
     async fn bearer(&self, record: &ConnectorRecord) -> Result<Bearer, TokenFailure> {
         let result = self.tokens.bearer(record).await;
+        // A cached token is no grant: not counted.
         let outcome = match &result {
-            Ok(b) if b.refreshed => "ok",
-            Ok(_) => "cached",
-            Err(TokenFailure::Transient { .. }) => "transient_failure",
-            Err(TokenFailure::NeedsReauth { .. }) => "needs_reauth",
+            Ok(b) if b.refreshed => Some("ok"),
+            Ok(_) => None,
+            Err(TokenFailure::Transient { .. }) => Some("transient_failure"),
+            Err(TokenFailure::NeedsReauth { .. }) => Some("needs_reauth"),
         };
-        if outcome != "cached" {
+        if let Some(outcome) = outcome {
             metrics::grant(&record.account_id.0, &record.name, outcome);
         }
         result
@@ -99,7 +100,7 @@ impl<T: TokenSource> Workers<T> {
         &self,
         target: &Target,
         row: &ClaimedDelivery,
-        attempts: Vec<NewAttempt>,
+        attempts: Vec<Attempt>,
     ) -> Stage {
         let record = &target.record;
         let mut bearer: Option<Bearer> = None;

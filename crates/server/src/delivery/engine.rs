@@ -15,7 +15,7 @@ use super::http::DeliveryClient;
 use super::ingest::Hub;
 use super::maintenance::maintenance_loop;
 use super::options::EngineOptions;
-use super::outcome::Outcome;
+use super::outcome::{Outcome, OutcomeKind};
 use super::record::record_loop;
 use super::workers::Workers;
 use super::TokenSource;
@@ -129,12 +129,12 @@ impl<T: TokenSource> Engine<T> {
             ..RunReport::default()
         };
         for o in &outcomes {
-            match o.label {
-                "delivered" => report.delivered += 1,
-                "retry" => report.retried += 1,
-                "failed" => report.failed += 1,
-                "held" => report.held += 1,
-                _ => report.released += 1,
+            match o.kind {
+                OutcomeKind::Delivered => report.delivered += 1,
+                OutcomeKind::Retry => report.retried += 1,
+                OutcomeKind::Failed => report.failed += 1,
+                OutcomeKind::Held => report.held += 1,
+                OutcomeKind::Released => report.released += 1,
             }
         }
         inner.record(outcomes).await?;

@@ -14,37 +14,95 @@ use super::{TokenFailure, TokenSource};
 
 /// A token endpoint that failed transiently without a Retry-After is asked again after this.
 const TOKEN_RETRY: Duration = Duration::from_secs(5);
+/// Starts the stored error text of an attempt (and a delivery) that got no token.
 const TOKEN_ERROR_PREFIX: &str = "token: ";
 
 /// What became of one claimed delivery, for the recorder.
 pub(super) struct Outcome {
     pub(super) completion: Completion,
-    pub(super) attempts: Vec<NewAttempt>,
+    pub(super) attempts: Vec<Attempt>,
     pub(super) account: String,
     pub(super) connector: String,
     pub(super) connector_id: String,
-    pub(super) label: &'static str,
+    pub(super) kind: OutcomeKind,
+}
+
+/// How a delivery's turn ended: what `run_once` counts and the outcome metric's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum OutcomeKind {
+    Delivered,
+    /// Pending again after an attempt.
+    Retry,
+    Failed,
+    Held,
+    /// Given back unattempted.
+    Released,
+}
+
+impl OutcomeKind {
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            OutcomeKind::Delivered => "delivered",
+            OutcomeKind::Retry => "retry",
+            OutcomeKind::Failed => "failed",
+            OutcomeKind::Held => "held",
+            OutcomeKind::Released => "released",
+        }
+    }
+}
+
+/// One attempt to record, and whether it used up a try of the delivery's retry schedule.
+pub(super) struct Attempt {
+    pub(super) record: NewAttempt,
+    pub(super) kind: AttemptKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AttemptKind {
+    /// A request went to the endpoint, answered or not: one try of the schedule.
+    Http,
+    /// No access token could be had: recorded beside the tries, not counted against them.
+    Token,
+}
+
+impl Attempt {
+    pub(super) fn http(record: NewAttempt) -> Self {
+        Self {
+            record,
+            kind: AttemptKind::Http,
+        }
+    }
+
+    fn token(record: NewAttempt) -> Self {
+        Self {
+            record,
+            kind: AttemptKind::Token,
+        }
+    }
 }
 
 impl Outcome {
     pub(super) fn new(
         row: &ClaimedDelivery,
         status: DeliveryStatus,
-        attempts: Vec<NewAttempt>,
+        attempts: Vec<Attempt>,
     ) -> Self {
-        let label = match status {
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Held => "held",
-            DeliveryStatus::Pending if attempts.is_empty() => "released",
-            DeliveryStatus::Pending => "retry",
+        let kind = match status {
+            DeliveryStatus::Delivered => OutcomeKind::Delivered,
+            DeliveryStatus::Failed => OutcomeKind::Failed,
+            DeliveryStatus::Held => OutcomeKind::Held,
+            DeliveryStatus::Pending if attempts.is_empty() => OutcomeKind::Released,
+            DeliveryStatus::Pending => OutcomeKind::Retry,
         };
         Self {
             completion: Completion {
                 seq: row.seq,
                 lease_token: row.lease_token.clone(),
                 status,
-                attempts_added: attempts.iter().filter(|a| is_http_try(a)).count() as i64,
+                attempts_added: attempts
+                    .iter()
+                    .filter(|a| a.kind == AttemptKind::Http)
+                    .count() as i64,
                 next_attempt_at: None,
                 last_error: None,
             },
@@ -52,7 +110,7 @@ impl Outcome {
             account: row.account_id.clone(),
             connector: row.connector_name.clone(),
             connector_id: row.connector_id.clone(),
-            label,
+            kind,
         }
     }
 
@@ -67,15 +125,6 @@ impl Outcome {
     }
 }
 
-/// Token failures are recorded beside HTTP tries but do not use up the retry schedule.
-fn is_http_try(attempt: &NewAttempt) -> bool {
-    attempt.status_code.is_some()
-        || !attempt
-            .error
-            .as_deref()
-            .is_some_and(|e| e.starts_with(TOKEN_ERROR_PREFIX))
-}
-
 /// An endpoint's answer (or its absence) to one POST, what it means, and the attempt to record.
 pub(super) struct Answer {
     pub(super) sent: Sent,
@@ -88,7 +137,7 @@ pub(super) enum Judged {
     Done(Outcome),
     /// The endpoint refused the access token (a first 401): send again at once with a new
     /// one. The attempts so far come back, to be recorded with the next.
-    Resend(Vec<NewAttempt>),
+    Resend(Vec<Attempt>),
 }
 
 impl<T: TokenSource> Workers<T> {
@@ -98,7 +147,7 @@ impl<T: TokenSource> Workers<T> {
         &self,
         target: &Target,
         row: &ClaimedDelivery,
-        mut attempts: Vec<NewAttempt>,
+        mut attempts: Vec<Attempt>,
         answer: Answer,
         refreshed_after_401: bool,
     ) -> Judged {
@@ -110,7 +159,7 @@ impl<T: TokenSource> Workers<T> {
         } = answer;
         match verdict {
             Verdict::Delivered => {
-                attempts.push(attempt);
+                attempts.push(Attempt::http(attempt));
                 target.lane.on_success();
                 Judged::Done(Outcome::new(row, DeliveryStatus::Delivered, attempts))
             }
@@ -118,7 +167,7 @@ impl<T: TokenSource> Workers<T> {
                 if matches!(target.auth, Auth::Bearer) && !refreshed_after_401 =>
             {
                 attempt.diagnosis = Some("the endpoint refused the access token (401); it was invalidated and a new one requested at once".to_owned());
-                attempts.push(attempt);
+                attempts.push(Attempt::http(attempt));
                 Judged::Resend(attempts)
             }
             Verdict::Unauthorized => {
@@ -129,7 +178,7 @@ impl<T: TokenSource> Workers<T> {
                      that the token's user (or the Run As user) may run the Apex class, and that the key's host is this org"
                 };
                 attempt.diagnosis = Some(diagnosis.to_owned());
-                attempts.push(attempt);
+                attempts.push(Attempt::http(attempt));
                 if matches!(target.auth, Auth::Basic(_)) {
                     return Judged::Done(
                         Outcome::new(row, DeliveryStatus::Failed, attempts).error(diagnosis),
@@ -148,7 +197,7 @@ impl<T: TokenSource> Workers<T> {
                         format!("the endpoint answered {}", sent.status.unwrap_or(0))
                     });
                 attempt.diagnosis = diagnosis;
-                attempts.push(attempt);
+                attempts.push(Attempt::http(attempt));
                 if let Some(until) = target.lane.on_failure(self.now(), &self.opts) {
                     tracing::warn!(connector = %record.name, account = %record.account_id.0, "connector keeps failing; its deliveries back off as a whole");
                     if let Err(e) = self
@@ -163,7 +212,7 @@ impl<T: TokenSource> Workers<T> {
             }
             Verdict::Fail { diagnosis } => {
                 attempt.diagnosis = Some(diagnosis.clone());
-                attempts.push(attempt);
+                attempts.push(Attempt::http(attempt));
                 let message = sent
                     .failure
                     .as_ref()
@@ -173,7 +222,7 @@ impl<T: TokenSource> Workers<T> {
             }
             Verdict::Gone { diagnosis } => {
                 attempt.diagnosis = Some(diagnosis.clone());
-                attempts.push(attempt);
+                attempts.push(Attempt::http(attempt));
                 let now = self.now();
                 match self
                     .store
@@ -202,7 +251,7 @@ impl<T: TokenSource> Workers<T> {
         &self,
         target: &Target,
         row: &ClaimedDelivery,
-        attempts: Vec<NewAttempt>,
+        attempts: Vec<Attempt>,
         retry_after: Option<Duration>,
         message: String,
     ) -> Outcome {
@@ -230,7 +279,7 @@ impl<T: TokenSource> Workers<T> {
         &self,
         target: &Target,
         row: &ClaimedDelivery,
-        mut attempts: Vec<NewAttempt>,
+        mut attempts: Vec<Attempt>,
         failure: TokenFailure,
     ) -> Outcome {
         let record = &target.record;
@@ -240,7 +289,7 @@ impl<T: TokenSource> Workers<T> {
                 retry_after,
                 message,
             } => {
-                attempts.push(NewAttempt {
+                attempts.push(Attempt::token(NewAttempt {
                     delivery_id: row.id.clone(),
                     at: now,
                     status_code: None,
@@ -249,7 +298,7 @@ impl<T: TokenSource> Workers<T> {
                     error: Some(format!("{TOKEN_ERROR_PREFIX}{message}")),
                     diagnosis: Some("no access token could be had for a reason that may pass; the delivery waits and tries again".to_owned()),
                     refreshed: false,
-                });
+                }));
                 let wait = retry_after
                     .unwrap_or(TOKEN_RETRY)
                     .min(hookwarden_core::retry::MAX_RETRY_AFTER);

@@ -9,7 +9,7 @@ use hookwarden_store::{Completion, NewAttempt, StoreError};
 use tokio::sync::mpsc;
 
 use super::metrics;
-use super::outcome::Outcome;
+use super::outcome::{Outcome, OutcomeKind};
 use super::workers::Workers;
 use super::TokenSource;
 
@@ -70,7 +70,7 @@ impl<T: TokenSource> Workers<T> {
         let completions: Vec<Completion> = outcomes.iter().map(|o| o.completion.clone()).collect();
         let attempts: Vec<NewAttempt> = outcomes
             .iter()
-            .flat_map(|o| o.attempts.iter().cloned())
+            .flat_map(|o| o.attempts.iter().map(|a| a.record.clone()))
             .collect();
         {
             let _turn = self.writes.enter().await;
@@ -92,13 +92,13 @@ impl<T: TokenSource> Workers<T> {
             }
         }
         // Metrics per (account, connector): one lookup and no label strings per delivery.
-        let mut counts: HashMap<(&str, &str, &'static str), u64> = HashMap::new();
+        let mut counts: HashMap<(&str, &str, OutcomeKind), u64> = HashMap::new();
         let mut latencies: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
         for o in outcomes {
             *counts
-                .entry((o.account.as_str(), o.connector.as_str(), o.label))
+                .entry((o.account.as_str(), o.connector.as_str(), o.kind))
                 .or_default() += 1;
-            for a in &o.attempts {
+            for a in o.attempts.iter().map(|a| &a.record) {
                 if a.status_code.is_some() || a.duration_ms > 0 {
                     latencies
                         .entry((o.account.as_str(), o.connector.as_str()))
@@ -107,8 +107,8 @@ impl<T: TokenSource> Workers<T> {
                 }
             }
         }
-        for ((account, connector, label), n) in counts {
-            metrics::delivery_outcomes(account, connector, label, n);
+        for ((account, connector, kind), n) in counts {
+            metrics::delivery_outcomes(account, connector, kind.label(), n);
         }
         for ((account, connector), seconds) in latencies {
             metrics::attempt_latencies(account, connector, &seconds);

@@ -348,6 +348,38 @@ async fn an_org_out_of_api_requests_delays_deliveries_without_failing_them() {
     assert_eq!(d["attempts"].as_array().unwrap().len(), 2);
 }
 
+/// A token endpoint that fails for a reason that may pass: the delivery waits, and the attempt
+/// is recorded (its error names the token) without using up a try of the retry schedule.
+#[tokio::test]
+async fn a_failing_token_endpoint_does_not_use_up_the_retry_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&sqlite(&dir)).await;
+    h.register_salesforce().await;
+    h.org
+        .set_token_faults(hookwarden_fake_org::Faults::fail_next(1, 503))
+        .unwrap();
+    let accepted = h.post_event(event("PACKAGE_COMPLETE", "p1")).await;
+    let id = accepted["deliveries"][0].as_str().unwrap().to_owned();
+    let report = h.engine.run_once().await.unwrap();
+    assert_eq!((report.claimed, report.retried), (1, 1), "{report:?}");
+    assert!(h.org.callbacks().is_empty());
+    let d = h.delivery(&id).await;
+    assert_eq!(d["status"], "pending", "{d}");
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 1, "{d}");
+    assert!(d["attempts"][0]["status_code"].is_null(), "{d}");
+    for error in [&d["attempts"][0]["error"], &d["last_error"]] {
+        assert!(error.as_str().unwrap().starts_with("token: "), "{d}");
+    }
+    let stored = h
+        .state
+        .store
+        .get_delivery(&h.account, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.attempts, 0, "no try of the schedule used up");
+}
+
 /// After `history_retention_days` (30 by default) a delivered callback is gone from the
 /// history; one still waiting to go out stays, however old.
 #[tokio::test]

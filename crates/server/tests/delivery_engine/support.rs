@@ -63,6 +63,8 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub key: String,
     pub key_b: String,
+    /// The id of the account `key` belongs to ("acme").
+    pub account: String,
     pub state: AppState,
     pub settings: Settings,
     pub clock: Arc<OffsetClock>,
@@ -96,7 +98,7 @@ impl Harness {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let (_, key) = store.create_account("acme").await.unwrap();
+        let (acme, key) = store.create_account("acme").await.unwrap();
         let (_, key_b) = store.create_account("globex").await.unwrap();
         let clock = Arc::new(OffsetClock::new());
         let dice = Dice(Arc::new(AtomicU64::new(0.5f64.to_bits())));
@@ -122,6 +124,7 @@ impl Harness {
             http: reqwest::Client::new(),
             key,
             key_b,
+            account: acme.id.0,
             state,
             settings,
             clock,
