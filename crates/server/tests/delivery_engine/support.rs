@@ -300,14 +300,16 @@ pub struct Received {
     pub at: Instant,
 }
 
-/// A programmable destination: `/ok`, `/hang`, `/redirect`, `/echo` (400 echoing the
-/// Authorization header), `/status/{code}` (with `Retry-After: 120` on 429 and 503).
+/// A programmable destination: `/ok`, `/hang` (answers only once `release_hangs` is called,
+/// then as `/ok`), `/redirect`, `/echo` (400 echoing the Authorization header),
+/// `/status/{code}` (with `Retry-After: 120` on 429 and 503).
 #[derive(Clone)]
 pub struct Receiver {
     pub base: String,
     log: Arc<Mutex<Vec<Received>>>,
     hits: Arc<Mutex<HashMap<String, u32>>>,
     pub hangs: Arc<AtomicU32>,
+    released: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Receiver {
@@ -318,6 +320,7 @@ impl Receiver {
             log: Arc::default(),
             hits: Arc::default(),
             hangs: Arc::default(),
+            released: Arc::new(tokio::sync::watch::Sender::new(false)),
         };
         let app = Router::new()
             .route("/{*path}", post(receive))
@@ -330,6 +333,11 @@ impl Receiver {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Requests to `/hang`, now and later, are answered (200) at once.
+    pub fn release_hangs(&self) {
+        self.released.send_replace(true);
     }
 
     pub fn received(&self, path: &str) -> Vec<Received> {
@@ -354,7 +362,11 @@ async fn receive(
     *me.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     if path == "/hang" {
         me.hangs.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let mut released = me.released.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = released.wait_for(|r| *r) => {}
+        }
     }
     // A careless gateway: refuses, and echoes the request's credentials back.
     let echo = (path == "/echo").then(|| {
