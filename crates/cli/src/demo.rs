@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Args;
 use hookwarden_core::AddressPolicy;
-use hookwarden_fake_org::{FakeOrgConfig, RunningFakeOrg};
+use hookwarden_fake_org::{FakeOrgConfig, RunningFakeOrg, DEFAULT_SESSION_TIMEOUT_S};
 use hookwarden_server::{RunningServer, Settings};
 use serde_json::json;
 
@@ -16,7 +16,7 @@ pub struct FakeOrgArgs {
     #[arg(long, default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
     /// Access-token lifetime in seconds (the org's session timeout).
-    #[arg(long, default_value_t = 7200)]
+    #[arg(long, default_value_t = DEFAULT_SESSION_TIMEOUT_S)]
     session_timeout_s: u64,
     /// Rotate refresh tokens on every refresh, with reuse detection.
     #[arg(long)]

@@ -42,8 +42,26 @@ impl Clock for OffsetClock {
     }
 }
 
+/// Milliseconds since the epoch as RFC 3339 in UTC with `Z` and milliseconds, as every answer
+/// shows a time.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 impl<C: Clock> Clock for std::sync::Arc<C> {
     fn now_ms(&self) -> i64 {
         (**self).now_ms()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_in_utc_with_z() {
+        assert_eq!(rfc3339(1_714_566_600_123), "2024-05-01T12:30:00.123Z");
     }
 }

@@ -61,15 +61,19 @@ impl RetrySchedule {
     }
 }
 
-/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). `now_ms` judges the date.
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), capped at
+/// `MAX_RETRY_AFTER`. `now_ms` judges the date. The one parser of the header, for deliveries
+/// and token endpoints alike.
 pub fn parse_retry_after(raw: &str, now_ms: i64) -> Option<Duration> {
     let raw = raw.trim();
-    if let Ok(secs) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
-    let wait_ms = at.timestamp_millis().saturating_sub(now_ms).max(0);
-    Some(Duration::from_millis(wait_ms as u64))
+    let wait = if let Ok(secs) = raw.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
+        let wait_ms = at.timestamp_millis().saturating_sub(now_ms).max(0);
+        Duration::from_millis(wait_ms as u64)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// What one HTTP answer (or the lack of one) means for the delivery.
@@ -284,6 +288,11 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("31536000", now),
+            Some(MAX_RETRY_AFTER),
+            "a year is capped"
+        );
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! `AddressPolicy` and hands reqwest only checked addresses, so what is checked is what is
 //! connected to (no second lookup that DNS rebinding could answer differently).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookwarden_core::retry::parse_retry_after;
 use hookwarden_core::url_rules::check_endpoint;
-use hookwarden_core::{AddressPolicy, Problem};
+use hookwarden_core::{AddressPolicy, Clock, Problem};
 
 use crate::guard::{address_refused, guarded_resolver};
 
@@ -52,6 +54,8 @@ pub(crate) struct Http {
     client: reqwest::Client,
     allow_insecure_http: bool,
     policy: AddressPolicy,
+    /// Judges a `Retry-After` given as a date.
+    clock: Arc<dyn Clock>,
 }
 
 impl Http {
@@ -60,6 +64,7 @@ impl Http {
         policy: AddressPolicy,
         connect_timeout: Duration,
         timeout: Duration,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
@@ -74,6 +79,7 @@ impl Http {
             client,
             allow_insecure_http,
             policy,
+            clock,
         })
     }
 
@@ -119,7 +125,7 @@ impl Http {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+            .and_then(|raw| parse_retry_after(raw, self.clock.now_ms()));
         let mut bytes = Vec::new();
         loop {
             match resp.chunk().await {
@@ -177,28 +183,5 @@ fn no_answer(e: &reqwest::Error, started: Instant) -> Reply {
             format!("{kind}: {detail}")
         },
         duration: started.elapsed(),
-    }
-}
-
-/// `Retry-After`: delta-seconds or an HTTP date.
-fn parse_retry_after(raw: &str) -> Option<Duration> {
-    let raw = raw.trim();
-    if let Ok(secs) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(secs.min(24 * 3600)));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
-    let ms = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
-    Some(Duration::from_millis(ms.clamp(0, 24 * 3600 * 1000) as u64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("soon"), None);
-        assert!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT").is_some());
     }
 }

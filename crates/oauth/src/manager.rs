@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hookwarden_core::clock::rfc3339;
 use hookwarden_core::diagnosis::FailureClass;
 use hookwarden_core::session;
 use hookwarden_core::{AddressPolicy, Clock, ConnectorKind, Endpoints, Key, SystemClock};
@@ -33,10 +34,6 @@ use crate::http::Http;
 use crate::redact::Redactor;
 use cache::Cache;
 use flight::Flight;
-
-fn rfc3339(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
-}
 
 /// How the token manager talks to providers.
 #[derive(Clone)]
@@ -133,12 +130,12 @@ impl TokenStatus {
         let current = s.credentials_version == credentials_version;
         TokenStatus {
             has_access_token: current && s.access_token.is_some(),
-            expires_at: s.access_expires_at.filter(|_| current).and_then(rfc3339),
-            refresh_at: s.refresh_at.filter(|_| current).and_then(rfc3339),
+            expires_at: s.access_expires_at.filter(|_| current).map(rfc3339),
+            refresh_at: s.refresh_at.filter(|_| current).map(rfc3339),
             version: s.version,
-            last_grant_at: s.last_grant_at.and_then(rfc3339),
+            last_grant_at: s.last_grant_at.map(rfc3339),
             last_error: s.last_error,
-            backoff_until: s.backoff_until.filter(|t| *t > now).and_then(rfc3339),
+            backoff_until: s.backoff_until.filter(|t| *t > now).map(rfc3339),
             consecutive_failures: s.consecutive_failures,
             refresh_token_rotated: current && s.refresh_token.is_some(),
             instance_url: s.instance_url.filter(|_| current),
@@ -228,6 +225,7 @@ impl TokenManager {
             options.address_policy.clone(),
             options.connect_timeout,
             options.grant_timeout,
+            options.clock.clone(),
         )
         .map_err(|e| {
             TokenError::new(
@@ -406,6 +404,19 @@ mod tests {
         // The history of the grants stays visible.
         assert_eq!(replaced.version, 7);
         assert!(replaced.last_grant_at.is_some());
+    }
+
+    #[test]
+    fn the_status_shows_times_in_utc_with_z_as_every_answer_does() {
+        let status = TokenStatus::of(state(), 2, NOW);
+        assert_eq!(
+            status.last_grant_at.as_deref(),
+            Some("2023-11-14T22:13:19.000Z")
+        );
+        assert_eq!(
+            status.expires_at.as_deref(),
+            Some("2023-11-14T22:14:20.000Z")
+        );
     }
 
     #[test]

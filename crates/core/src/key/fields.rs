@@ -9,13 +9,12 @@ use super::host::{check_tenant, host_name_only, normalize_host};
 use super::text::json_type;
 use super::{shorten, AuthMethod, Key, KeyError, RequestStyle, SessionMode};
 use crate::connector::{ConnectorKind, Flow};
+use crate::session::SALESFORCE_SESSION_S;
 // The same limit as callback URLs: one constant, so the two cannot drift apart.
 use crate::url_rules::MAX_URL_LEN;
 
 /// A session longer than a year is a typo; it also keeps later `Duration` arithmetic far from overflow.
 const MAX_SESSION_TIMEOUT_S: u64 = 366 * 24 * 3600;
-/// Salesforce's default session timeout (DESIGN.md "Expiry").
-const SALESFORCE_DEFAULT_SESSION_S: u64 = 7200;
 /// Salesforce refuses client credentials here: they need the org's My Domain (seed 001).
 const SALESFORCE_LOGIN_HOSTS: [&str; 2] = ["login.salesforce.com", "test.salesforce.com"];
 /// Scopes that only make sense for user-delegated flows (seed 001: "no valid scopes defined").
@@ -193,7 +192,7 @@ pub(super) fn check_fields(
     if session == SessionMode::Fixed && session_timeout_s.is_none() {
         if kind == ConnectorKind::Salesforce {
             warnings.push(format!(
-                "`session` is fixed without `session_timeout_s`; Salesforce's default of {SALESFORCE_DEFAULT_SESSION_S} s is used"
+                "`session` is fixed without `session_timeout_s`; Salesforce's default of {SALESFORCE_SESSION_S} s is used"
             ));
         } else {
             return Err(KeyError::SessionTimeoutRequired);

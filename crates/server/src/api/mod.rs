@@ -31,9 +31,4 @@ pub async fn method_not_allowed() -> impl IntoResponse {
     )
 }
 
-/// Milliseconds since the epoch as RFC 3339, for answers.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use hookwarden_core::clock::rfc3339;

@@ -299,9 +299,8 @@ impl<T: TokenSource> Workers<T> {
                     diagnosis: Some("no access token could be had for a reason that may pass; the delivery waits and tries again".to_owned()),
                     refreshed: false,
                 }));
-                let wait = retry_after
-                    .unwrap_or(TOKEN_RETRY)
-                    .min(hookwarden_core::retry::MAX_RETRY_AFTER);
+                // A provider's Retry-After arrives capped (core::retry::parse_retry_after).
+                let wait = retry_after.unwrap_or(TOKEN_RETRY);
                 Outcome::new(row, DeliveryStatus::Pending, attempts)
                     .at(now + wait.as_millis() as i64)
                     .error(format!("{TOKEN_ERROR_PREFIX}{message}"))
