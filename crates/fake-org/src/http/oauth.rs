@@ -10,19 +10,22 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Endpoint, Injected};
-use crate::org::{grant_stats_key, Granted, OAuthError};
+use crate::org::{grant_stats_key, Granted, OAuthError, BAD_REDIRECT};
 use crate::wire::{
     basic_credentials, percent_encode, random_alnum, token_signature, Fresh, Params,
 };
 use crate::FakeOrgState;
 
+/// What Salesforce's token endpoint sends so that no cache keeps a token or its refusal.
+const NO_STORE: (header::HeaderName, &str) = (
+    header::CACHE_CONTROL,
+    "no-cache,must-revalidate,max-age=0,no-store,private",
+);
+
 fn oauth_error(e: OAuthError) -> Response {
     (
         e.status,
-        [(
-            header::CACHE_CONTROL,
-            "no-cache,must-revalidate,max-age=0,no-store,private",
-        )],
+        [NO_STORE],
         Json(json!({"error": e.error, "error_description": e.description})),
     )
         .into_response()
@@ -58,14 +61,7 @@ fn granted(base: &str, g: Granted) -> Response {
         token_type: "Bearer",
         issued_at,
     };
-    (
-        [(
-            header::CACHE_CONTROL,
-            "no-cache,must-revalidate,max-age=0,no-store,private",
-        )],
-        Json(out),
-    )
-        .into_response()
+    ([NO_STORE], Json(out)).into_response()
 }
 
 fn token_fault(f: Injected) -> Response {
@@ -139,11 +135,7 @@ pub(super) async fn authorize(
     match HeaderValue::from_str(&location) {
         Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
         // A redirect_uri that cannot travel in a header cannot be a registered callback URL.
-        Err(_) => oauth_error(OAuthError {
-            status: StatusCode::BAD_REQUEST,
-            error: "redirect_uri_mismatch",
-            description: "redirect_uri must match configuration",
-        }),
+        Err(_) => oauth_error(BAD_REDIRECT),
     }
 }
 

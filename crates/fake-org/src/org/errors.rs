@@ -41,7 +41,7 @@ pub(super) const BAD_CODE: OAuthError =
     OAuthError::bad("invalid_grant", "invalid authorization code");
 pub(super) const EXPIRED_CODE: OAuthError =
     OAuthError::bad("invalid_grant", "expired authorization code");
-pub(super) const BAD_REDIRECT: OAuthError = OAuthError::bad(
+pub(crate) const BAD_REDIRECT: OAuthError = OAuthError::bad(
     "redirect_uri_mismatch",
     "redirect_uri must match configuration",
 );

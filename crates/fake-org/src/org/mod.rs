@@ -23,7 +23,7 @@ use crate::wire::Params;
 
 pub(crate) use apex::ApexVerdict;
 pub use apex::ReceivedCallback;
-pub(crate) use errors::OAuthError;
+pub(crate) use errors::{OAuthError, BAD_REDIRECT};
 pub(crate) use grants::{grant_stats_key, Granted};
 pub use stats::FakeOrgStats;
 
