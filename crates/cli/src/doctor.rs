@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hookwarden_core::ConnectorStatus;
 use hookwarden_server::{redact_url, Config, Settings};
-use hookwarden_store::{ConnectorStatus, MasterKeySource, Store};
+use hookwarden_store::{MasterKeySource, Store};
 use serde_json::Value;
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -240,7 +240,7 @@ async fn find_account(
     wanted: &str,
 ) -> anyhow::Result<hookwarden_store::Account> {
     let accounts = store.list_accounts().await?;
-    if let Some(a) = accounts.iter().find(|a| a.id.0 == wanted) {
+    if let Some(a) = accounts.iter().find(|a| a.id.as_str() == wanted) {
         return Ok(a.clone());
     }
     let named: Vec<_> = accounts.iter().filter(|a| a.name == wanted).collect();
@@ -267,7 +267,7 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             let (account, api_key) = store.create_account(name).await?;
             store.close().await;
-            eprintln!("created account {} ({})", account.name, account.id.0);
+            eprintln!("created account {} ({})", account.name, account.id);
             println!("{api_key}");
             Ok(())
         }
@@ -277,7 +277,7 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 let keys = store.list_api_keys(&account.id).await?.len();
                 println!(
                     "{}  {:<30} {keys} key{}",
-                    account.id.0,
+                    account.id,
                     account.name,
                     if keys == 1 { "" } else { "s" }
                 );
@@ -326,13 +326,13 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 hookwarden_store::KeyRevocation::NotFound => anyhow::bail!(
                     "account {} has no API key with id {key_id:?}: `hookwarden accounts keys {}` lists them",
                     account.name,
-                    account.id.0
+                    account.id
                 ),
                 hookwarden_store::KeyRevocation::LastKey => anyhow::bail!(
                     "{key_id} is the only API key of account {}: revoking it would lock the account out; \
                      create another first (`hookwarden accounts new-key {}`)",
                     account.name,
-                    account.id.0
+                    account.id
                 ),
             }
         }

@@ -5,21 +5,25 @@ pub mod clock;
 pub mod connector;
 pub mod diagnosis;
 pub mod event;
+pub mod ids;
 pub mod key;
 pub mod netguard;
 pub mod problem;
 pub mod retry;
 pub mod routing;
 pub mod session;
+pub mod status;
 pub mod url_rules;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use connector::{ConnectorKind, ConnectorName, Flow};
 pub use event::{Event, EventError, EventName};
+pub use ids::{AccountId, ConnectorId, DeliveryId, EventId};
 pub use key::{
     AuthMethod, Endpoints, Key, KeyError, KeyRepairs, ParsedKey, RequestStyle, SessionMode,
 };
 pub use netguard::{AddressPolicy, NetGuardError};
 pub use problem::Problem;
 pub use retry::{RetrySchedule, TransportFailure, Verdict};
+pub use status::{ConnectorStatus, DeliveryStatus};
 pub use url_rules::{CallbackUrl, UrlError};

@@ -23,8 +23,10 @@ use std::time::Duration;
 use hookwarden_core::clock::rfc3339;
 use hookwarden_core::diagnosis::FailureClass;
 use hookwarden_core::session;
-use hookwarden_core::{AddressPolicy, Clock, ConnectorKind, Endpoints, Key, SystemClock};
-use hookwarden_store::{AccountId, ConnectorRecord, Store, TokenState};
+use hookwarden_core::{
+    AccountId, AddressPolicy, Clock, ConnectorKind, Endpoints, Key, SystemClock,
+};
+use hookwarden_store::{ConnectorRecord, Store, TokenState};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 

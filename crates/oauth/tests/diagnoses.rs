@@ -5,9 +5,8 @@ mod common;
 
 use common::*;
 use hookwarden_core::diagnosis::{diagnose_endpoint, FailureClass};
-use hookwarden_core::Problem;
+use hookwarden_core::{ConnectorStatus, Problem};
 use hookwarden_fake_org::{FakeOrg, FakeOrgBuilder, Faults};
-use hookwarden_store::ConnectorStatus;
 use serde_json::{json, Value};
 
 /// Grant once with `key` against an org built by `org`; the error must carry `code`, be

@@ -301,6 +301,6 @@ async fn refused_addresses_and_plain_http_are_not_contacted() {
     // Our own refusal is configuration, not bad credentials: the connector stays active.
     assert_eq!(
         env.reload(&c).await.status,
-        hookwarden_store::ConnectorStatus::Active
+        hookwarden_core::ConnectorStatus::Active
     );
 }

@@ -10,8 +10,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use common::*;
+use hookwarden_core::ConnectorStatus;
 use hookwarden_fake_org::FakeOrg;
-use hookwarden_store::{ConnectorStatus, HistoryKind};
+use hookwarden_store::HistoryKind;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 

@@ -6,9 +6,9 @@
 
 use std::time::Instant;
 
+use hookwarden_core::DeliveryStatus;
 use hookwarden_store::{
-    Completion, DeliveryStatus, IngestWrite, MasterKey, MasterKeySource, NewAttempt, NewDelivery,
-    NewEvent, Store,
+    Completion, IngestWrite, MasterKey, MasterKeySource, NewAttempt, NewDelivery, NewEvent, Store,
 };
 
 const GROUP: usize = 1000;
@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&url, MasterKeySource::Given(MasterKey::generate())).await?;
     let (account, _) = store.create_account("bench").await?;
     let gate = store.write_gate();
-    let account = account.id.0;
+    let account = account.id.into_string();
     let connector = id("con");
     let body = r#"{"@class":"com.silanis.esl.packages.event.ESLProcessEvent","name":"PACKAGE_COMPLETE","sessionUser":null,"packageId":"pkg-000000","message":null,"documentId":null,"createdDate":"2026-11-30T12:00:00.000Z"}"#;
 

@@ -7,11 +7,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{new_id, now_ms, on_db, BeginWrite, Store, StoreError};
+use hookwarden_core::AccountId;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct AccountId(pub String);
+use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Account {
@@ -62,7 +60,7 @@ impl Store {
     /// Create an account and its first API key; the key is returned once and stored hashed.
     pub async fn create_account(&self, name: &str) -> Result<(Account, String), StoreError> {
         let account = Account {
-            id: AccountId(new_id("acc")),
+            id: AccountId::generate(),
             name: name.to_owned(),
             created_at: now_ms(),
         };
@@ -70,14 +68,14 @@ impl Store {
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(&account.id.0)
+                .bind(account.id.as_str())
                 .bind(&account.name)
                 .bind(account.created_at)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)")
                 .bind(hash_api_key(&api_key))
-                .bind(&account.id.0)
+                .bind(account.id.as_str())
                 .bind(account.created_at)
                 .execute(&mut *tx)
                 .await?;
@@ -96,7 +94,7 @@ impl Store {
         on_db!(&self.db, pool => {
             sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)")
                 .bind(hash_api_key(&api_key))
-                .bind(&account.0)
+                .bind(account.as_str())
                 .bind(created_at)
                 .execute(pool)
                 .await?;
@@ -117,7 +115,7 @@ impl Store {
                 "SELECT key_hash, created_at FROM api_keys WHERE account_id = $1 \
                  ORDER BY created_at, key_hash",
             )
-            .bind(&account.0)
+            .bind(account.as_str())
             .fetch_all(pool)
             .await?;
             let mut keys = Vec::with_capacity(rows.len());
@@ -147,7 +145,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let hashes: Vec<String> =
                 sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE account_id = $1")
-                    .bind(&account.0)
+                    .bind(account.as_str())
                     .fetch_all(&mut *tx)
                     .await?;
             let matching: Vec<&String> = hashes.iter().filter(|h| h.starts_with(&id)).collect();
@@ -179,7 +177,7 @@ impl Store {
             let mut accounts = Vec::with_capacity(rows.len());
             for row in &rows {
                 accounts.push(Account {
-                    id: AccountId(row.try_get("id")?),
+                    id: AccountId::from(row.try_get::<String, _>("id")?),
                     name: row.try_get("name")?,
                     created_at: row.try_get("created_at")?,
                 });
@@ -197,7 +195,7 @@ impl Store {
         let account = on_db!(&self.reads, pool => {
             match sqlx::query(SQL).bind(&hash).fetch_optional(pool).await? {
                 Some(row) => Some(Account {
-                    id: AccountId(row.try_get("id")?),
+                    id: AccountId::from(row.try_get::<String, _>("id")?),
                     name: row.try_get("name")?,
                     created_at: row.try_get("created_at")?,
                 }),

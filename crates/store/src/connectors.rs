@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::Row;
 
-use crate::accounts::AccountId;
-use crate::{new_id, now_ms, on_db, BeginWrite, Store, StoreError};
+use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus};
+
+use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 
 /// The account's default callback (Basic key) is stored as a connector under a name that the
 /// API's name rule (`[A-Za-z0-9_-]`) can never produce.
@@ -20,47 +21,6 @@ pub const DEFAULT_CALLBACK_NAME: &str = "@default";
 
 /// How long a rotated-out signing secret keeps signing beside the new one.
 pub const PREVIOUS_SIGNING_SECRET_TTL_MS: i64 = 24 * 3600 * 1000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectorStatus {
-    Active,
-    NeedsReauth,
-    Revoked,
-    Disabled,
-}
-
-impl ConnectorStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::NeedsReauth => "needs_reauth",
-            Self::Revoked => "revoked",
-            Self::Disabled => "disabled",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "active" => Self::Active,
-            "needs_reauth" => Self::NeedsReauth,
-            "revoked" => Self::Revoked,
-            "disabled" => Self::Disabled,
-            _ => return None,
-        })
-    }
-
-    /// What to do about a connector in this status (its deliveries are held meanwhile);
-    /// `None` when it is active.
-    pub fn fix(self) -> Option<&'static str> {
-        match self {
-            Self::Active => None,
-            Self::NeedsReauth => Some("re-authenticate: GET .../oauth/url and approve, or PATCH {\"key\": ...} with new credentials"),
-            Self::Revoked => Some("its tokens were revoked: re-authenticate (GET .../oauth/url) or PATCH {\"key\": ...}"),
-            Self::Disabled => Some("the endpoint answered 410 Gone: register the current url (PATCH {\"url\": ...})"),
-        }
-    }
-}
 
 /// What registration writes. `key_json` is the decoded key (or the default callback's Basic
 /// key), kept secret until it is sealed.
@@ -245,7 +205,7 @@ impl Store {
             status: ConnectorStatus::parse(&raw.status)
                 .ok_or_else(|| StoreError::Corrupt(format!("status {:?}", raw.status)))?,
             id: raw.id,
-            account_id: AccountId(raw.account_id),
+            account_id: AccountId::from(raw.account_id),
             name: raw.name,
             kind: raw.kind,
             url: raw.url,
@@ -288,7 +248,7 @@ impl Store {
                   WHERE t.connector_id = c.id AND t.credentials_version = c.credentials_version) AS rotated \
                  FROM connectors c WHERE c.account_id = $1 AND c.name = $2",
             )
-            .bind(&new.account_id.0)
+            .bind(new.account_id.as_str())
             .bind(&new.name)
             .fetch_optional(&mut *tx)
             .await?;
@@ -328,7 +288,7 @@ impl Store {
                     .await?;
                 }
                 None => {
-                    let id = new_id("con");
+                    let id = ConnectorId::generate().into_string();
                     let signing = generate_signing_secret();
                     sqlx::query(
                         "INSERT INTO connectors (id, account_id, name, kind, url, events, origins, owner, \
@@ -337,7 +297,7 @@ impl Store {
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, 1, $14, $14)",
                     )
                     .bind(&id)
-                    .bind(&new.account_id.0)
+                    .bind(new.account_id.as_str())
                     .bind(&new.name)
                     .bind(&new.kind)
                     .bind(&new.url)
@@ -422,7 +382,7 @@ impl Store {
     ) -> Result<Option<ConnectorRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM connectors WHERE account_id = $1 AND name = $2");
         let raw = on_db!(&self.reads, pool => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&account.0).bind(name).fetch_optional(pool).await? {
+            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(account.as_str()).bind(name).fetch_optional(pool).await? {
                 Some(row) => Some(raw_connector!(&row)),
                 None => None,
             }
@@ -444,7 +404,7 @@ impl Store {
         let now = now_ms();
         if !self.is_postgres() {
             let entries = cache.accounts.lock().expect("connector cache lock");
-            if let Some(entry) = entries.get(&account.0) {
+            if let Some(entry) = entries.get(account.as_str()) {
                 if entry.version == version && now < entry.valid_until {
                     return Ok(entry.records.clone());
                 }
@@ -467,7 +427,7 @@ impl Store {
                 entries.clear();
             }
             entries.insert(
-                account.0.clone(),
+                account.as_str().to_owned(),
                 CachedConnectors {
                     version,
                     valid_until,
@@ -520,7 +480,7 @@ impl Store {
         );
         let raws = on_db!(&self.reads, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(&account.0)
+                .bind(account.as_str())
                 .bind(DEFAULT_CALLBACK_NAME)
                 .fetch_all(pool)
                 .await?;
@@ -543,7 +503,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let affected = on_db!(&self.db, pool => {
             sqlx::query("DELETE FROM connectors WHERE account_id = $1 AND name = $2")
-                .bind(&account.0)
+                .bind(account.as_str())
                 .bind(name)
                 .execute(pool)
                 .await?

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::{new_id, on_db, Store, StoreError};
+use hookwarden_core::ids::new_id;
+
+use crate::{on_db, Store, StoreError};
 
 /// Longest response excerpt kept, in bytes.
 pub const MAX_EXCERPT_BYTES: usize = 1024;

@@ -27,13 +27,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use accounts::{api_key_id, Account, AccountId, ApiKeyInfo, KeyRevocation};
-pub use connectors::{ConnectorRecord, ConnectorStatus, NewConnector, Seen, DEFAULT_CALLBACK_NAME};
+pub use accounts::{api_key_id, Account, ApiKeyInfo, KeyRevocation};
+pub use connectors::{ConnectorRecord, NewConnector, Seen, DEFAULT_CALLBACK_NAME};
 pub use crypto::{Cipher, MasterKey};
 pub use deliveries::{
-    AttemptRecord, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRecord, DeliveryStatus,
-    IdempotencyRecord, IngestOutcome, IngestWrite, NewAttempt, NewDelivery, NewEvent, QueueDepth,
-    RetryOutcome,
+    AttemptRecord, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRecord, IdempotencyRecord,
+    IngestOutcome, IngestWrite, NewAttempt, NewDelivery, NewEvent, QueueDepth, RetryOutcome,
 };
 pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
 pub use retention::Pruned;
@@ -313,8 +312,4 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
 
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-pub(crate) fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }

@@ -5,9 +5,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hookwarden_core::DeliveryStatus;
 use sqlx::{Connection, Row};
 
-use crate::{deliveries, DeliveryStatus, Store, StoreError};
+use crate::{deliveries, Store, StoreError};
 
 /// Databases left behind by tests (a killed run cannot drop them) are removed after this long.
 const STALE_AFTER_S: u64 = 3 * 3600;

@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::connectors::ConnectorStatus;
 use crate::{now_ms, on_db, Store, StoreError};
+use hookwarden_core::ConnectorStatus;
 
 /// A connector's token state as stored, secrets opened.
 #[derive(Debug, Clone, Default)]

@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use hookwarden_store::{
-    DeliveryStatus, IngestWrite, MasterKey, MasterKeySource, NewDelivery, NewEvent, Store,
-};
+use hookwarden_core::DeliveryStatus;
+use hookwarden_store::{IngestWrite, MasterKey, MasterKeySource, NewDelivery, NewEvent, Store};
 
 fn write(n: usize) -> IngestWrite {
     let mut w = IngestWrite {

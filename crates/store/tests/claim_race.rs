@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use hookwarden_core::DeliveryStatus;
 use hookwarden_store::{
-    testing, DeliveryStatus, IngestWrite, MasterKey, MasterKeySource, NewDelivery, NewEvent, Store,
+    testing, IngestWrite, MasterKey, MasterKeySource, NewDelivery, NewEvent, Store,
 };
 
 const DELIVERIES: usize = 3_000;

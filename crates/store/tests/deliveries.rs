@@ -1,10 +1,11 @@
 //! Deliveries: ingest, claims and their outcomes, and the queries that read them back, run on
 //! in-memory SQLite always and on PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
 
+use hookwarden_core::DeliveryStatus;
 use hookwarden_store::testing::{self, PlannedQuery};
 use hookwarden_store::{
-    ClaimedDelivery, Completion, DeliveryFilter, DeliveryStatus, IdempotencyRecord, IngestOutcome,
-    IngestWrite, MasterKey, MasterKeySource, NewAttempt, NewDelivery, NewEvent, Store, StoreError,
+    ClaimedDelivery, Completion, DeliveryFilter, IdempotencyRecord, IngestOutcome, IngestWrite,
+    MasterKey, MasterKeySource, NewAttempt, NewDelivery, NewEvent, Store, StoreError,
 };
 
 /// In-memory SQLite, and PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.

@@ -8,7 +8,7 @@ use sqlx::Connection;
 const OLD_LINE_BREAK_WARNING: &str = "the key contains line breaks (base64 without -w 0); they were removed — encode with `base64 -w 0` or `hookwarden key encode`";
 
 fn connector(
-    account: &hookwarden_store::AccountId,
+    account: &hookwarden_core::AccountId,
     name: &str,
     settings: serde_json::Value,
 ) -> NewConnector {

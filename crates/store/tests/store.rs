@@ -1,11 +1,10 @@
 //! The Store's contract, run on SQLite always and on PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
 
-use hookwarden_store::{
-    testing, ConnectorStatus, MasterKey, MasterKeySource, NewConnector, Store, StoreError,
-};
+use hookwarden_core::ConnectorStatus;
+use hookwarden_store::{testing, MasterKey, MasterKeySource, NewConnector, Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 
-fn new_connector(account: &hookwarden_store::AccountId, name: &str, secret: &str) -> NewConnector {
+fn new_connector(account: &hookwarden_core::AccountId, name: &str, secret: &str) -> NewConnector {
     NewConnector {
         account_id: account.clone(),
         name: name.to_owned(),
@@ -319,19 +318,19 @@ async fn sqlite_has_no_cross_node_wakeups() {
 
 /// One event with one delivery to `connector` (id and name), due at `at`.
 fn one_delivery(
-    account: &hookwarden_store::AccountId,
+    account: &hookwarden_core::AccountId,
     connector: &hookwarden_store::ConnectorRecord,
     n: usize,
-    status: hookwarden_store::DeliveryStatus,
+    status: hookwarden_core::DeliveryStatus,
     at: i64,
 ) -> hookwarden_store::IngestWrite {
     let event_id = format!("evt-{}-{n}", connector.name);
     hookwarden_store::IngestWrite {
-        account_id: account.0.clone(),
+        account_id: account.as_str().to_owned(),
         idempotency: None,
         events: vec![hookwarden_store::NewEvent {
             id: event_id.clone(),
-            account_id: account.0.clone(),
+            account_id: account.as_str().to_owned(),
             name: "PACKAGE_COMPLETE".into(),
             origin: "OSS".into(),
             package_id: format!("pkg-{n}"),
@@ -340,7 +339,7 @@ fn one_delivery(
         }],
         deliveries: vec![hookwarden_store::NewDelivery {
             id: format!("dlv-{}-{n}", connector.name),
-            account_id: account.0.clone(),
+            account_id: account.as_str().to_owned(),
             event_id,
             event_name: "PACKAGE_COMPLETE".into(),
             connector_id: connector.id.clone(),
@@ -355,7 +354,7 @@ fn one_delivery(
 
 #[tokio::test]
 async fn claims_take_the_oldest_due_up_to_a_limit_that_changes_from_claim_to_claim() {
-    use hookwarden_store::DeliveryStatus::Pending;
+    use hookwarden_core::DeliveryStatus::Pending;
     each_database(async |store, url| {
         let (acme, _) = store.create_account("acme").await.unwrap();
         let (alpha, _) = store
@@ -385,7 +384,7 @@ async fn claims_take_the_oldest_due_up_to_a_limit_that_changes_from_claim_to_cla
 
 #[tokio::test]
 async fn queue_depths_list_every_connector_and_orphans_are_failed_by_connector() {
-    use hookwarden_store::DeliveryStatus::{Held, Pending};
+    use hookwarden_core::DeliveryStatus::{Held, Pending};
     each_database(async |store, url| {
         let (acme, _) = store.create_account("acme").await.unwrap();
         let mut connectors = Vec::new();
@@ -441,11 +440,11 @@ async fn queue_depths_list_every_connector_and_orphans_are_failed_by_connector()
         );
         assert!(store.orphaned_connectors().await.unwrap().is_empty());
         let d = store
-            .get_delivery(&acme.id.0, "dlv-gone-1")
+            .get_delivery(acme.id.as_str(), "dlv-gone-1")
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(d.status, hookwarden_store::DeliveryStatus::Failed);
+        assert_eq!(d.status, hookwarden_core::DeliveryStatus::Failed);
         assert_eq!(d.last_error.as_deref(), Some("connector_deleted"));
         // The others are untouched, and the deleted connector no longer has a gauge.
         let depths = store.queue_depths(1_000).await.unwrap();
@@ -574,9 +573,9 @@ async fn events_written_before_the_without_rowid_migration_are_still_delivered()
 /// delivery stays whatever its age, and so does the event it will send.
 #[tokio::test]
 async fn history_older_than_the_cutoff_is_pruned_and_open_deliveries_stay() {
+    use hookwarden_core::DeliveryStatus;
     use hookwarden_store::{
-        Completion, DeliveryStatus, IdempotencyRecord, IngestWrite, NewAttempt, NewDelivery,
-        NewEvent, Pruned,
+        Completion, IdempotencyRecord, IngestWrite, NewAttempt, NewDelivery, NewEvent, Pruned,
     };
     each_database(async |store, _| {
         let day = 86_400_000_i64;
@@ -759,7 +758,7 @@ async fn old_token_calls_are_pruned_but_each_connectors_latest_stay() {
         }
         let entry = |connector_id: &str| NewHistoryEntry {
             connector_id: connector_id.to_owned(),
-            account_id: acme.id.0.clone(),
+            account_id: acme.id.as_str().to_owned(),
             at: 1_000,
             kind: HistoryKind::Refresh,
             grant_type: Some("refresh_token".into()),

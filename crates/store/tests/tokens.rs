@@ -1,9 +1,10 @@
 //! Token state, grant leases, history and authorization-code states, on SQLite always and on
 //! PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
 
+use hookwarden_core::ConnectorStatus;
 use hookwarden_store::{
-    testing, ConnectorRecord, ConnectorStatus, GrantedTokens, HistoryKind, MasterKey,
-    MasterKeySource, NewConnector, NewHistoryEntry, OAuthState, Store,
+    testing, ConnectorRecord, GrantedTokens, HistoryKind, MasterKey, MasterKeySource, NewConnector,
+    NewHistoryEntry, OAuthState, Store,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -191,7 +192,7 @@ async fn history_pages_newest_first() {
             store
                 .record_history(&NewHistoryEntry {
                     connector_id: c.id.clone(),
-                    account_id: c.account_id.0.clone(),
+                    account_id: c.account_id.as_str().to_owned(),
                     at: 1_000 + i,
                     kind: if i % 2 == 0 {
                         HistoryKind::Refresh
@@ -245,7 +246,7 @@ async fn oauth_states_are_single_use_and_expire() {
     each_database(async |store, c| {
         let pending = |expires_at| OAuthState {
             connector_id: c.id.clone(),
-            account_id: c.account_id.0.clone(),
+            account_id: c.account_id.as_str().to_owned(),
             connector_name: c.name.clone(),
             code_verifier: SecretString::from("v".repeat(64)),
             redirect_uri: "https://h.example/oauth/callback".into(),

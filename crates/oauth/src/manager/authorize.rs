@@ -2,10 +2,8 @@
 //! code exchange whose refresh token becomes the connector's credentials.
 
 use hookwarden_core::diagnosis::{self, FailureClass};
-use hookwarden_core::Key;
-use hookwarden_store::{
-    AccountId, ConnectorRecord, ConnectorStatus, GrantedTokens, HistoryKind, OAuthState,
-};
+use hookwarden_core::{AccountId, ConnectorStatus, Key};
+use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, OAuthState};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::cache::Trouble;
@@ -39,13 +37,13 @@ impl Inner {
             )
         };
         let pending: OAuthState = pending.ok_or_else(invalid)?;
-        if account_id.is_some_and(|a| a.0 != pending.account_id) {
+        if account_id.is_some_and(|a| a.as_str() != pending.account_id) {
             return Err(invalid());
         }
         let connector = self
             .store
             .get_connector(
-                &AccountId(pending.account_id.clone()),
+                &AccountId::from(pending.account_id.clone()),
                 &pending.connector_name,
             )
             .await
@@ -90,7 +88,7 @@ impl Inner {
                 &state,
                 &OAuthState {
                     connector_id: c.id.clone(),
-                    account_id: c.account_id.0.clone(),
+                    account_id: c.account_id.as_str().to_owned(),
                     connector_name: c.name.clone(),
                     code_verifier: SecretString::from(verifier),
                     redirect_uri: redirect.to_string(),

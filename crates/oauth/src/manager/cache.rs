@@ -8,7 +8,8 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use hookwarden_store::{ConnectorRecord, ConnectorStatus};
+use hookwarden_core::ConnectorStatus;
+use hookwarden_store::ConnectorRecord;
 
 use super::{AccessToken, Need};
 use crate::error::TokenError;
@@ -174,7 +175,7 @@ impl Cache {
 #[cfg(test)]
 pub(super) mod tests {
     use hookwarden_core::diagnosis::FailureClass;
-    use hookwarden_store::AccountId;
+    use hookwarden_core::AccountId;
     use secrecy::{ExposeSecret, SecretString};
 
     use super::*;
@@ -190,7 +191,7 @@ pub(super) mod tests {
     ) -> ConnectorRecord {
         ConnectorRecord {
             id: id.to_owned(),
-            account_id: AccountId("acct".into()),
+            account_id: AccountId::from("acct"),
             name: "salesforceOauth2".into(),
             kind: "salesforce".into(),
             url: "https://example.com/hook".into(),

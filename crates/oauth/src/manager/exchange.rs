@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use hookwarden_core::diagnosis::{self, FailureClass};
-use hookwarden_store::{ConnectorRecord, ConnectorStatus, GrantedTokens, HistoryKind, TokenState};
+use hookwarden_core::ConnectorStatus;
+use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, TokenState};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::call::{Attempt, Call};

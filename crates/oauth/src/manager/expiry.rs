@@ -90,7 +90,7 @@ pub(super) fn needs_introspection(ctx: &Ctx, tokens: &Tokens) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use hookwarden_store::ConnectorStatus;
+    use hookwarden_core::ConnectorStatus;
     use secrecy::SecretString;
 
     use super::super::cache::tests::record;

@@ -1,8 +1,8 @@
 //! Revocation (RFC 7009): the refresh token and the access token revoked at the provider under
 //! the grant lease, then the token state wiped and the connector `revoked`.
 
-use hookwarden_core::RequestStyle;
-use hookwarden_store::{ConnectorRecord, ConnectorStatus, HistoryKind};
+use hookwarden_core::{ConnectorStatus, RequestStyle};
+use hookwarden_store::{ConnectorRecord, HistoryKind};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::call::Call;

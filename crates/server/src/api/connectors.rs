@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookwarden_core::key::mask_secret;
-use hookwarden_core::{ConnectorKind, ConnectorName, Key, ParsedKey};
+use hookwarden_core::{ConnectorKind, ConnectorName, ConnectorStatus, Key, ParsedKey};
 use hookwarden_oauth::TokenStatus;
-use hookwarden_store::{ConnectorRecord, ConnectorStatus, NewConnector};
+use hookwarden_store::{ConnectorRecord, NewConnector};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -276,7 +276,7 @@ pub async fn register_connector(
     let name = parse_name(&name)?;
     let new = validate_full(&state, &authed, &name, input)?;
     let (record, created) = state.store.upsert_connector(new).await?;
-    tracing::info!(account = %authed.0.id.0, connector = %name, created, "connector registered");
+    tracing::info!(account = %authed.0.id, connector = %name, created, "connector registered");
     if created {
         let secret = record.signing_secret.clone();
         Ok((StatusCode::CREATED, Json(to_out(&record, Some(&secret)))))
@@ -385,7 +385,7 @@ pub async fn patch_connector(
                 patch.code_verifier.as_deref(),
             )
             .await?;
-        tracing::info!(account = %authed.0.id.0, connector = %name, "connector re-authenticated with a code");
+        tracing::info!(account = %authed.0.id, connector = %name, "connector re-authenticated with a code");
         return Ok(Json(to_out_with_token(&state, &exchanged).await));
     }
     let mut delivery = settings_of(&record);
@@ -495,7 +495,7 @@ pub async fn delete_connector(
             chrono::Utc::now().timestamp_millis(),
         )
         .await?;
-    tracing::info!(account = %authed.0.id.0, connector = %name, failed_deliveries = failed, "connector deleted");
+    tracing::info!(account = %authed.0.id, connector = %name, failed_deliveries = failed, "connector deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,10 +7,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hookwarden_core::ConnectorName;
-use hookwarden_store::{
-    AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, RetryOutcome,
-};
+use hookwarden_core::{ConnectorName, DeliveryStatus};
+use hookwarden_store::{AttemptRecord, DeliveryFilter, DeliveryRecord, RetryOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -232,7 +230,7 @@ pub async fn list_deliveries(
         })?),
     };
     let filter = DeliveryFilter {
-        account_id: authed.0.id.0.clone(),
+        account_id: authed.0.id.as_str().to_owned(),
         connector_name: q.connector.clone(),
         status: q.status.as_deref().map(parse_status).transpose()?,
         package_id: q.package_id.clone(),
@@ -270,7 +268,7 @@ pub async fn get_delivery(
 ) -> ApiResult<Json<DeliveryOut>> {
     let record = state
         .store
-        .get_delivery(&authed.0.id.0, &id)
+        .get_delivery(authed.0.id.as_str(), &id)
         .await?
         .ok_or_else(no_such_delivery)?;
     let mut out = with_attempts(&state, std::slice::from_ref(&record)).await?;
@@ -287,7 +285,7 @@ pub async fn retry_delivery(
     authed: Authed,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
-    let account = &authed.0.id.0;
+    let account = authed.0.id.as_str();
     match state
         .store
         .retry_delivery(account, &id, state.delivery.now_ms())
@@ -384,7 +382,14 @@ pub async fn replay_connector(
     };
     let replayed = state
         .store
-        .replay_deliveries(&authed.0.id.0, name.as_str(), status, since, until, now)
+        .replay_deliveries(
+            authed.0.id.as_str(),
+            name.as_str(),
+            status,
+            since,
+            until,
+            now,
+        )
         .await?;
     if replayed > 0 {
         state.delivery.wake_workers();

@@ -277,7 +277,7 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
     };
     let entry = NewHistoryEntry {
         connector_id: record.id.clone(),
-        account_id: record.account_id.0.clone(),
+        account_id: record.account_id.as_str().to_owned(),
         at: now.timestamp_millis(),
         kind: HistoryKind::Test,
         grant_type: None,
@@ -319,7 +319,7 @@ pub async fn revoke_connector(
     let (_, record) = load(&state, &authed, name.as_str()).await?;
     let mut connector = to_out(&record, None);
     connector.token = Some(state.tokens.token_status(&record).await);
-    tracing::info!(account = %authed.0.id.0, connector = %name, "connector revoked");
+    tracing::info!(account = %authed.0.id, connector = %name, "connector revoked");
     Ok(Json(RevokeOut {
         connector,
         revocation: outcome,

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookwarden_store::{ClaimedDelivery, ConnectorStatus, DeliveryStatus, StoreError};
+use hookwarden_core::{ConnectorStatus, DeliveryStatus};
+use hookwarden_store::{ClaimedDelivery, StoreError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -159,7 +160,7 @@ impl<T: TokenSource> Workers<T> {
         for row in rows {
             let key = (row.account_id.clone(), row.connector_name.clone());
             if !targets.contains_key(&key) {
-                let account = hookwarden_store::AccountId(row.account_id.clone());
+                let account = hookwarden_core::AccountId::from(row.account_id.clone());
                 let loaded = match self.store.account_connectors(&account).await {
                     Ok(records) => records
                         .iter()

@@ -3,7 +3,8 @@
 
 use axum::http::HeaderValue;
 use hookwarden_core::retry::{classify_status, classify_transport, parse_retry_after};
-use hookwarden_store::{ClaimedDelivery, ConnectorRecord, DeliveryStatus, NewAttempt};
+use hookwarden_core::DeliveryStatus;
+use hookwarden_store::{ClaimedDelivery, ConnectorRecord, NewAttempt};
 use secrecy::ExposeSecret;
 
 use super::metrics;
@@ -50,7 +51,7 @@ impl<T: TokenSource> Workers<T> {
             Err(TokenFailure::NeedsReauth { .. }) => Some("needs_reauth"),
         };
         if let Some(outcome) = outcome {
-            metrics::grant(&record.account_id.0, &record.name, outcome);
+            metrics::grant(record.account_id.as_str(), &record.name, outcome);
         }
         result
     }

@@ -7,10 +7,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use hookwarden_core::routing::{route, Destination};
-use hookwarden_core::Event;
+use hookwarden_core::{AccountId, ConnectorStatus, DeliveryId, DeliveryStatus, Event, EventId};
 use hookwarden_store::{
-    AccountId, ConnectorRecord, ConnectorStatus, DeliveryStatus, IdempotencyRecord, IngestOutcome,
-    IngestWrite, NewDelivery, NewEvent, Store, StoreError, WriteGate, DEFAULT_CALLBACK_NAME,
+    ConnectorRecord, IdempotencyRecord, IngestOutcome, IngestWrite, NewDelivery, NewEvent, Store,
+    StoreError, WriteGate, DEFAULT_CALLBACK_NAME,
 };
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -258,10 +258,6 @@ async fn targets_of(store: &Store, account: &AccountId) -> Result<Vec<Target>, S
         .collect())
 }
 
-fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}
-
 /// The answers, in the order of `jobs`, and the connectors that now have deliveries due.
 type GroupOutcome = (Vec<Result<Value, IngestError>>, HashSet<String>);
 
@@ -294,14 +290,14 @@ async fn write_group(
             })
             .collect();
         let mut write = IngestWrite {
-            account_id: account.0.clone(),
+            account_id: account.as_str().to_owned(),
             idempotency: None,
             events: Vec::with_capacity(request.events.len()),
             deliveries: Vec::with_capacity(request.events.len()),
         };
         let mut answered = Vec::with_capacity(request.events.len());
         for event in &request.events {
-            let event_id = new_id("evt");
+            let event_id = EventId::generate().into_string();
             let mut delivery_ids = Vec::new();
             for index in route(event.name.as_str(), &event.origin, &destinations) {
                 let target = &dests[index];
@@ -309,11 +305,11 @@ async fn write_group(
                 if active && !due.contains(&target.record.id) {
                     due.insert(target.record.id.clone());
                 }
-                let id = new_id("dlv");
+                let id = DeliveryId::generate().into_string();
                 delivery_ids.push(id.clone());
                 write.deliveries.push(NewDelivery {
                     id,
-                    account_id: account.0.clone(),
+                    account_id: account.as_str().to_owned(),
                     event_id: event_id.clone(),
                     event_name: event.name.as_str().to_owned(),
                     connector_id: target.record.id.clone(),
@@ -330,7 +326,7 @@ async fn write_group(
             }
             write.events.push(NewEvent {
                 id: event_id.clone(),
-                account_id: account.0.clone(),
+                account_id: account.as_str().to_owned(),
                 name: event.name.as_str().to_owned(),
                 origin: event.origin.clone(),
                 package_id: event.package_id.clone(),

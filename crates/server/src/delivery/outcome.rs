@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use hookwarden_core::Verdict;
-use hookwarden_store::{ClaimedDelivery, Completion, ConnectorStatus, DeliveryStatus, NewAttempt};
+use hookwarden_core::{ConnectorStatus, DeliveryStatus, Verdict};
+use hookwarden_store::{ClaimedDelivery, Completion, NewAttempt};
 
 use super::http::Sent;
 use super::target::{Auth, Target};
@@ -199,7 +199,7 @@ impl<T: TokenSource> Workers<T> {
                 attempt.diagnosis = diagnosis;
                 attempts.push(Attempt::http(attempt));
                 if let Some(until) = target.lane.on_failure(self.now(), &self.opts) {
-                    tracing::warn!(connector = %record.name, account = %record.account_id.0, "connector keeps failing; its deliveries back off as a whole");
+                    tracing::warn!(connector = %record.name, account = %record.account_id, "connector keeps failing; its deliveries back off as a whole");
                     if let Err(e) = self
                         .store
                         .defer_connector_deliveries(&record.id, until)
@@ -235,7 +235,7 @@ impl<T: TokenSource> Workers<T> {
                     .await
                 {
                     Ok(_) => {
-                        tracing::warn!(connector = %record.name, account = %record.account_id.0, "endpoint answered 410 Gone; connector disabled");
+                        tracing::warn!(connector = %record.name, account = %record.account_id, "endpoint answered 410 Gone; connector disabled");
                     }
                     Err(e) => tracing::error!(error = %e, "disabling a connector failed"),
                 }

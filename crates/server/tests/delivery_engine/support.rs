@@ -124,7 +124,7 @@ impl Harness {
             http: reqwest::Client::new(),
             key,
             key_b,
-            account: acme.id.0,
+            account: acme.id.into_string(),
             state,
             settings,
             clock,

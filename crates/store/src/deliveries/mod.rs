@@ -11,7 +11,8 @@
 //! writes events and deliveries, `queue` claims them and records what became of them, `query`
 //! reads them back (and re-queues them by hand).
 
-use serde::{Deserialize, Serialize};
+use hookwarden_core::DeliveryStatus;
+use serde::Serialize;
 
 use crate::multirow::{self, Dialect};
 use crate::Store;
@@ -23,37 +24,6 @@ mod queue;
 // What `testing::sqlite_query_plan` explains: the statements whose plans tests check.
 pub(crate) use query::{list_sql, DEPTHS};
 pub(crate) use queue::CLAIM_EXCLUDING_AND_READ_SQLITE;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Pending,
-    /// The connector is `needs_reauth`, `revoked` or `disabled`: not attempted, not failed.
-    Held,
-    Delivered,
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Held => "held",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "pending" => Self::Pending,
-            "held" => Self::Held,
-            "delivered" => Self::Delivered,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct NewEvent {

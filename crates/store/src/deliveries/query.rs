@@ -1,11 +1,10 @@
 //! Reading deliveries back (listings, one delivery, its attempts, queue depths) and the
 //! requests that re-queue them by hand (retry, replay).
 
+use hookwarden_core::DeliveryStatus;
 use sqlx::Row;
 
-use super::{
-    AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, QueueDepth, RetryOutcome,
-};
+use super::{AttemptRecord, DeliveryFilter, DeliveryRecord, QueueDepth, RetryOutcome};
 use crate::{on_db, Store, StoreError};
 
 const ATTEMPTS_OF_SQLITE: &str = "SELECT delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed \

@@ -427,7 +427,7 @@ impl Store {
         &self,
         connector_id: &str,
         credentials_version: i64,
-        status: crate::ConnectorStatus,
+        status: hookwarden_core::ConnectorStatus,
         now: i64,
     ) -> Result<bool, StoreError> {
         let moved = on_db!(&self.db, pool => {
