@@ -340,17 +340,20 @@ async fn doctor_says_what_serve_would_trip_on_and_how_to_fix_it() {
         .upsert_connector(NewConnector {
             account_id: acme.id.clone(),
             name: "salesforceOauth2".into(),
-            kind: "salesforce".into(),
             url: "https://acme.my.salesforce.com/services/apexrest/OSS/callback".into(),
             events: vec!["PACKAGE_COMPLETE".into()],
             origins: vec!["OSS".into()],
             owner: None,
             settings: serde_json::json!({}),
-            flow: Some("client_credentials".into()),
             warnings: vec![],
-            key_json: secrecy::SecretString::from(
-                r#"{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"s3cret-value"}"#,
-            ),
+            credentials: hookwarden_core::Credentials::from_storage(
+                "salesforce",
+                Some("client_credentials"),
+                secrecy::SecretString::from(
+                    r#"{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"s3cret-value"}"#,
+                ),
+            )
+            .unwrap(),
         })
         .await
         .unwrap();

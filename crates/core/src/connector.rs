@@ -77,6 +77,25 @@ impl ConnectorKind {
         }
     }
 
+    /// The preset's name, as stored and shown (`preset` in the API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Salesforce => "salesforce",
+            Self::Dynamics => "dynamics",
+            Self::Generic => "generic",
+        }
+    }
+
+    /// The preset of this name (`as_str`'s inverse).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "salesforce" => Self::Salesforce,
+            "dynamics" => Self::Dynamics,
+            "generic" => Self::Generic,
+            _ => return None,
+        })
+    }
+
     /// Origins a connector listens to when registration names none.
     pub fn default_origins(self) -> Vec<String> {
         match self {
@@ -101,6 +120,15 @@ impl Flow {
             Self::ClientCredentials => "client_credentials",
         }
     }
+
+    /// The flow of this name (`as_str`'s inverse).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "refresh_token" => Self::RefreshToken,
+            "client_credentials" => Self::ClientCredentials,
+            _ => return None,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +143,23 @@ mod tests {
         );
         assert_eq!(ConnectorKind::of("dynamicsOauth2"), ConnectorKind::Dynamics);
         assert_eq!(ConnectorKind::of("sharepoint"), ConnectorKind::Generic);
+    }
+
+    #[test]
+    fn kinds_and_flows_read_back_their_names() {
+        for kind in [
+            ConnectorKind::Salesforce,
+            ConnectorKind::Dynamics,
+            ConnectorKind::Generic,
+        ] {
+            assert_eq!(ConnectorKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ConnectorKind::Salesforce.as_str(), "salesforce");
+        assert_eq!(ConnectorKind::parse("default"), None);
+        for flow in [Flow::RefreshToken, Flow::ClientCredentials] {
+            assert_eq!(Flow::parse(flow.as_str()), Some(flow));
+        }
+        assert_eq!(Flow::parse("password"), None);
     }
 
     #[test]

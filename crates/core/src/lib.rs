@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod connector;
+pub mod credentials;
 pub mod diagnosis;
 pub mod event;
 pub mod ids;
@@ -17,6 +18,7 @@ pub mod url_rules;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use connector::{ConnectorKind, ConnectorName, Flow};
+pub use credentials::{Credentials, NoKey};
 pub use event::{Event, EventError, EventName};
 pub use ids::{AccountId, ConnectorId, DeliveryId, EventId};
 pub use key::{

@@ -6,11 +6,10 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use hookwarden_core::{AddressPolicy, ConnectorKind, Key};
+use hookwarden_core::{AddressPolicy, ConnectorKind, Credentials, Key};
 use hookwarden_fake_org::FakeOrg;
 use hookwarden_oauth::{TokenManager, TokenOptions};
 use hookwarden_store::{MasterKey, MasterKeySource, NewConnector, Store};
-use secrecy::SecretString;
 use serde_json::json;
 
 const CONNECTORS: usize = 10_000;
@@ -41,23 +40,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "token_url": org.token_url(),
         });
         let name = format!("bench-{i}");
-        let parsed = Key::parse(
-            &hookwarden_core::key::encode(&key),
-            ConnectorKind::of(&name),
-        )?;
+        let kind = ConnectorKind::of(&name);
+        let parsed = Key::parse(&hookwarden_core::key::encode(&key), kind)?;
         let (c, _) = store
             .upsert_connector(NewConnector {
                 account_id: account.id.clone(),
                 name,
-                kind: "generic".into(),
                 url: "https://example.com/hook".into(),
                 events: vec![],
                 origins: vec!["*".into()],
                 owner: None,
                 settings: json!({}),
-                flow: Some("refresh_token".into()),
                 warnings: vec![],
-                key_json: SecretString::from(parsed.key.to_storage_json()),
+                credentials: Credentials::from_key(kind, parsed.key),
             })
             .await?;
         connectors.push(c);

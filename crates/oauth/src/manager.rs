@@ -27,7 +27,7 @@ use hookwarden_core::{
     AccountId, AddressPolicy, Clock, ConnectorKind, Endpoints, Key, SystemClock,
 };
 use hookwarden_store::{ConnectorRecord, Store, TokenState};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::error::TokenError;
@@ -185,8 +185,9 @@ struct Ctx {
 
 impl Ctx {
     fn new(record: ConnectorRecord) -> Result<Self, TokenError> {
-        let kind = ConnectorKind::of(&record.name);
-        let key = Key::from_storage_json(record.key_json.expose_secret(), kind).map_err(|e| {
+        // The stored kind: until records carried it, this was `ConnectorKind::of(name)`, which
+        // every connector written so far has as its kind.
+        let (kind, key) = record.credentials.oauth().map_err(|e| {
             TokenError::new(
                 "key_invalid",
                 FailureClass::Permanent,
@@ -194,6 +195,7 @@ impl Ctx {
                 "give the key again (PATCH {\"key\": ...})",
             )
         })?;
+        let key = key.clone();
         let endpoints = key.endpoints(kind);
         let mut redactor = Redactor::new();
         redactor.add(key.client_secret.as_ref());
@@ -364,6 +366,8 @@ fn live_tokens(
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     const NOW: i64 = 1_700_000_000_000;

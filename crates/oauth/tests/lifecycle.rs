@@ -97,7 +97,10 @@ async fn revoke_then_reauthenticate() {
         .await
         .unwrap();
     assert_eq!(back.status, ConnectorStatus::Active);
-    assert_eq!(back.flow.as_deref(), Some("refresh_token"));
+    assert_eq!(
+        back.credentials.flow().map(|f| f.as_str()),
+        Some("refresh_token")
+    );
     assert!(back.credentials_version > revoked.credentials_version);
     assert_eq!(org.stats().grants_ok("authorization_code"), 1);
 

@@ -96,7 +96,8 @@ async fn no_secret_in_logs_or_history() {
         .unwrap();
     let t = tokens.token(&back).await.unwrap();
     secrets.push(t.secret.expose_secret().to_owned());
-    let key: serde_json::Value = serde_json::from_str(back.key_json.expose_secret()).unwrap();
+    let key: serde_json::Value =
+        serde_json::from_str(back.credentials.stored().expose_secret()).unwrap();
     secrets.push(key["refresh_token"].as_str().unwrap().to_owned());
 
     drop(_guard);

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sqlx::Row;
 
-use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus};
+use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, Credentials, Flow};
 
 use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 
@@ -22,21 +22,19 @@ pub const DEFAULT_CALLBACK_NAME: &str = "@default";
 /// How long a rotated-out signing secret keeps signing beside the new one.
 pub const PREVIOUS_SIGNING_SECRET_TTL_MS: i64 = 24 * 3600 * 1000;
 
-/// What registration writes. `key_json` is the decoded key (or the default callback's Basic
-/// key), kept secret until it is sealed.
+/// What registration writes. `credentials` is the parsed key (or the default callback's Basic
+/// key); they fill the `kind`, `flow` and sealed `key_sealed` columns.
 #[derive(Debug, Clone)]
 pub struct NewConnector {
     pub account_id: AccountId,
     pub name: String,
-    pub kind: String,
     pub url: String,
     pub events: Vec<String>,
     pub origins: Vec<String>,
     pub owner: Option<String>,
     pub settings: serde_json::Value,
-    pub flow: Option<String>,
     pub warnings: Vec<String>,
-    pub key_json: SecretString,
+    pub credentials: Credentials,
 }
 
 /// What a writer saw of a connector when it read it (`save_connector` checks it is unchanged).
@@ -51,16 +49,15 @@ pub struct ConnectorRecord {
     pub id: String,
     pub account_id: AccountId,
     pub name: String,
-    pub kind: String,
     pub url: String,
     pub events: Vec<String>,
     pub origins: Vec<String>,
     pub owner: Option<String>,
     pub settings: serde_json::Value,
-    pub flow: Option<String>,
     pub status: ConnectorStatus,
     pub warnings: Vec<String>,
-    pub key_json: SecretString,
+    /// The kind, flow and key, parsed once when the record is read.
+    pub credentials: Credentials,
     pub signing_secret: SecretString,
     pub previous_signing_secret: Option<SecretString>,
     pub previous_signing_until: Option<i64>,
@@ -188,10 +185,15 @@ impl Store {
             ),
             _ => None,
         };
+        let key = self
+            .cipher
+            .open_secret(&key_aad(&raw.id), &raw.key_sealed)?;
+        // The key is parsed for the stored kind. Before kinds were read back, callers parsed
+        // it for `ConnectorKind::of(name)`; every connector written so far has that very kind.
+        let credentials = Credentials::from_storage(&raw.kind, raw.flow.as_deref(), key)
+            .map_err(|e| StoreError::Corrupt(format!("connector {}: {e}", raw.id)))?;
         Ok(ConnectorRecord {
-            key_json: self
-                .cipher
-                .open_secret(&key_aad(&raw.id), &raw.key_sealed)?,
+            credentials,
             signing_secret: self
                 .cipher
                 .open_secret(&signing_aad(&raw.id), &raw.signing_sealed)?,
@@ -207,10 +209,8 @@ impl Store {
             id: raw.id,
             account_id: AccountId::from(raw.account_id),
             name: raw.name,
-            kind: raw.kind,
             url: raw.url,
             owner: raw.owner,
-            flow: raw.flow,
             credentials_version: raw.credentials_version,
             created_at: raw.created_at,
             updated_at: raw.updated_at,
@@ -261,7 +261,7 @@ impl Store {
                     let same_key = self
                         .cipher
                         .open_secret(&key_aad(&id), &sealed)
-                        .is_ok_and(|old| old.expose_secret() == new.key_json.expose_secret());
+                        .is_ok_and(|old| old.expose_secret() == new.credentials.stored().expose_secret());
                     // Registering the same key again must not throw away the refresh token the
                     // provider rotated it to: the key's own one is already spent.
                     let keep_credentials = same_key && rotated == Some(true);
@@ -272,15 +272,15 @@ impl Store {
                          credentials_version = credentials_version + CASE WHEN $12 THEN 0 ELSE 1 END \
                          WHERE id = $11",
                     )
-                    .bind(&new.kind)
+                    .bind(new.credentials.storage_kind())
                     .bind(&new.url)
                     .bind(to_json_text(&new.events))
                     .bind(to_json_text(&new.origins))
                     .bind(&new.owner)
                     .bind(to_json_text(&new.settings))
-                    .bind(&new.flow)
+                    .bind(new.credentials.flow().map(Flow::as_str))
                     .bind(to_json_text(&new.warnings))
-                    .bind(self.cipher.seal_secret(&key_aad(&id), &new.key_json))
+                    .bind(self.cipher.seal_secret(&key_aad(&id), new.credentials.stored()))
                     .bind(now)
                     .bind(&id)
                     .bind(keep_credentials)
@@ -299,15 +299,15 @@ impl Store {
                     .bind(&id)
                     .bind(new.account_id.as_str())
                     .bind(&new.name)
-                    .bind(&new.kind)
+                    .bind(new.credentials.storage_kind())
                     .bind(&new.url)
                     .bind(to_json_text(&new.events))
                     .bind(to_json_text(&new.origins))
                     .bind(&new.owner)
                     .bind(to_json_text(&new.settings))
-                    .bind(&new.flow)
+                    .bind(new.credentials.flow().map(Flow::as_str))
                     .bind(to_json_text(&new.warnings))
-                    .bind(self.cipher.seal_secret(&key_aad(&id), &new.key_json))
+                    .bind(self.cipher.seal_secret(&key_aad(&id), new.credentials.stored()))
                     .bind(self.cipher.seal_secret(&signing_aad(&id), &signing))
                     .bind(now)
                     .execute(&mut *tx)
@@ -350,10 +350,10 @@ impl Store {
             .bind(to_json_text(&record.origins))
             .bind(&record.owner)
             .bind(to_json_text(&record.settings))
-            .bind(&record.flow)
+            .bind(record.credentials.flow().map(Flow::as_str))
             .bind(record.status.as_str())
             .bind(to_json_text(&record.warnings))
-            .bind(self.cipher.seal_secret(&key_aad(&record.id), &record.key_json))
+            .bind(self.cipher.seal_secret(&key_aad(&record.id), record.credentials.stored()))
             .bind(bump)
             .bind(now)
             .bind(&record.id)

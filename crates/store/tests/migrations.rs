@@ -1,5 +1,6 @@
 //! Migrations that rewrite stored rows, run against rows written before them.
 
+use hookwarden_core::Credentials;
 use hookwarden_store::{testing, MasterKey, MasterKeySource, NewConnector, Store};
 use secrecy::SecretString;
 use sqlx::Connection;
@@ -15,17 +16,20 @@ fn connector(
     NewConnector {
         account_id: account.clone(),
         name: name.to_owned(),
-        kind: "salesforce".into(),
         url: "https://acme.my.salesforce.com/services/apexrest/OSS/callback".into(),
         events: vec!["PACKAGE_COMPLETE".into()],
         origins: vec!["OSS".into()],
         owner: None,
         settings,
-        flow: Some("client_credentials".into()),
         warnings: vec![],
-        key_json: SecretString::from(
-            r#"{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"s"}"#,
-        ),
+        credentials: Credentials::from_storage(
+            "salesforce",
+            Some("client_credentials"),
+            SecretString::from(
+                r#"{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"s"}"#,
+            ),
+        )
+        .unwrap(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Store's contract, run on SQLite always and on PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
 
-use hookwarden_core::ConnectorStatus;
+use hookwarden_core::{ConnectorStatus, Credentials};
 use hookwarden_store::{testing, MasterKey, MasterKeySource, NewConnector, Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -8,17 +8,20 @@ fn new_connector(account: &hookwarden_core::AccountId, name: &str, secret: &str)
     NewConnector {
         account_id: account.clone(),
         name: name.to_owned(),
-        kind: "salesforce".into(),
         url: "https://acme.my.salesforce.com/services/apexrest/OSS/callback".into(),
         events: vec!["PACKAGE_COMPLETE".into()],
         origins: vec!["OSS".into()],
         owner: None,
         settings: serde_json::json!({}),
-        flow: Some("client_credentials".into()),
         warnings: vec![],
-        key_json: SecretString::from(format!(
-            r#"{{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"{secret}"}}"#
-        )),
+        credentials: Credentials::from_storage(
+            "salesforce",
+            Some("client_credentials"),
+            SecretString::from(format!(
+                r#"{{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"{secret}"}}"#
+            )),
+        )
+        .unwrap(),
     }
 }
 
@@ -77,7 +80,11 @@ async fn connectors_register_replace_rotate_and_delete() {
         assert!(!created);
         assert_eq!(second.id, first.id, "a replace keeps the row");
         assert_eq!(second.credentials_version, first.credentials_version + 1);
-        assert!(second.key_json.expose_secret().contains("secret-two-5678"));
+        assert!(second
+            .credentials
+            .stored()
+            .expose_secret()
+            .contains("secret-two-5678"));
         assert_eq!(
             second.signing_secret.expose_secret(),
             first.signing_secret.expose_secret(),

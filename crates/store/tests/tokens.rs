@@ -1,7 +1,7 @@
 //! Token state, grant leases, history and authorization-code states, on SQLite always and on
 //! PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
 
-use hookwarden_core::ConnectorStatus;
+use hookwarden_core::{ConnectorStatus, Credentials};
 use hookwarden_store::{
     testing, ConnectorRecord, GrantedTokens, HistoryKind, MasterKey, MasterKeySource, NewConnector,
     NewHistoryEntry, OAuthState, Store,
@@ -19,15 +19,18 @@ async fn each_database(test: impl AsyncFn(Store, ConnectorRecord)) {
             .upsert_connector(NewConnector {
                 account_id: account.id.clone(),
                 name: "salesforceOauth2".into(),
-                kind: "salesforce".into(),
                 url: "https://acme.my.salesforce.com/services/apexrest/OSS/callback".into(),
                 events: vec![],
                 origins: vec!["OSS".into()],
                 owner: None,
                 settings: serde_json::json!({}),
-                flow: Some("refresh_token".into()),
                 warnings: vec![],
-                key_json: SecretString::from(r#"{"client_id":"c","refresh_token":"rt-original"}"#),
+                credentials: Credentials::from_storage(
+                    "salesforce",
+                    Some("refresh_token"),
+                    SecretString::from(r#"{"client_id":"c","refresh_token":"rt-original"}"#),
+                )
+                .unwrap(),
             })
             .await
             .unwrap();
@@ -180,7 +183,10 @@ async fn status_changes_only_for_the_credentials_they_were_decided_on() {
             .unwrap()
             .unwrap();
         assert_eq!(got.status, ConnectorStatus::NeedsReauth);
-        assert_eq!(got.key_json.expose_secret(), c.key_json.expose_secret());
+        assert_eq!(
+            got.credentials.stored().expose_secret(),
+            c.credentials.stored().expose_secret()
+        );
     })
     .await;
 }

@@ -2,7 +2,7 @@
 //! code exchange whose refresh token becomes the connector's credentials.
 
 use hookwarden_core::diagnosis::{self, FailureClass};
-use hookwarden_core::{AccountId, ConnectorStatus, Key};
+use hookwarden_core::{AccountId, ConnectorStatus, Credentials, Key};
 use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, OAuthState};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -168,15 +168,17 @@ impl Inner {
         ctx.redactor.add(tokens.refresh_token.as_ref());
 
         // The returned refresh token becomes the credentials.
-        let mut key_doc: serde_json::Value =
-            serde_json::from_str(ctx.record.key_json.expose_secret()).map_err(|_| {
-                TokenError::new(
-                    "key_invalid",
-                    FailureClass::Permanent,
-                    "the stored key is not JSON",
-                    "give the key again",
-                )
-            })?;
+        let mut key_doc: serde_json::Value = serde_json::from_str(
+            ctx.record.credentials.stored().expose_secret(),
+        )
+        .map_err(|_| {
+            TokenError::new(
+                "key_invalid",
+                FailureClass::Permanent,
+                "the stored key is not JSON",
+                "give the key again",
+            )
+        })?;
         if let (Some(rt), Some(obj)) = (&tokens.refresh_token, key_doc.as_object_mut()) {
             obj.insert(
                 "refresh_token".into(),
@@ -207,9 +209,13 @@ impl Inner {
 
         let seen = ctx.record.seen();
         let mut record = ctx.record.clone();
-        record.key_json = SecretString::from(new_key_json);
+        // Stored as the document was written, as before the key was parsed on read.
+        record.credentials = Credentials::OAuth {
+            kind: ctx.kind,
+            key: new_key.clone().into(),
+            stored: SecretString::from(new_key_json),
+        };
         record.status = ConnectorStatus::Active;
-        record.flow = Some(new_key.flow().as_str().to_owned());
         let saved = self
             .store
             .save_connector(&record, true, seen)

@@ -175,7 +175,7 @@ impl Cache {
 #[cfg(test)]
 pub(super) mod tests {
     use hookwarden_core::diagnosis::FailureClass;
-    use hookwarden_core::AccountId;
+    use hookwarden_core::{AccountId, Credentials};
     use secrecy::{ExposeSecret, SecretString};
 
     use super::*;
@@ -193,16 +193,19 @@ pub(super) mod tests {
             id: id.to_owned(),
             account_id: AccountId::from("acct"),
             name: "salesforceOauth2".into(),
-            kind: "salesforce".into(),
             url: "https://example.com/hook".into(),
             events: vec![],
             origins: vec![],
             owner: None,
             settings: serde_json::json!({}),
-            flow: None,
             status,
             warnings: vec![],
-            key_json: SecretString::from("{}".to_owned()),
+            credentials: Credentials::from_storage(
+                "salesforce",
+                None,
+                SecretString::from("{}".to_owned()),
+            )
+            .expect("a known kind"),
             signing_secret: SecretString::from("whsec_x".to_owned()),
             previous_signing_secret: None,
             previous_signing_until: None,

@@ -90,7 +90,7 @@ pub(super) fn needs_introspection(ctx: &Ctx, tokens: &Tokens) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use hookwarden_core::ConnectorStatus;
+    use hookwarden_core::{ConnectorStatus, Credentials};
     use secrecy::SecretString;
 
     use super::super::cache::tests::record;
@@ -99,7 +99,9 @@ mod tests {
     fn ctx(key: serde_json::Value) -> Ctx {
         let mut r = record("c1", 1, ConnectorStatus::Active);
         r.name = "generic".into();
-        r.key_json = SecretString::from(key.to_string());
+        r.credentials =
+            Credentials::from_storage("generic", None, SecretString::from(key.to_string()))
+                .unwrap();
         Ctx::new(r).unwrap()
     }
 

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookwarden_core::{AddressPolicy, ConnectorKind, Key, OffsetClock};
+use hookwarden_core::{AddressPolicy, ConnectorKind, Credentials, Key, OffsetClock};
 use hookwarden_fake_org::RunningFakeOrg;
 use hookwarden_oauth::{TokenManager, TokenOptions};
 use hookwarden_store::{
     testing, Account, ConnectorRecord, MasterKey, MasterKeySource, NewConnector, Store,
 };
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
 pub const CLIENT_ID: &str = hookwarden_fake_org::DEFAULT_CLIENT_ID;
@@ -88,15 +87,13 @@ impl Env {
             .upsert_connector(NewConnector {
                 account_id: self.account.id.clone(),
                 name: name.to_owned(),
-                kind: "salesforce".into(),
                 url: "http://127.0.0.1:9/services/apexrest/OSS/callback".into(),
                 events: vec!["PACKAGE_COMPLETE".into()],
                 origins: vec!["OSS".into()],
                 owner: None,
                 settings: json!({}),
-                flow: Some(parsed.key.flow().as_str().to_owned()),
                 warnings: parsed.warnings,
-                key_json: SecretString::from(parsed.key.to_storage_json()),
+                credentials: Credentials::from_key(kind, parsed.key),
             })
             .await
             .unwrap();

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookwarden_core::key::mask_secret;
-use hookwarden_core::{ConnectorKind, ConnectorName, ConnectorStatus, Key, ParsedKey};
+use hookwarden_core::{ConnectorName, ConnectorStatus, Credentials, ParsedKey};
 use hookwarden_oauth::TokenStatus;
 use hookwarden_store::{ConnectorRecord, NewConnector};
 use secrecy::{ExposeSecret, SecretString};
@@ -141,9 +141,8 @@ pub(crate) fn to_out(
     record: &ConnectorRecord,
     full_signing_secret: Option<&SecretString>,
 ) -> ConnectorOut {
-    let kind = ConnectorKind::of(&record.name);
     let settings = settings_of(record);
-    let key = match Key::from_storage_json(record.key_json.expose_secret(), kind) {
+    let key = match record.credentials.key() {
         Ok(key) => key.masked(),
         // A key stored by an older version that today's rules reject is still shown, masked.
         Err(_) => {
@@ -152,12 +151,12 @@ pub(crate) fn to_out(
     };
     ConnectorOut {
         name: record.name.clone(),
-        preset: record.kind.clone(),
+        preset: record.credentials.storage_kind().to_owned(),
         url: record.url.clone(),
         events: record.events.clone(),
         origins: record.origins.clone(),
         owner: record.owner.clone(),
-        flow: record.flow.clone(),
+        flow: record.credentials.flow().map(|f| f.as_str().to_owned()),
         status: record.status.as_str().to_owned(),
         key,
         warnings: record.warnings.clone(),
@@ -238,24 +237,14 @@ fn validate_full(
     Ok(NewConnector {
         account_id: authed.0.id.clone(),
         name: name.as_str().to_owned(),
-        kind: preset_name(kind).to_owned(),
         url,
         events,
         origins,
         owner,
         settings: serde_json::to_value(&delivery).expect("settings serialise"),
-        flow: Some(key.flow().as_str().to_owned()),
         warnings,
-        key_json: SecretString::from(key.to_storage_json()),
+        credentials: Credentials::from_key(kind, key),
     })
-}
-
-pub(crate) fn preset_name(kind: ConnectorKind) -> &'static str {
-    match kind {
-        ConnectorKind::Salesforce => "salesforce",
-        ConnectorKind::Dynamics => "dynamics",
-        ConnectorKind::Generic => "generic",
-    }
 }
 
 /// Register a connector, or replace the one of that name.
@@ -424,10 +413,9 @@ pub async fn patch_connector(
             warnings: key_warnings,
             repairs,
         } = validate::key(raw_key, kind, &state.settings)?;
-        let key_json = key.to_storage_json();
         // The very key the connector has, whose refresh token the provider has rotated since:
         // "changing" to it would send a spent refresh token. Leave the credentials alone.
-        let same_key = key_json.as_str() == record.key_json.expose_secret();
+        let same_key = record.credentials.same_key(&key);
         let rotated = same_key
             && state
                 .tokens
@@ -438,8 +426,7 @@ pub async fn patch_connector(
         delivery.key_warnings = key_warnings;
         delivery.key_line_wrapped = repairs.line_breaks;
         if credentials_changed {
-            record.key_json = SecretString::from(key_json);
-            record.flow = Some(key.flow().as_str().to_owned());
+            record.credentials = Credentials::from_key(kind, key);
             // New credentials are the way out of needs_reauth and revoked (DESIGN.md, Revocation).
             if matches!(
                 record.status,

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookwarden_core::key::mask_secret;
-use hookwarden_core::ConnectorKind;
+use hookwarden_core::{ConnectorKind, Credentials};
 use hookwarden_store::{ConnectorRecord, NewConnector, DEFAULT_CALLBACK_NAME};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,7 @@ fn to_out(record: &ConnectorRecord, full_signing_secret: bool) -> DefaultCallbac
     DefaultCallbackOut {
         url: record.url.clone(),
         events: record.events.clone(),
-        key: mask_secret(record.key_json.expose_secret()),
+        key: mask_secret(record.credentials.stored().expose_secret()),
         status: record.status.as_str().to_owned(),
         warnings: record.warnings.clone(),
         signing_secret: if full_signing_secret {
@@ -106,7 +106,6 @@ pub async fn set_default_callback(
     let new = NewConnector {
         account_id: authed.0.id.clone(),
         name: DEFAULT_CALLBACK_NAME.to_owned(),
-        kind: "default".to_owned(),
         url,
         events,
         origins: vec!["*".to_owned()],
@@ -116,9 +115,8 @@ pub async fn set_default_callback(
             ..Default::default()
         })
         .expect("settings serialise"),
-        flow: None,
         warnings,
-        key_json: SecretString::from(key.to_owned()),
+        credentials: Credentials::basic(SecretString::from(key.to_owned())),
     };
     let (record, created) = state.store.upsert_connector(new).await?;
     let status = if created {

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use hookwarden_core::diagnosis::diagnose_endpoint;
-use hookwarden_core::{ConnectorName, Event, Key, Problem};
+use hookwarden_core::{ConnectorName, Event, Problem};
 use hookwarden_oauth::{RevokeOutcome, TokenError, TokenStatus};
 use hookwarden_store::{ConnectorRecord, HistoryKind, NewHistoryEntry};
 use secrecy::ExposeSecret;
@@ -109,12 +109,13 @@ pub async fn test_connector(
     authed: Authed,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<TestReport>> {
-    let (name, record) = load(&state, &authed, &name).await?;
-    let kind = name.kind();
+    let (_, record) = load(&state, &authed, &name).await?;
     let mut checks = Vec::new();
 
-    let key = match Key::from_storage_json(record.key_json.expose_secret(), kind) {
-        Ok(key) => {
+    // The stored kind: `ConnectorKind::of(name)` until records carried it, which every
+    // connector written so far has as its kind.
+    let key = match record.credentials.oauth() {
+        Ok((kind, key)) => {
             let endpoints = key.endpoints(kind);
             let settings = super::connectors::settings_of(&record);
             let (detail, fix) = if settings.key_line_wrapped {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use axum::http::HeaderValue;
-use hookwarden_core::RetrySchedule;
-use hookwarden_store::{ConnectorRecord, DEFAULT_CALLBACK_NAME};
+use hookwarden_core::{Credentials, RetrySchedule};
+use hookwarden_store::ConnectorRecord;
 use secrecy::ExposeSecret;
 
 use super::lanes::Lane;
@@ -69,8 +69,9 @@ impl<T: TokenSource> Workers<T> {
             Some(r) => RetrySchedule::new(r.schedule_s.clone(), r.jitter),
             None => RetrySchedule::default(),
         };
-        let auth = if record.name == DEFAULT_CALLBACK_NAME {
-            match HeaderValue::from_str(&format!("Basic {}", record.key_json.expose_secret())) {
+        // The default callback (`DEFAULT_CALLBACK_NAME`) is the one connector with a Basic key.
+        let auth = if let Credentials::Basic(key) = &record.credentials {
+            match HeaderValue::from_str(&format!("Basic {}", key.expose_secret())) {
                 Ok(mut v) => {
                     v.set_sensitive(true);
                     Auth::Basic(v)
