@@ -240,7 +240,7 @@ async fn find_account(
     wanted: &str,
 ) -> anyhow::Result<hookwarden_store::Account> {
     let accounts = store.list_accounts().await?;
-    if let Some(a) = accounts.iter().find(|a| a.id.as_str() == wanted) {
+    if let Some(a) = accounts.iter().find(|a| a.id == wanted) {
         return Ok(a.clone());
     }
     let named: Vec<_> = accounts.iter().filter(|a| a.name == wanted).collect();

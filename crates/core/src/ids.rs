@@ -24,20 +24,12 @@ macro_rules! id_type {
                 Self(new_id($prefix))
             }
 
-            /// An id as it was stored or given (see the module's note: ids are opaque).
-            pub fn new(id: impl Into<String>) -> Self {
-                Self(id.into())
-            }
-
             pub fn as_str(&self) -> &str {
                 &self.0
             }
-
-            pub fn into_string(self) -> String {
-                self.0
-            }
         }
 
+        // An id as it was stored or given (see the module's note: ids are opaque).
         impl From<String> for $name {
             fn from(id: String) -> Self {
                 Self(id)
@@ -53,6 +45,25 @@ macro_rules! id_type {
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
+            }
+        }
+
+        // An id is compared with the text it was made from (tests, opaque lookups).
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
             }
         }
 

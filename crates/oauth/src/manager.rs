@@ -24,7 +24,7 @@ use hookwarden_core::clock::rfc3339;
 use hookwarden_core::diagnosis::FailureClass;
 use hookwarden_core::session;
 use hookwarden_core::{
-    AccountId, AddressPolicy, Clock, ConnectorKind, Endpoints, Key, SystemClock,
+    AccountId, AddressPolicy, Clock, ConnectorId, ConnectorKind, Endpoints, Key, SystemClock,
 };
 use hookwarden_store::{ConnectorRecord, Store, TokenState};
 use secrecy::SecretString;
@@ -164,7 +164,7 @@ struct Inner {
     options: TokenOptions,
     http: Http,
     cache: Cache,
-    flights: Mutex<HashMap<String, Flight>>,
+    flights: Mutex<HashMap<ConnectorId, Flight>>,
 }
 
 impl Inner {
@@ -265,7 +265,7 @@ impl TokenManager {
 
     /// Drop the cached token if it is still `token_version` (a 401 on an older token must not
     /// throw away a newer one); the next `token` call grants.
-    pub async fn invalidate(&self, connector_id: &str, token_version: i64) {
+    pub async fn invalidate(&self, connector_id: &ConnectorId, token_version: i64) {
         self.inner.cache.invalidate(connector_id, token_version);
     }
 

@@ -6,17 +6,13 @@
 
 use std::time::Instant;
 
-use hookwarden_core::DeliveryStatus;
+use hookwarden_core::{ConnectorId, DeliveryId, DeliveryStatus, EventId};
 use hookwarden_store::{
     Completion, IngestWrite, MasterKey, MasterKeySource, NewAttempt, NewDelivery, NewEvent, Store,
 };
 
 const GROUP: usize = 1000;
 const CLAIM: usize = 256;
-
-fn id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,8 +27,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&url, MasterKeySource::Given(MasterKey::generate())).await?;
     let (account, _) = store.create_account("bench").await?;
     let gate = store.write_gate();
-    let account = account.id.into_string();
-    let connector = id("con");
+    let account = account.id;
+    let connector = ConnectorId::generate();
     let body = r#"{"@class":"com.silanis.esl.packages.event.ESLProcessEvent","name":"PACKAGE_COMPLETE","sessionUser":null,"packageId":"pkg-000000","message":null,"documentId":null,"createdDate":"2026-11-30T12:00:00.000Z"}"#;
 
     let now = chrono::Utc::now().timestamp_millis();
@@ -46,10 +42,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             deliveries: Vec::with_capacity(count),
         };
         for i in 0..count {
-            let event = id("evt");
+            let event = EventId::generate();
             let package = format!("pkg-{}", group * GROUP + i);
             write.deliveries.push(NewDelivery {
-                id: id("dlv"),
+                id: DeliveryId::generate(),
                 account_id: account.clone(),
                 event_id: event.clone(),
                 event_name: "PACKAGE_COMPLETE".into(),

@@ -46,7 +46,7 @@ pub struct Seen {
 
 #[derive(Debug, Clone)]
 pub struct ConnectorRecord {
-    pub id: String,
+    pub id: ConnectorId,
     pub account_id: AccountId,
     pub name: String,
     pub url: String,
@@ -165,7 +165,7 @@ const CACHED_ACCOUNTS: usize = 10_000;
 #[derive(Debug, Default)]
 pub(crate) struct ConnectorCache {
     version: AtomicU64,
-    accounts: Mutex<HashMap<String, CachedConnectors>>,
+    accounts: Mutex<HashMap<AccountId, CachedConnectors>>,
 }
 
 #[derive(Debug)]
@@ -206,7 +206,7 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
             status: ConnectorStatus::parse(&raw.status)
                 .ok_or_else(|| StoreError::Corrupt(format!("status {:?}", raw.status)))?,
-            id: raw.id,
+            id: ConnectorId::from(raw.id),
             account_id: AccountId::from(raw.account_id),
             name: raw.name,
             url: raw.url,
@@ -288,7 +288,7 @@ impl Store {
                     .await?;
                 }
                 None => {
-                    let id = ConnectorId::generate().into_string();
+                    let id = ConnectorId::generate();
                     let signing = generate_signing_secret();
                     sqlx::query(
                         "INSERT INTO connectors (id, account_id, name, kind, url, events, origins, owner, \
@@ -296,7 +296,7 @@ impl Store {
                          created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, 1, $14, $14)",
                     )
-                    .bind(&id)
+                    .bind(id.as_str())
                     .bind(new.account_id.as_str())
                     .bind(&new.name)
                     .bind(new.credentials.storage_kind())
@@ -307,8 +307,8 @@ impl Store {
                     .bind(to_json_text(&new.settings))
                     .bind(new.credentials.flow().map(Flow::as_str))
                     .bind(to_json_text(&new.warnings))
-                    .bind(self.cipher.seal_secret(&key_aad(&id), new.credentials.stored()))
-                    .bind(self.cipher.seal_secret(&signing_aad(&id), &signing))
+                    .bind(self.cipher.seal_secret(&key_aad(id.as_str()), new.credentials.stored()))
+                    .bind(self.cipher.seal_secret(&signing_aad(id.as_str()), &signing))
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
@@ -353,10 +353,10 @@ impl Store {
             .bind(record.credentials.flow().map(Flow::as_str))
             .bind(record.status.as_str())
             .bind(to_json_text(&record.warnings))
-            .bind(self.cipher.seal_secret(&key_aad(&record.id), record.credentials.stored()))
+            .bind(self.cipher.seal_secret(&key_aad(record.id.as_str()), record.credentials.stored()))
             .bind(bump)
             .bind(now)
-            .bind(&record.id)
+            .bind(record.id.as_str())
             .bind(seen.status.as_str())
             .bind(seen.credentials_version)
             .execute(pool)
@@ -404,7 +404,7 @@ impl Store {
         let now = now_ms();
         if !self.is_postgres() {
             let entries = cache.accounts.lock().expect("connector cache lock");
-            if let Some(entry) = entries.get(account.as_str()) {
+            if let Some(entry) = entries.get(account) {
                 if entry.version == version && now < entry.valid_until {
                     return Ok(entry.records.clone());
                 }
@@ -427,7 +427,7 @@ impl Store {
                 entries.clear();
             }
             entries.insert(
-                account.as_str().to_owned(),
+                account.clone(),
                 CachedConnectors {
                     version,
                     valid_until,
@@ -529,14 +529,14 @@ impl Store {
                 "UPDATE connectors SET signing_sealed = $1, prev_signing_sealed = $2, \
                  prev_signing_until = $3, updated_at = $4 WHERE id = $5",
             )
-            .bind(self.cipher.seal_secret(&signing_aad(&current.id), &fresh))
+            .bind(self.cipher.seal_secret(&signing_aad(current.id.as_str()), &fresh))
             .bind(self.cipher.seal(
-                &prev_signing_aad(&current.id),
+                &prev_signing_aad(current.id.as_str()),
                 current.signing_secret.expose_secret().as_bytes(),
             ))
             .bind(now + PREVIOUS_SIGNING_SECRET_TTL_MS)
             .bind(now)
-            .bind(&current.id)
+            .bind(current.id.as_str())
             .execute(pool)
             .await?;
         });

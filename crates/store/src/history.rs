@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use hookwarden_core::ids::new_id;
+use hookwarden_core::{AccountId, ConnectorId};
 
 use crate::{on_db, Store, StoreError};
 
@@ -56,8 +57,8 @@ impl HistoryKind {
 /// What the token engine records. `excerpt` must already be free of secrets.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewHistoryEntry {
-    pub connector_id: String,
-    pub account_id: String,
+    pub connector_id: ConnectorId,
+    pub account_id: AccountId,
     /// Milliseconds since the epoch.
     pub at: i64,
     pub kind: HistoryKind,
@@ -106,8 +107,8 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&id)
-            .bind(&e.connector_id)
-            .bind(&e.account_id)
+            .bind(e.connector_id.as_str())
+            .bind(e.account_id.as_str())
             .bind(e.at)
             .bind(e.kind.as_str())
             .bind(&e.grant_type)
@@ -129,7 +130,7 @@ impl Store {
     /// entry id from the previous page; `None` for the first page).
     pub async fn list_history(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         limit: i64,
         before: Option<&str>,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -140,7 +141,7 @@ impl Store {
                  error, error_description, cause, fix, duration_ms, excerpt FROM history \
                  WHERE connector_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
             )
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(before)
             .bind(limit)
             .fetch_all(pool)
@@ -151,8 +152,8 @@ impl Store {
                 out.push(HistoryEntry {
                     id: row.try_get("id")?,
                     entry: NewHistoryEntry {
-                        connector_id: row.try_get("connector_id")?,
-                        account_id: row.try_get("account_id")?,
+                        connector_id: row.try_get::<String, _>("connector_id")?.into(),
+                        account_id: row.try_get::<String, _>("account_id")?.into(),
                         at: row.try_get("at")?,
                         kind: HistoryKind::parse(&kind)
                             .ok_or_else(|| StoreError::Corrupt(format!("history kind {kind:?}")))?,

@@ -10,12 +10,12 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::{now_ms, on_db, Store, StoreError};
-use hookwarden_core::ConnectorStatus;
+use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus};
 
 /// A connector's token state as stored, secrets opened.
 #[derive(Debug, Clone, Default)]
 pub struct TokenState {
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     /// The connector's `credentials_version` this state derives from. A state from older
     /// credentials is dead: neither its access token nor its refresh token may be used.
     pub credentials_version: i64,
@@ -57,21 +57,21 @@ pub struct GrantedTokens {
 /// A pending authorization-code flow (`GET .../oauth/url` → `GET /oauth/callback`).
 #[derive(Debug, Clone)]
 pub struct OAuthState {
-    pub connector_id: String,
-    pub account_id: String,
+    pub connector_id: ConnectorId,
+    pub account_id: AccountId,
     pub connector_name: String,
     pub code_verifier: SecretString,
     pub redirect_uri: String,
     pub expires_at: i64,
 }
 
-fn access_aad(id: &str) -> String {
+fn access_aad(id: &ConnectorId) -> String {
     format!("connector/{id}/access-token")
 }
-fn refresh_aad(id: &str) -> String {
+fn refresh_aad(id: &ConnectorId) -> String {
     format!("connector/{id}/refresh-token")
 }
-fn verifier_aad(id: &str, state_hash: &str) -> String {
+fn verifier_aad(id: &ConnectorId, state_hash: &str) -> String {
     format!("connector/{id}/pkce/{state_hash}")
 }
 
@@ -129,7 +129,7 @@ macro_rules! raw_state {
 
 impl Store {
     fn open_state(&self, raw: RawState) -> Result<TokenState, StoreError> {
-        let id = raw.connector_id;
+        let id = ConnectorId::from(raw.connector_id);
         let access_token = raw
             .access_sealed
             .map(|s| self.cipher.open_secret(&access_aad(&id), &s))
@@ -161,12 +161,12 @@ impl Store {
     /// The connector's token state; `None` before its first grant.
     pub async fn get_token_state(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
     ) -> Result<Option<TokenState>, StoreError> {
         let sql = format!("SELECT {STATE_COLUMNS} FROM token_state WHERE connector_id = $1");
         let raw = on_db!(&self.db, pool => {
             match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(connector_id)
+                .bind(connector_id.as_str())
                 .fetch_optional(pool)
                 .await?
             {
@@ -178,13 +178,13 @@ impl Store {
     }
 
     /// Make sure the row exists, so the lease UPDATE has something to match.
-    async fn ensure_token_row(&self, connector_id: &str) -> Result<(), StoreError> {
+    async fn ensure_token_row(&self, connector_id: &ConnectorId) -> Result<(), StoreError> {
         on_db!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO token_state (connector_id, credentials_version, version, updated_at) \
                  VALUES ($1, 0, 0, $2) ON CONFLICT (connector_id) DO NOTHING",
             )
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(now_ms())
             .execute(pool)
             .await?;
@@ -196,7 +196,7 @@ impl Store {
     /// One conditional UPDATE: of two nodes racing, exactly one matches the row.
     pub async fn acquire_grant_lease(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         owner: &str,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
@@ -210,7 +210,7 @@ impl Store {
             )
             .bind(owner)
             .bind(now.saturating_add(ttl_ms))
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(now)
             .execute(pool)
             .await?
@@ -222,7 +222,7 @@ impl Store {
     /// Give the lease back (only if `owner` still holds it).
     pub async fn release_grant_lease(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         owner: &str,
     ) -> Result<(), StoreError> {
         on_db!(&self.db, pool => {
@@ -230,7 +230,7 @@ impl Store {
                 "UPDATE token_state SET lease_owner = NULL, lease_until = NULL \
                  WHERE connector_id = $1 AND lease_owner = $2",
             )
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(owner)
             .execute(pool)
             .await?;
@@ -245,7 +245,7 @@ impl Store {
     /// new version, or `None` when the CAS lost.
     pub async fn save_granted_tokens(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         expected_version: Option<i64>,
         granted: &GrantedTokens,
         lease_owner: &str,
@@ -284,7 +284,7 @@ impl Store {
             .bind(&granted.scope)
             .bind(granted.issued_at)
             .bind(now)
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(expected_version)
             .bind(lease_owner)
             .fetch_optional(pool)
@@ -297,7 +297,7 @@ impl Store {
     /// were persisted). Nothing changes if a newer grant has been saved meanwhile.
     pub async fn update_token_expiry(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         version: i64,
         access_expires_at: Option<i64>,
         refresh_at: Option<i64>,
@@ -309,7 +309,7 @@ impl Store {
             )
             .bind(access_expires_at)
             .bind(refresh_at)
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(version)
             .execute(pool)
             .await?
@@ -322,7 +322,7 @@ impl Store {
     /// secret), one more consecutive failure; releases `owner`'s lease.
     pub async fn record_grant_failure(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         owner: &str,
         backoff_until: Option<i64>,
         error: &str,
@@ -340,7 +340,7 @@ impl Store {
             .bind(error)
             .bind(now_ms())
             .bind(owner)
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .execute(pool)
             .await?;
         });
@@ -348,7 +348,7 @@ impl Store {
     }
 
     /// Wipe the tokens (after revocation); bumps the version so any cached copy is stale.
-    pub async fn clear_token_state(&self, connector_id: &str) -> Result<(), StoreError> {
+    pub async fn clear_token_state(&self, connector_id: &ConnectorId) -> Result<(), StoreError> {
         self.ensure_token_row(connector_id).await?;
         on_db!(&self.db, pool => {
             sqlx::query(
@@ -358,7 +358,7 @@ impl Store {
                  consecutive_failures = 0, updated_at = $1 WHERE connector_id = $2",
             )
             .bind(now_ms())
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .execute(pool)
             .await?;
         });
@@ -370,7 +370,7 @@ impl Store {
     /// old credentials must not hit the new ones a user just gave.
     pub async fn set_connector_status(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         status: ConnectorStatus,
         credentials_version: Option<i64>,
     ) -> Result<bool, StoreError> {
@@ -381,7 +381,7 @@ impl Store {
             )
             .bind(status.as_str())
             .bind(now_ms())
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(credentials_version)
             .execute(pool)
             .await?
@@ -415,8 +415,8 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&hash)
-            .bind(&pending.connector_id)
-            .bind(&pending.account_id)
+            .bind(pending.connector_id.as_str())
+            .bind(pending.account_id.as_str())
             .bind(&pending.connector_name)
             .bind(sealed)
             .bind(&pending.redirect_uri)
@@ -459,12 +459,13 @@ impl Store {
         if expires_at < now_ms() {
             return Ok(None);
         }
+        let connector_id = ConnectorId::from(connector_id);
         let code_verifier = self
             .cipher
             .open_secret(&verifier_aad(&connector_id, &hash), &sealed)?;
         Ok(Some(OAuthState {
             connector_id,
-            account_id,
+            account_id: account_id.into(),
             connector_name,
             code_verifier,
             redirect_uri,

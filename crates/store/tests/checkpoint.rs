@@ -15,7 +15,7 @@ fn write(n: usize) -> IngestWrite {
     };
     for i in 0..n {
         w.events.push(NewEvent {
-            id: format!("evt-{i}"),
+            id: format!("evt-{i}").into(),
             account_id: "acc".into(),
             name: "PACKAGE_COMPLETE".into(),
             origin: "OSS".into(),
@@ -27,9 +27,9 @@ fn write(n: usize) -> IngestWrite {
             created_at: 1,
         });
         w.deliveries.push(NewDelivery {
-            id: format!("dlv-{i}"),
+            id: format!("dlv-{i}").into(),
             account_id: "acc".into(),
-            event_id: format!("evt-{i}"),
+            event_id: format!("evt-{i}").into(),
             event_name: "PACKAGE_COMPLETE".into(),
             connector_id: "con".into(),
             connector_name: "c".into(),

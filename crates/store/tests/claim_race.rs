@@ -23,7 +23,7 @@ fn backlog(t: i64) -> Vec<IngestWrite> {
             for i in 0..100 {
                 let id = format!("{g}-{i}");
                 w.events.push(NewEvent {
-                    id: format!("evt-{id}"),
+                    id: format!("evt-{id}").into(),
                     account_id: "acc".into(),
                     name: "E".into(),
                     origin: "O".into(),
@@ -32,12 +32,12 @@ fn backlog(t: i64) -> Vec<IngestWrite> {
                     created_at: t,
                 });
                 w.deliveries.push(NewDelivery {
-                    id: format!("dlv-{id}"),
+                    id: format!("dlv-{id}").into(),
                     account_id: "acc".into(),
-                    event_id: format!("evt-{id}"),
+                    event_id: format!("evt-{id}").into(),
                     event_name: "E".into(),
                     // Several connectors, so the claim's per-connector paths are raced too.
-                    connector_id: format!("con-{}", i % 3),
+                    connector_id: format!("con-{}", i % 3).into(),
                     connector_name: format!("c{}", i % 3),
                     package_id: format!("pkg-{id}"),
                     order_key: None,

@@ -1,7 +1,7 @@
 //! Deliveries: ingest, claims and their outcomes, and the queries that read them back, run on
 //! in-memory SQLite always and on PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
 
-use hookwarden_core::DeliveryStatus;
+use hookwarden_core::{ConnectorId, DeliveryStatus};
 use hookwarden_store::testing::{self, PlannedQuery};
 use hookwarden_store::{
     ClaimedDelivery, Completion, DeliveryFilter, IdempotencyRecord, IngestOutcome, IngestWrite,
@@ -30,7 +30,7 @@ fn write(n: usize, package: &str, ordered: bool, t: i64) -> IngestWrite {
     for i in 0..n {
         let id = format!("{package}-{i}");
         w.events.push(NewEvent {
-            id: format!("evt-{id}"),
+            id: format!("evt-{id}").into(),
             account_id: "acc".into(),
             name: "E".into(),
             origin: "O".into(),
@@ -39,9 +39,9 @@ fn write(n: usize, package: &str, ordered: bool, t: i64) -> IngestWrite {
             created_at: t,
         });
         w.deliveries.push(NewDelivery {
-            id: format!("dlv-{id}"),
+            id: format!("dlv-{id}").into(),
             account_id: "acc".into(),
-            event_id: format!("evt-{id}"),
+            event_id: format!("evt-{id}").into(),
             event_name: "E".into(),
             connector_id: "con".into(),
             connector_name: "c".into(),
@@ -123,20 +123,28 @@ async fn an_expired_lease_is_claimed_again_and_the_stale_completion_changes_noth
         s.record_outcomes(&[done(&a[0], DeliveryStatus::Failed, None)], &[], 1_100)
             .await
             .unwrap();
-        let d = s.get_delivery("acc", "dlv-p-0").await.unwrap().unwrap();
+        let d = s
+            .get_delivery(&"acc".into(), &"dlv-p-0".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(d.status, DeliveryStatus::Pending, "the stale claim lost");
         assert!(d.in_flight);
         s.record_outcomes(&[done(&b[0], DeliveryStatus::Delivered, None)], &[], 1_200)
             .await
             .unwrap();
-        let d = s.get_delivery("acc", "dlv-p-0").await.unwrap().unwrap();
+        let d = s
+            .get_delivery(&"acc".into(), &"dlv-p-0".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((d.status, d.in_flight), (DeliveryStatus::Delivered, false));
         // Excluded connectors are skipped; releasing a node's leases makes its claims due.
         s.commit_ingest(&[write(1, "r", false, 100)], 100)
             .await
             .unwrap();
         assert!(s
-            .claim_due(2_000, 3_000, "c:1", 10, &["con".to_owned()])
+            .claim_due(2_000, 3_000, "c:1", 10, &["con".into()])
             .await
             .unwrap()
             .is_empty());
@@ -200,7 +208,7 @@ async fn large_batches_are_written_claimed_and_completed_whole() {
             .await
             .unwrap();
         for c in [&claimed[0], &claimed[150], &claimed[306]] {
-            let d = s.get_delivery("acc", &c.id).await.unwrap().unwrap();
+            let d = s.get_delivery(&"acc".into(), &c.id).await.unwrap().unwrap();
             assert_eq!((d.status, d.in_flight), (DeliveryStatus::Delivered, false));
         }
         let recorded = s
@@ -288,10 +296,15 @@ async fn open_deliveries_are_found_by_index_and_delivered_ones_by_history() {
         assert_eq!(ids(None).await, ["dlv-p-2", "dlv-p-1", "dlv-p-0"]);
         let depths = s.queue_depths(300).await.unwrap();
         assert!(depths.is_empty(), "no connector row, no gauge");
-        assert_eq!(s.hold_connector_deliveries("con", 300).await.unwrap(), 1);
+        assert_eq!(
+            s.hold_connector_deliveries(&"con".into(), 300)
+                .await
+                .unwrap(),
+            1
+        );
         assert_eq!(ids(Some(DeliveryStatus::Held)).await, ["dlv-p-2"]);
         assert_eq!(
-            s.replay_deliveries("acc", "c", DeliveryStatus::Failed, 0, 1_000, 400)
+            s.replay_deliveries(&"acc".into(), "c", DeliveryStatus::Failed, 0, 1_000, 400)
                 .await
                 .unwrap(),
             1
@@ -335,8 +348,8 @@ async fn a_claim_that_leaves_connectors_out_takes_the_others_earliest_due() {
     let on = |mut w: IngestWrite, connector: &str| {
         for (d, e) in w.deliveries.iter_mut().zip(&mut w.events) {
             d.connector_id = connector.into();
-            d.id = format!("{}-{connector}", d.id);
-            e.id = format!("{}-{connector}", e.id);
+            d.id = format!("{}-{connector}", d.id).into();
+            e.id = format!("{}-{connector}", e.id).into();
             d.event_id = e.id.clone();
         }
         w
@@ -355,7 +368,7 @@ async fn a_claim_that_leaves_connectors_out_takes_the_others_earliest_due() {
             s.commit_ingest(&[on(w, connector)], at).await.unwrap();
         }
         let ids = |rows: Vec<ClaimedDelivery>| rows.into_iter().map(|c| c.id).collect::<Vec<_>>();
-        let big = ["big".to_owned()];
+        let big = [ConnectorId::from("big")];
         // Eight are eligible (y's four, w's three, x's first); the five due earliest go.
         let first = s.claim_due(1_000, 9_000, "n:1", 5, &big).await.unwrap();
         assert_eq!(
@@ -370,7 +383,7 @@ async fn a_claim_that_leaves_connectors_out_takes_the_others_earliest_due() {
         );
         let second = s.claim_due(1_000, 9_000, "n:2", 5, &big).await.unwrap();
         assert_eq!(ids(second), ["dlv-w-1-w", "dlv-w-2-w", "dlv-x-0-x"]);
-        let left_out = ["big".to_owned(), "q".to_owned()];
+        let left_out = [ConnectorId::from("big"), ConnectorId::from("q")];
         let third = s
             .claim_due(1_000, 9_000, "n:3", 5, &left_out)
             .await

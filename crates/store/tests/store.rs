@@ -331,13 +331,13 @@ fn one_delivery(
     status: hookwarden_core::DeliveryStatus,
     at: i64,
 ) -> hookwarden_store::IngestWrite {
-    let event_id = format!("evt-{}-{n}", connector.name);
+    let event_id = hookwarden_core::EventId::from(format!("evt-{}-{n}", connector.name));
     hookwarden_store::IngestWrite {
-        account_id: account.as_str().to_owned(),
+        account_id: account.clone(),
         idempotency: None,
         events: vec![hookwarden_store::NewEvent {
             id: event_id.clone(),
-            account_id: account.as_str().to_owned(),
+            account_id: account.clone(),
             name: "PACKAGE_COMPLETE".into(),
             origin: "OSS".into(),
             package_id: format!("pkg-{n}"),
@@ -345,8 +345,8 @@ fn one_delivery(
             created_at: at,
         }],
         deliveries: vec![hookwarden_store::NewDelivery {
-            id: format!("dlv-{}-{n}", connector.name),
-            account_id: account.as_str().to_owned(),
+            id: format!("dlv-{}-{n}", connector.name).into(),
+            account_id: account.clone(),
             event_id,
             event_name: "PACKAGE_COMPLETE".into(),
             connector_id: connector.id.clone(),
@@ -447,7 +447,7 @@ async fn queue_depths_list_every_connector_and_orphans_are_failed_by_connector()
         );
         assert!(store.orphaned_connectors().await.unwrap().is_empty());
         let d = store
-            .get_delivery(acme.id.as_str(), "dlv-gone-1")
+            .get_delivery(&acme.id, &"dlv-gone-1".into())
             .await
             .unwrap()
             .unwrap();
@@ -598,7 +598,7 @@ async fn history_older_than_the_cutoff_is_pruned_and_open_deliveries_stay() {
                 response: "{}".into(),
             }),
             events: vec![NewEvent {
-                id: id("evt", ms, n),
+                id: id("evt", ms, n).into(),
                 account_id: "acc".into(),
                 name: "PACKAGE_COMPLETE".into(),
                 origin: "OSS".into(),
@@ -608,9 +608,9 @@ async fn history_older_than_the_cutoff_is_pruned_and_open_deliveries_stay() {
             }],
             deliveries: if routed {
                 vec![NewDelivery {
-                    id: id("dlv", ms, n),
+                    id: id("dlv", ms, n).into(),
                     account_id: "acc".into(),
-                    event_id: id("evt", ms, n),
+                    event_id: id("evt", ms, n).into(),
                     event_name: "PACKAGE_COMPLETE".into(),
                     connector_id: "con".into(),
                     connector_name: "c".into(),
@@ -713,7 +713,11 @@ async fn history_older_than_the_cutoff_is_pruned_and_open_deliveries_stay() {
             "nothing left to prune"
         );
         for gone in [id("dlv", old, 0), id("dlv", old, 1)] {
-            assert!(store.get_delivery("acc", &gone).await.unwrap().is_none());
+            assert!(store
+                .get_delivery(&"acc".into(), &gone.into())
+                .await
+                .unwrap()
+                .is_none());
         }
         // The old open delivery and the new one are still there; the old one still has its
         // event's body to send.
@@ -763,9 +767,9 @@ async fn old_token_calls_are_pruned_but_each_connectors_latest_stay() {
                 .unwrap();
             ids.push(record.id);
         }
-        let entry = |connector_id: &str| NewHistoryEntry {
-            connector_id: connector_id.to_owned(),
-            account_id: acme.id.as_str().to_owned(),
+        let entry = |connector_id: &hookwarden_core::ConnectorId| NewHistoryEntry {
+            connector_id: connector_id.clone(),
+            account_id: acme.id.clone(),
             at: 1_000,
             kind: HistoryKind::Refresh,
             grant_type: Some("refresh_token".into()),

@@ -198,7 +198,7 @@ async fn history_pages_newest_first() {
             store
                 .record_history(&NewHistoryEntry {
                     connector_id: c.id.clone(),
-                    account_id: c.account_id.as_str().to_owned(),
+                    account_id: c.account_id.clone(),
                     at: 1_000 + i,
                     kind: if i % 2 == 0 {
                         HistoryKind::Refresh
@@ -239,7 +239,7 @@ async fn history_pages_newest_first() {
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].entry.kind, HistoryKind::Refresh);
         assert!(store
-            .list_history("con_other", 10, None)
+            .list_history(&"con_other".into(), 10, None)
             .await
             .unwrap()
             .is_empty());
@@ -252,7 +252,7 @@ async fn oauth_states_are_single_use_and_expire() {
     each_database(async |store, c| {
         let pending = |expires_at| OAuthState {
             connector_id: c.id.clone(),
-            account_id: c.account_id.as_str().to_owned(),
+            account_id: c.account_id.clone(),
             connector_name: c.name.clone(),
             code_verifier: SecretString::from("v".repeat(64)),
             redirect_uri: "https://h.example/oauth/callback".into(),

@@ -37,15 +37,12 @@ impl Inner {
             )
         };
         let pending: OAuthState = pending.ok_or_else(invalid)?;
-        if account_id.is_some_and(|a| a.as_str() != pending.account_id) {
+        if account_id.is_some_and(|a| *a != pending.account_id) {
             return Err(invalid());
         }
         let connector = self
             .store
-            .get_connector(
-                &AccountId::from(pending.account_id.clone()),
-                &pending.connector_name,
-            )
+            .get_connector(&pending.account_id, &pending.connector_name)
             .await
             .map_err(TokenError::store)?
             .filter(|c| c.id == pending.connector_id)
@@ -88,7 +85,7 @@ impl Inner {
                 &state,
                 &OAuthState {
                     connector_id: c.id.clone(),
-                    account_id: c.account_id.as_str().to_owned(),
+                    account_id: c.account_id.clone(),
                     connector_name: c.name.clone(),
                     code_verifier: SecretString::from(verifier),
                     redirect_uri: redirect.to_string(),

@@ -8,7 +8,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use hookwarden_core::ConnectorStatus;
+use hookwarden_core::{ConnectorId, ConnectorStatus};
 use hookwarden_store::ConnectorRecord;
 
 use super::{AccessToken, Need};
@@ -36,8 +36,8 @@ pub(super) struct Trouble {
 
 pub(super) struct Cache {
     hasher: RandomState,
-    shards: Vec<RwLock<HashMap<String, Arc<Cached>>>>,
-    trouble: Mutex<HashMap<String, Trouble>>,
+    shards: Vec<RwLock<HashMap<ConnectorId, Arc<Cached>>>>,
+    trouble: Mutex<HashMap<ConnectorId, Trouble>>,
 }
 
 impl Cache {
@@ -49,7 +49,7 @@ impl Cache {
         }
     }
 
-    fn shard(&self, id: &str) -> &RwLock<HashMap<String, Arc<Cached>>> {
+    fn shard(&self, id: &ConnectorId) -> &RwLock<HashMap<ConnectorId, Arc<Cached>>> {
         let i = (self.hasher.hash_one(id) as usize) % SHARDS;
         &self.shards[i]
     }
@@ -73,7 +73,7 @@ impl Cache {
 
     pub(super) fn put(
         &self,
-        id: &str,
+        id: &ConnectorId,
         credentials_version: i64,
         token: &AccessToken,
         refresh_at: Option<i64>,
@@ -96,10 +96,10 @@ impl Cache {
         }) {
             return;
         }
-        shard.insert(id.to_owned(), entry);
+        shard.insert(id.clone(), entry);
     }
 
-    pub(super) fn remove(&self, id: &str) {
+    pub(super) fn remove(&self, id: &ConnectorId) {
         self.shard(id)
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -108,7 +108,7 @@ impl Cache {
 
     /// Drop the cached token if it is still `token_version`, and remember the version as
     /// refused so the store's copy of it is not taken back either.
-    pub(super) fn invalidate(&self, connector_id: &str, token_version: i64) {
+    pub(super) fn invalidate(&self, connector_id: &ConnectorId, token_version: i64) {
         {
             let mut shard = self
                 .shard(connector_id)
@@ -129,14 +129,18 @@ impl Cache {
         });
     }
 
-    pub(super) fn trouble<T>(&self, id: &str, f: impl FnOnce(&Trouble) -> Option<T>) -> Option<T> {
+    pub(super) fn trouble<T>(
+        &self,
+        id: &ConnectorId,
+        f: impl FnOnce(&Trouble) -> Option<T>,
+    ) -> Option<T> {
         let map = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(id).and_then(f)
     }
 
-    pub(super) fn trouble_mut(&self, id: &str, f: impl FnOnce(&mut Trouble)) {
+    pub(super) fn trouble_mut(&self, id: &ConnectorId, f: impl FnOnce(&mut Trouble)) {
         let mut map = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
-        f(map.entry(id.to_owned()).or_default());
+        f(map.entry(id.clone()).or_default());
     }
 
     /// Refuse early what would not be granted anyway.
@@ -190,7 +194,7 @@ pub(super) mod tests {
         status: ConnectorStatus,
     ) -> ConnectorRecord {
         ConnectorRecord {
-            id: id.to_owned(),
+            id: id.into(),
             account_id: AccountId::from("acct"),
             name: "salesforceOauth2".into(),
             url: "https://example.com/hook".into(),
@@ -252,7 +256,7 @@ pub(super) mod tests {
         let cache = Cache::new();
         let c = record("c1", 1, ConnectorStatus::Active);
         assert!(cache.get(&c, NOW).is_none());
-        cache.put("c1", 1, &token("a", 1), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, &token("a", 1), Some(NOW + 900));
         let hit = cache.get(&c, NOW).unwrap();
         assert_eq!(hit.secret.expose_secret(), "a");
         assert!(
@@ -266,7 +270,7 @@ pub(super) mod tests {
     #[test]
     fn session_none_is_served_forever() {
         let cache = Cache::new();
-        cache.put("c1", 1, &token("a", 1), None);
+        cache.put(&"c1".into(), 1, &token("a", 1), None);
         let c = record("c1", 1, ConnectorStatus::Active);
         assert!(cache.get(&c, i64::MAX - 1).is_some());
     }
@@ -274,7 +278,7 @@ pub(super) mod tests {
     #[test]
     fn a_token_of_other_credentials_or_a_blocked_connector_is_not_served() {
         let cache = Cache::new();
-        cache.put("c1", 1, &token("a", 1), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, &token("a", 1), Some(NOW + 900));
         assert!(cache
             .get(&record("c1", 2, ConnectorStatus::Active), NOW)
             .is_none());
@@ -290,11 +294,11 @@ pub(super) mod tests {
     fn an_older_token_never_replaces_a_newer_one() {
         let cache = Cache::new();
         let c = record("c1", 1, ConnectorStatus::Active);
-        cache.put("c1", 1, &token("new", 5), Some(NOW + 900));
-        cache.put("c1", 1, &token("old", 4), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, &token("new", 5), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, &token("old", 4), Some(NOW + 900));
         assert_eq!(secret_of(cache.get(&c, NOW)).as_deref(), Some("new"));
         // New credentials start their own versions: their token wins whatever its version.
-        cache.put("c1", 2, &token("recreds", 1), Some(NOW + 900));
+        cache.put(&"c1".into(), 2, &token("recreds", 1), Some(NOW + 900));
         let c2 = record("c1", 2, ConnectorStatus::Active);
         assert_eq!(secret_of(cache.get(&c2, NOW)).as_deref(), Some("recreds"));
     }
@@ -303,14 +307,14 @@ pub(super) mod tests {
     fn invalidate_drops_only_the_refused_version_and_remembers_the_newest_refused() {
         let cache = Cache::new();
         let c = record("c1", 1, ConnectorStatus::Active);
-        cache.put("c1", 1, &token("v5", 5), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, &token("v5", 5), Some(NOW + 900));
         // A late 401 on v4 keeps v5.
-        cache.invalidate("c1", 4);
+        cache.invalidate(&"c1".into(), 4);
         assert!(cache.get(&c, NOW).is_some());
-        cache.invalidate("c1", 5);
+        cache.invalidate(&"c1".into(), 5);
         assert!(cache.get(&c, NOW).is_none());
-        cache.invalidate("c1", 3);
-        assert_eq!(cache.trouble("c1", |t| t.stale_version), Some(5));
+        cache.invalidate(&"c1".into(), 3);
+        assert_eq!(cache.trouble(&"c1".into(), |t| t.stale_version), Some(5));
     }
 
     #[test]
@@ -335,7 +339,7 @@ pub(super) mod tests {
     #[test]
     fn precheck_blocks_the_refused_credentials_only() {
         let cache = Cache::new();
-        cache.trouble_mut("c1", |t| t.blocked = Some((1, permanent())));
+        cache.trouble_mut(&"c1".into(), |t| t.blocked = Some((1, permanent())));
         let refused = record("c1", 1, ConnectorStatus::Active);
         assert_eq!(
             cache
@@ -352,7 +356,9 @@ pub(super) mod tests {
     #[test]
     fn precheck_backs_off_until_the_time_and_says_how_long_is_left() {
         let cache = Cache::new();
-        cache.trouble_mut("c1", |t| t.backoff = Some((NOW + 2_000, transient())));
+        cache.trouble_mut(&"c1".into(), |t| {
+            t.backoff = Some((NOW + 2_000, transient()))
+        });
         let c = record("c1", 1, ConnectorStatus::Active);
         let e = cache.precheck(&c, FRESH, NOW + 500).unwrap_err();
         assert!(e.is_transient());

@@ -40,7 +40,7 @@ impl Inner {
     ) {
         let entry = NewHistoryEntry {
             connector_id: ctx.record.id.clone(),
-            account_id: ctx.record.account_id.as_str().to_owned(),
+            account_id: ctx.record.account_id.clone(),
             at: self.now_ms(),
             kind,
             grant_type: grant_type.map(str::to_owned),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hookwarden_core::diagnosis::{self, FailureClass};
-use hookwarden_core::ConnectorStatus;
+use hookwarden_core::{ConnectorId, ConnectorStatus};
 use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, TokenState};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -112,7 +112,7 @@ impl Inner {
     /// losing a rotated refresh token.
     async fn save(
         &self,
-        id: &str,
+        id: &ConnectorId,
         expected: i64,
         granted: &GrantedTokens,
     ) -> Result<i64, TokenError> {

@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hookwarden_core::{ConnectorName, DeliveryStatus};
+use hookwarden_core::{ConnectorName, DeliveryId, DeliveryStatus};
 use hookwarden_store::{AttemptRecord, DeliveryFilter, DeliveryRecord, RetryOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -130,8 +130,8 @@ fn attempt_out(a: &AttemptRecord) -> AttemptOut {
 
 fn delivery_out(d: &DeliveryRecord, attempts: Vec<AttemptOut>) -> DeliveryOut {
     DeliveryOut {
-        id: d.id.clone(),
-        event_id: d.event_id.clone(),
+        id: d.id.as_str().to_owned(),
+        event_id: d.event_id.as_str().to_owned(),
         event: d.event_name.clone(),
         connector: d.connector_name.clone(),
         package_id: d.package_id.clone(),
@@ -152,8 +152,8 @@ async fn with_attempts(
     state: &AppState,
     records: &[DeliveryRecord],
 ) -> ApiResult<Vec<DeliveryOut>> {
-    let ids: Vec<String> = records.iter().map(|d| d.id.clone()).collect();
-    let mut by_delivery: HashMap<String, Vec<AttemptOut>> = HashMap::new();
+    let ids: Vec<DeliveryId> = records.iter().map(|d| d.id.clone()).collect();
+    let mut by_delivery: HashMap<DeliveryId, Vec<AttemptOut>> = HashMap::new();
     for a in state.store.attempts_of(&ids).await? {
         by_delivery
             .entry(a.delivery_id.clone())
@@ -230,7 +230,7 @@ pub async fn list_deliveries(
         })?),
     };
     let filter = DeliveryFilter {
-        account_id: authed.0.id.as_str().to_owned(),
+        account_id: authed.0.id.clone(),
         connector_name: q.connector.clone(),
         status: q.status.as_deref().map(parse_status).transpose()?,
         package_id: q.package_id.clone(),
@@ -268,7 +268,7 @@ pub async fn get_delivery(
 ) -> ApiResult<Json<DeliveryOut>> {
     let record = state
         .store
-        .get_delivery(authed.0.id.as_str(), &id)
+        .get_delivery(&authed.0.id, &DeliveryId::from(id))
         .await?
         .ok_or_else(no_such_delivery)?;
     let mut out = with_attempts(&state, std::slice::from_ref(&record)).await?;
@@ -285,7 +285,8 @@ pub async fn retry_delivery(
     authed: Authed,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
-    let account = authed.0.id.as_str();
+    let account = &authed.0.id;
+    let id = DeliveryId::from(id);
     match state
         .store
         .retry_delivery(account, &id, state.delivery.now_ms())
@@ -382,14 +383,7 @@ pub async fn replay_connector(
     };
     let replayed = state
         .store
-        .replay_deliveries(
-            authed.0.id.as_str(),
-            name.as_str(),
-            status,
-            since,
-            until,
-            now,
-        )
+        .replay_deliveries(&authed.0.id, name.as_str(), status, since, until, now)
         .await?;
     if replayed > 0 {
         state.delivery.wake_workers();

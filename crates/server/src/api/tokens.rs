@@ -231,7 +231,7 @@ pub async fn test_connector(
 /// POST a harmless test event, signed and with the token, as a delivery would.
 async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check {
     let now = chrono::Utc::now();
-    let id = format!("msg_test_{}", uuid::Uuid::now_v7().simple());
+    let id = hookwarden_core::ids::new_id("msg_test");
     let body = Event::connector_test(now.timestamp_millis()).onespan_body();
     let timestamp = now.timestamp();
     let Ok(mut authorization) = HeaderValue::from_str(&format!("Bearer {token}")) else {
@@ -278,7 +278,7 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
     };
     let entry = NewHistoryEntry {
         connector_id: record.id.clone(),
-        account_id: record.account_id.as_str().to_owned(),
+        account_id: record.account_id.clone(),
         at: now.timestamp_millis(),
         kind: HistoryKind::Test,
         grant_type: None,

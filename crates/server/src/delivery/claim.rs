@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookwarden_core::{ConnectorStatus, DeliveryStatus};
+use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, DeliveryStatus};
 use hookwarden_store::{ClaimedDelivery, StoreError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -29,7 +29,7 @@ pub(super) async fn claim_loop<T: TokenSource>(
     // (saturated here, or backing off) is made only when a connector it would not leave out
     // may have due work: otherwise it would scan the left-out connectors' backlog for nothing.
     let mut any = true;
-    let mut candidates: HashSet<String> = HashSet::new();
+    let mut candidates: HashSet<ConnectorId> = HashSet::new();
     loop {
         if *stop.borrow() {
             break;
@@ -102,7 +102,7 @@ pub(super) async fn claim_loop<T: TokenSource>(
 
 impl<T: TokenSource> Workers<T> {
     /// Connectors to leave out of the next claim: saturated here, or backing off.
-    fn excluded(&self, now: i64) -> Vec<String> {
+    fn excluded(&self, now: i64) -> Vec<ConnectorId> {
         self.lanes
             .lock()
             .expect("lanes lock")
@@ -130,7 +130,7 @@ impl<T: TokenSource> Workers<T> {
     async fn claim_excluding(
         &self,
         limit: usize,
-        excluded: Vec<String>,
+        excluded: Vec<ConnectorId>,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let token = format!(
             "{}:{}",
@@ -154,14 +154,13 @@ impl<T: TokenSource> Workers<T> {
         sink: &mpsc::UnboundedSender<Outcome>,
     ) -> Vec<JoinHandle<()>> {
         self.owned.fetch_add(rows.len(), AtomicOrdering::SeqCst);
-        let mut targets: HashMap<(String, String), Option<Arc<Target>>> = HashMap::new();
+        let mut targets: HashMap<(AccountId, String), Option<Arc<Target>>> = HashMap::new();
         let mut tasks = Vec::new();
         let now = self.now();
         for row in rows {
             let key = (row.account_id.clone(), row.connector_name.clone());
             if !targets.contains_key(&key) {
-                let account = hookwarden_core::AccountId::from(row.account_id.clone());
-                let loaded = match self.store.account_connectors(&account).await {
+                let loaded = match self.store.account_connectors(&row.account_id).await {
                     Ok(records) => records
                         .iter()
                         .find(|r| r.name == row.connector_name)

@@ -173,9 +173,10 @@ impl<T: TokenSource> Workers<T> {
         let at = self.now();
         // The signature's timestamp is wall-clock time: receivers check it against theirs.
         let timestamp = chrono::Utc::now().timestamp();
-        let headers = target
-            .signer
-            .headers(authorization, &row.id, timestamp, &row.payload);
+        let headers =
+            target
+                .signer
+                .headers(authorization, row.id.as_str(), timestamp, &row.payload);
         let sent = self
             .http
             .post(

@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use hookwarden_core::routing::{route, Destination};
-use hookwarden_core::{AccountId, ConnectorStatus, DeliveryId, DeliveryStatus, Event, EventId};
+use hookwarden_core::{
+    AccountId, ConnectorId, ConnectorStatus, DeliveryId, DeliveryStatus, Event, EventId,
+};
 use hookwarden_store::{
     ConnectorRecord, IdempotencyRecord, IngestOutcome, IngestWrite, NewDelivery, NewEvent, Store,
     StoreError, WriteGate, DEFAULT_CALLBACK_NAME,
@@ -79,7 +81,7 @@ pub struct Hub {
 #[derive(Debug, Default)]
 pub(crate) struct Hints {
     pub any: bool,
-    pub connectors: HashSet<String>,
+    pub connectors: HashSet<ConnectorId>,
 }
 
 impl Hub {
@@ -115,7 +117,7 @@ impl Hub {
     }
 
     /// Tell this node's workers that deliveries of these connectors may be due now.
-    pub(crate) fn wake_for<'a>(&self, connectors: impl IntoIterator<Item = &'a str>) {
+    pub(crate) fn wake_for<'a>(&self, connectors: impl IntoIterator<Item = &'a ConnectorId>) {
         wake_for(&self.hints, &self.wake, connectors);
     }
 
@@ -158,14 +160,14 @@ impl Hub {
 fn wake_for<'a>(
     hints: &Mutex<Hints>,
     wake: &Notify,
-    connectors: impl IntoIterator<Item = &'a str>,
+    connectors: impl IntoIterator<Item = &'a ConnectorId>,
 ) {
     let mut woke = false;
     {
         let mut h = hints.lock().expect("hints lock");
         for c in connectors {
             if !h.connectors.contains(c) {
-                h.connectors.insert(c.to_owned());
+                h.connectors.insert(c.clone());
             }
             woke = true;
         }
@@ -212,7 +214,7 @@ async fn run_writer(
         let result = write_group(&store, &writes, clock.now_ms(), &jobs).await;
         match result {
             Ok((answers, due)) => {
-                wake_for(&hints, &wake, due.iter().map(String::as_str));
+                wake_for(&hints, &wake, &due);
                 for (job, answer) in jobs.into_iter().zip(answers) {
                     let _ = job.reply.send(answer);
                 }
@@ -259,7 +261,7 @@ async fn targets_of(store: &Store, account: &AccountId) -> Result<Vec<Target>, S
 }
 
 /// The answers, in the order of `jobs`, and the connectors that now have deliveries due.
-type GroupOutcome = (Vec<Result<Value, IngestError>>, HashSet<String>);
+type GroupOutcome = (Vec<Result<Value, IngestError>>, HashSet<ConnectorId>);
 
 async fn write_group(
     store: &Store,
@@ -276,7 +278,7 @@ async fn write_group(
     }
     let mut batch = Vec::with_capacity(jobs.len());
     let mut answers = Vec::with_capacity(jobs.len());
-    let mut due: HashSet<String> = HashSet::new();
+    let mut due: HashSet<ConnectorId> = HashSet::new();
     for job in jobs {
         let request = &job.request;
         let account = &request.account;
@@ -290,14 +292,14 @@ async fn write_group(
             })
             .collect();
         let mut write = IngestWrite {
-            account_id: account.as_str().to_owned(),
+            account_id: account.clone(),
             idempotency: None,
             events: Vec::with_capacity(request.events.len()),
             deliveries: Vec::with_capacity(request.events.len()),
         };
         let mut answered = Vec::with_capacity(request.events.len());
         for event in &request.events {
-            let event_id = EventId::generate().into_string();
+            let event_id = EventId::generate();
             let mut delivery_ids = Vec::new();
             for index in route(event.name.as_str(), &event.origin, &destinations) {
                 let target = &dests[index];
@@ -305,11 +307,11 @@ async fn write_group(
                 if active && !due.contains(&target.record.id) {
                     due.insert(target.record.id.clone());
                 }
-                let id = DeliveryId::generate().into_string();
+                let id = DeliveryId::generate();
                 delivery_ids.push(id.clone());
                 write.deliveries.push(NewDelivery {
                     id,
-                    account_id: account.as_str().to_owned(),
+                    account_id: account.clone(),
                     event_id: event_id.clone(),
                     event_name: event.name.as_str().to_owned(),
                     connector_id: target.record.id.clone(),
@@ -326,7 +328,7 @@ async fn write_group(
             }
             write.events.push(NewEvent {
                 id: event_id.clone(),
-                account_id: account.as_str().to_owned(),
+                account_id: account.clone(),
                 name: event.name.as_str().to_owned(),
                 origin: event.origin.clone(),
                 package_id: event.package_id.clone(),

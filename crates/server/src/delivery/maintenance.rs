@@ -75,9 +75,10 @@ pub(super) async fn maintenance_loop<T: TokenSource>(
             match inner.store.queue_depths(inner.now()).await {
                 Ok(depths) => {
                     for d in depths {
-                        metrics::queue_depth(&d.account_id, &d.connector_name, "due", d.due);
-                        metrics::queue_depth(&d.account_id, &d.connector_name, "held", d.held);
-                        metrics::queue_depth(&d.account_id, &d.connector_name, "failed", d.failed);
+                        let account = d.account_id.as_str();
+                        metrics::queue_depth(account, &d.connector_name, "due", d.due);
+                        metrics::queue_depth(account, &d.connector_name, "held", d.held);
+                        metrics::queue_depth(account, &d.connector_name, "failed", d.failed);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "reading queue depths failed"),

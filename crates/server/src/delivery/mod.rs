@@ -24,6 +24,7 @@ mod workers;
 use std::future::Future;
 use std::time::Duration;
 
+use hookwarden_core::ConnectorId;
 use hookwarden_store::ConnectorRecord;
 use secrecy::SecretString;
 
@@ -43,8 +44,11 @@ pub trait TokenSource: Send + Sync + 'static {
 
     /// The endpoint refused the token of `token_version` (401): forget it, so the next
     /// `bearer` grants a new one. A newer version than this stays.
-    fn invalidate(&self, connector_id: &str, token_version: i64)
-        -> impl Future<Output = ()> + Send;
+    fn invalidate(
+        &self,
+        connector_id: &ConnectorId,
+        token_version: i64,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 pub struct Bearer {
@@ -102,7 +106,7 @@ impl TokenSource for hookwarden_oauth::TokenManager {
         }
     }
 
-    async fn invalidate(&self, connector_id: &str, token_version: i64) {
+    async fn invalidate(&self, connector_id: &ConnectorId, token_version: i64) {
         hookwarden_oauth::TokenManager::invalidate(self, connector_id, token_version).await;
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hookwarden_core::{ConnectorStatus, DeliveryStatus, Verdict};
+use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, DeliveryStatus, Verdict};
 use hookwarden_store::{ClaimedDelivery, Completion, NewAttempt};
 
 use super::http::Sent;
@@ -21,9 +21,9 @@ const TOKEN_ERROR_PREFIX: &str = "token: ";
 pub(super) struct Outcome {
     pub(super) completion: Completion,
     pub(super) attempts: Vec<Attempt>,
-    pub(super) account: String,
+    pub(super) account: AccountId,
     pub(super) connector: String,
-    pub(super) connector_id: String,
+    pub(super) connector_id: ConnectorId,
     pub(super) kind: OutcomeKind,
 }
 

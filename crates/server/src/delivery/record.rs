@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookwarden_core::ConnectorId;
 use hookwarden_store::{Completion, NewAttempt, StoreError};
 use tokio::sync::mpsc;
 
@@ -82,10 +83,10 @@ impl<T: TokenSource> Workers<T> {
         {
             let ordered = self.ordered.lock().expect("ordered lock");
             if !ordered.is_empty() {
-                let done: Vec<&str> = outcomes
+                let done: Vec<&ConnectorId> = outcomes
                     .iter()
                     .filter(|o| ordered.contains(&o.connector_id))
-                    .map(|o| o.connector_id.as_str())
+                    .map(|o| &o.connector_id)
                     .collect();
                 drop(ordered);
                 self.hub.wake_for(done);

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
+use hookwarden_core::ConnectorId;
 use hookwarden_store::Store;
 use tokio::sync::Notify;
 
@@ -22,10 +23,10 @@ pub(super) struct Workers<T> {
     pub(super) tokens: T,
     pub(super) http: DeliveryClient,
     pub(super) opts: EngineOptions,
-    pub(super) lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    pub(super) lanes: Mutex<HashMap<ConnectorId, Arc<Lane>>>,
     /// Connectors that order per package: when one of their deliveries is done, the next of
     /// its package may be due, and the claimer is told.
-    pub(super) ordered: Mutex<HashSet<String>>,
+    pub(super) ordered: Mutex<HashSet<ConnectorId>>,
     /// Claimed deliveries this node holds, all connectors.
     pub(super) owned: AtomicUsize,
     pub(super) capacity: Notify,

@@ -197,7 +197,7 @@ async fn ingest_is_durable_idempotent_and_names_bad_fields() {
             .unwrap();
         let seen = other
             .list_deliveries(&hookwarden_store::DeliveryFilter {
-                account_id: account.id.as_str().to_owned(),
+                account_id: account.id,
                 limit: 2000,
                 ..Default::default()
             })

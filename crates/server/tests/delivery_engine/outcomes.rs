@@ -104,7 +104,7 @@ async fn a_failing_token_endpoint_does_not_use_up_the_retry_schedule() {
     let stored = h
         .state
         .store
-        .get_delivery(&h.account, &id)
+        .get_delivery(&h.account, &id.as_str().into())
         .await
         .unwrap()
         .unwrap();

@@ -64,7 +64,7 @@ pub struct Harness {
     pub key: String,
     pub key_b: String,
     /// The id of the account `key` belongs to ("acme").
-    pub account: String,
+    pub account: hookwarden_core::AccountId,
     pub state: AppState,
     pub settings: Settings,
     pub clock: Arc<OffsetClock>,
@@ -124,7 +124,7 @@ impl Harness {
             http: reqwest::Client::new(),
             key,
             key_b,
-            account: acme.id.into_string(),
+            account: acme.id,
             state,
             settings,
             clock,

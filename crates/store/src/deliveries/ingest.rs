@@ -71,7 +71,7 @@ impl Store {
             for write in writes {
                 if let Some(idem) = &write.idempotency {
                     let inserted = sqlx::query(INSERT_IDEMPOTENCY)
-                        .bind(&write.account_id)
+                        .bind(write.account_id.as_str())
                         .bind(&idem.key)
                         .bind(&idem.request_hash)
                         .bind(&idem.response)
@@ -81,7 +81,7 @@ impl Store {
                         .rows_affected();
                     if inserted == 0 {
                         let row = sqlx::query(SELECT_IDEMPOTENCY)
-                            .bind(&write.account_id)
+                            .bind(write.account_id.as_str())
                             .bind(&idem.key)
                             .fetch_one(&mut *tx)
                             .await?;
@@ -103,15 +103,16 @@ impl Store {
             macro_rules! bind_event {
                 ($q:expr, $e:expr) => {{
                     let e = $e;
-                    $q.bind(&e.id).bind(&e.account_id).bind(&e.name).bind(&e.origin)
+                    $q.bind(e.id.as_str()).bind(e.account_id.as_str()).bind(&e.name).bind(&e.origin)
                         .bind(&e.package_id).bind(&e.payload).bind(e.created_at)
                 }};
             }
             macro_rules! bind_delivery {
                 ($q:expr, $d:expr) => {{
                     let d = $d;
-                    $q.bind(&d.id).bind(&d.account_id).bind(&d.event_id).bind(&d.event_name)
-                        .bind(&d.connector_id).bind(&d.connector_name).bind(&d.package_id)
+                    $q.bind(d.id.as_str()).bind(d.account_id.as_str()).bind(d.event_id.as_str())
+                        .bind(&d.event_name).bind(d.connector_id.as_str()).bind(&d.connector_name)
+                        .bind(&d.package_id)
                         .bind(d.order_key.as_deref()).bind(d.status.as_str())
                         .bind(d.created_at).bind(d.created_at).bind(d.created_at)
                 }};

@@ -11,7 +11,7 @@
 //! writes events and deliveries, `queue` claims them and records what became of them, `query`
 //! reads them back (and re-queues them by hand).
 
-use hookwarden_core::DeliveryStatus;
+use hookwarden_core::{AccountId, ConnectorId, DeliveryId, DeliveryStatus, EventId};
 use serde::Serialize;
 
 use crate::multirow::{self, Dialect};
@@ -27,8 +27,8 @@ pub(crate) use queue::CLAIM_EXCLUDING_AND_READ_SQLITE;
 
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub id: String,
-    pub account_id: String,
+    pub id: EventId,
+    pub account_id: AccountId,
     pub name: String,
     pub origin: String,
     pub package_id: String,
@@ -39,11 +39,11 @@ pub struct NewEvent {
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
-    pub id: String,
-    pub account_id: String,
-    pub event_id: String,
+    pub id: DeliveryId,
+    pub account_id: AccountId,
+    pub event_id: EventId,
     pub event_name: String,
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub connector_name: String,
     pub package_id: String,
     /// The packageId when the connector orders per package.
@@ -65,7 +65,7 @@ pub struct IdempotencyRecord {
 /// One ingest request's rows; all of them or none are written.
 #[derive(Debug, Clone)]
 pub struct IngestWrite {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub idempotency: Option<IdempotencyRecord>,
     pub events: Vec<NewEvent>,
     pub deliveries: Vec<NewDelivery>,
@@ -84,11 +84,11 @@ pub enum IngestOutcome {
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     pub seq: i64,
-    pub id: String,
-    pub account_id: String,
-    pub event_id: String,
+    pub id: DeliveryId,
+    pub account_id: AccountId,
+    pub event_id: EventId,
     pub event_name: String,
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub connector_name: String,
     pub package_id: String,
     /// Attempts made before this claim.
@@ -101,7 +101,7 @@ pub struct ClaimedDelivery {
 /// One HTTP try, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewAttempt {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub at: i64,
     pub status_code: Option<i64>,
     pub duration_ms: i64,
@@ -127,11 +127,11 @@ pub struct Completion {
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryRecord {
     pub seq: i64,
-    pub id: String,
-    pub account_id: String,
-    pub event_id: String,
+    pub id: DeliveryId,
+    pub account_id: AccountId,
+    pub event_id: EventId,
     pub event_name: String,
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub connector_name: String,
     pub package_id: String,
     pub status: DeliveryStatus,
@@ -146,7 +146,7 @@ pub struct DeliveryRecord {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRecord {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub at: i64,
     pub status_code: Option<i64>,
     pub duration_ms: i64,
@@ -159,7 +159,7 @@ pub struct AttemptRecord {
 /// `GET /api/deliveries` filters. Newest first; `before_seq` is the cursor.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub connector_name: Option<String>,
     pub status: Option<DeliveryStatus>,
     pub package_id: Option<String>,
@@ -173,7 +173,7 @@ pub struct DeliveryFilter {
 /// Due, held and failed deliveries of one connector, for the queue-depth gauges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueDepth {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub connector_name: String,
     pub due: i64,
     pub held: i64,

@@ -1,7 +1,7 @@
 //! Reading deliveries back (listings, one delivery, its attempts, queue depths) and the
 //! requests that re-queue them by hand (retry, replay).
 
-use hookwarden_core::DeliveryStatus;
+use hookwarden_core::{AccountId, DeliveryId, DeliveryStatus};
 use sqlx::Row;
 
 use super::{AttemptRecord, DeliveryFilter, DeliveryRecord, QueueDepth, RetryOutcome};
@@ -60,11 +60,11 @@ macro_rules! delivery_record {
         let lease: Option<String> = row.try_get("lease_token")?;
         DeliveryRecord {
             seq: row.try_get("seq")?,
-            id: row.try_get("id")?,
-            account_id: row.try_get("account_id")?,
-            event_id: row.try_get("event_id")?,
+            id: row.try_get::<String, _>("id")?.into(),
+            account_id: row.try_get::<String, _>("account_id")?.into(),
+            event_id: row.try_get::<String, _>("event_id")?.into(),
             event_name: row.try_get("event_name")?,
-            connector_id: row.try_get("connector_id")?,
+            connector_id: row.try_get::<String, _>("connector_id")?.into(),
             connector_name: row.try_get("connector_name")?,
             package_id: row.try_get("package_id")?,
             status: DeliveryStatus::parse(&status)
@@ -92,7 +92,7 @@ impl Store {
         let sql = list_sql(filter.status);
         Ok(on_db!(&self.reads, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(&filter.account_id)
+                .bind(filter.account_id.as_str())
                 .bind(&filter.connector_name)
                 .bind(filter.status.map(DeliveryStatus::as_str))
                 .bind(&filter.package_id)
@@ -112,15 +112,15 @@ impl Store {
 
     pub async fn get_delivery(
         &self,
-        account_id: &str,
-        id: &str,
+        account_id: &AccountId,
+        id: &DeliveryId,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let sql =
             format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE account_id = $1 AND id = $2");
         Ok(on_db!(&self.reads, pool => {
             match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(account_id)
-                .bind(id)
+                .bind(account_id.as_str())
+                .bind(id.as_str())
                 .fetch_optional(pool)
                 .await?
             {
@@ -133,7 +133,7 @@ impl Store {
     /// Every attempt of these deliveries, oldest first per delivery.
     pub async fn attempts_of(
         &self,
-        delivery_ids: &[String],
+        delivery_ids: &[DeliveryId],
     ) -> Result<Vec<AttemptRecord>, StoreError> {
         if delivery_ids.is_empty() {
             return Ok(Vec::new());
@@ -145,7 +145,7 @@ impl Store {
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 out.push(AttemptRecord {
-                    delivery_id: row.try_get("delivery_id")?,
+                    delivery_id: row.try_get::<String, _>("delivery_id")?.into(),
                     at: row.try_get("at")?,
                     status_code: row.try_get("status_code")?,
                     duration_ms: row.try_get("duration_ms")?,
@@ -163,8 +163,8 @@ impl Store {
     /// attempt; a pending one skips the rest of its wait.
     pub async fn retry_delivery(
         &self,
-        account_id: &str,
-        id: &str,
+        account_id: &AccountId,
+        id: &DeliveryId,
         now: i64,
     ) -> Result<RetryOutcome, StoreError> {
         let changed = on_db!(&self.db, pool => {
@@ -172,8 +172,8 @@ impl Store {
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3 \
                  WHERE account_id = $1 AND id = $2 AND lease_token IS NULL AND status <> 'held'",
             )
-            .bind(account_id)
-            .bind(id)
+            .bind(account_id.as_str())
+            .bind(id.as_str())
             .bind(now)
             .execute(pool)
             .await?
@@ -193,7 +193,7 @@ impl Store {
     /// fresh retry schedule; how many.
     pub async fn replay_deliveries(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         connector_name: &str,
         status: DeliveryStatus,
         since_ms: i64,
@@ -208,7 +208,7 @@ impl Store {
         );
         Ok(on_db!(&self.db, pool => {
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(account_id)
+            .bind(account_id.as_str())
             .bind(connector_name)
             .bind(status.as_str())
             .bind(since_ms)
@@ -229,7 +229,7 @@ impl Store {
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 out.push(QueueDepth {
-                    account_id: row.try_get("account_id")?,
+                    account_id: row.try_get::<String, _>("account_id")?.into(),
                     connector_name: row.try_get("connector_name")?,
                     due: row.try_get("due")?,
                     held: row.try_get("held")?,

@@ -1,6 +1,7 @@
 //! The queue: claims of due deliveries under a lease, their outcomes, and what moves a
 //! connector's open deliveries at once (hold, resume, defer, fail, give leases back).
 
+use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, DeliveryId, EventId};
 use sqlx::Row;
 
 use super::{
@@ -96,11 +97,11 @@ const CLAIM_PG: &str = "WITH c AS (UPDATE deliveries SET next_attempt_at = $1, l
 /// A claimed delivery as `CLAIM_AND_READ_SQLITE` lists it.
 type ClaimedTuple = (
     i64,
+    DeliveryId,
+    AccountId,
+    EventId,
     String,
-    String,
-    String,
-    String,
-    String,
+    ConnectorId,
     String,
     String,
     i64,
@@ -169,7 +170,7 @@ impl Store {
         lease_until: i64,
         lease_token: &str,
         limit: usize,
-        exclude: &[String],
+        exclude: &[ConnectorId],
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let excluding = !exclude.is_empty();
         let exclude = serde_json::to_string(exclude).expect("strings serialise");
@@ -239,11 +240,11 @@ impl Store {
                 for row in &rows {
                     out.push(ClaimedDelivery {
                         seq: row.try_get("seq")?,
-                        id: row.try_get("id")?,
-                        account_id: row.try_get("account_id")?,
-                        event_id: row.try_get("event_id")?,
+                        id: row.try_get::<String, _>("id")?.into(),
+                        account_id: row.try_get::<String, _>("account_id")?.into(),
+                        event_id: row.try_get::<String, _>("event_id")?.into(),
                         event_name: row.try_get("event_name")?,
-                        connector_id: row.try_get("connector_id")?,
+                        connector_id: row.try_get::<String, _>("connector_id")?.into(),
                         connector_name: row.try_get("connector_name")?,
                         package_id: row.try_get("package_id")?,
                         attempts: row.try_get("attempts")?,
@@ -279,7 +280,7 @@ impl Store {
             macro_rules! bind_attempt {
                 ($q:expr, $a:expr) => {{
                     let a = $a;
-                    $q.bind(&a.delivery_id).bind(a.at).bind(a.status_code).bind(a.duration_ms)
+                    $q.bind(a.delivery_id.as_str()).bind(a.at).bind(a.status_code).bind(a.duration_ms)
                         .bind(a.response_excerpt.as_deref()).bind(a.error.as_deref())
                         .bind(a.diagnosis.as_deref()).bind(i64::from(a.refreshed))
                 }};
@@ -335,7 +336,7 @@ impl Store {
     /// Hold every unclaimed pending delivery of a connector that stopped being `active`.
     pub async fn hold_connector_deliveries(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         now: i64,
     ) -> Result<u64, StoreError> {
         Ok(on_db!(&self.db, pool => {
@@ -344,7 +345,7 @@ impl Store {
                  WHERE connector_id = $1 AND status = 'pending' AND status <> 'delivered' \
                    AND lease_token IS NULL",
             )
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(now)
             .execute(pool)
             .await?
@@ -384,7 +385,7 @@ impl Store {
     /// fails them with `fail_connector_deliveries`. A loose
     /// index scan: one probe of `deliveries_connector` per connector id that has deliveries,
     /// so its cost does not grow with the delivery history, as a plain `NOT IN` scan did.
-    pub async fn orphaned_connectors(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn orphaned_connectors(&self) -> Result<Vec<ConnectorId>, StoreError> {
         const ORPHANED: &str = concat!(
             "WITH RECURSIVE ",
             open_connector_ids!(),
@@ -394,15 +395,16 @@ impl Store {
                  AND d.status IN ('pending', 'held') AND d.status <> 'delivered' \
                  AND d.lease_token IS NULL)"
         );
-        Ok(on_db!(&self.reads, pool => {
+        let ids = on_db!(&self.reads, pool => {
             sqlx::query_scalar::<_, String>(ORPHANED).fetch_all(pool).await?
-        }))
+        });
+        Ok(ids.into_iter().map(ConnectorId::from).collect())
     }
 
     /// Fail the pending and held deliveries of one connector (DELETE of the connector).
     pub async fn fail_connector_deliveries(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         reason: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
@@ -412,7 +414,7 @@ impl Store {
                  WHERE connector_id = $1 AND status IN ('pending', 'held') AND status <> 'delivered' \
                    AND lease_token IS NULL",
             )
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(reason)
             .bind(now)
             .execute(pool)
@@ -425,9 +427,9 @@ impl Store {
     /// disabled after a 410), unless its credentials changed meanwhile. True when it moved.
     pub async fn set_connector_status_if_current(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         credentials_version: i64,
-        status: hookwarden_core::ConnectorStatus,
+        status: ConnectorStatus,
         now: i64,
     ) -> Result<bool, StoreError> {
         let moved = on_db!(&self.db, pool => {
@@ -437,7 +439,7 @@ impl Store {
             )
             .bind(status.as_str())
             .bind(now)
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(credentials_version)
             .execute(pool)
             .await?
@@ -484,7 +486,7 @@ impl Store {
     /// no node spends claims on them meanwhile. Their order among themselves is kept.
     pub async fn defer_connector_deliveries(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         until: i64,
     ) -> Result<u64, StoreError> {
         Ok(on_db!(&self.db, pool => {
@@ -493,7 +495,7 @@ impl Store {
                  WHERE connector_id = $1 AND status = 'pending' AND status <> 'delivered' \
                    AND lease_token IS NULL AND next_attempt_at < $2",
             )
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(until)
             .execute(pool)
             .await?
