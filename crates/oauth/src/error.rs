@@ -5,6 +5,20 @@ use std::time::Duration;
 use hookwarden_core::diagnosis::{Diagnosis, FailureClass};
 use hookwarden_core::Problem;
 
+/// What a failed grant asks of whoever wanted the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// It may pass (network, 5xx, 429, `temporarily_unavailable`, the store): wait and try
+    /// again, not before `retry_after`.
+    Wait,
+    /// The provider refused the credentials, or the connector already waits for new ones:
+    /// its deliveries are held until the credentials change.
+    NewCredentials,
+    /// Our own refusal (an endpoint address not allowed, an unusable stored key): the
+    /// configuration's fault, not the credentials'; wait while someone fixes it.
+    FixConfiguration,
+}
+
 /// Boxed so `Result<_, TokenError>` stays small on the hot path.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", .0.message)]
@@ -19,6 +33,8 @@ struct Inner {
     retry_after: Option<Duration>,
     diagnosis: Option<Diagnosis>,
     http_status: Option<u16>,
+    /// The connector was already `revoked` or `needs_reauth`: no grant was tried.
+    awaits_credentials: bool,
 }
 
 impl TokenError {
@@ -36,6 +52,7 @@ impl TokenError {
             retry_after: None,
             diagnosis: None,
             http_status: None,
+            awaits_credentials: false,
         }))
     }
 
@@ -60,6 +77,7 @@ impl TokenError {
             retry_after,
             diagnosis: Some(diagnosis),
             http_status,
+            awaits_credentials: false,
         }))
     }
 
@@ -85,6 +103,12 @@ impl TokenError {
             "the connector's tokens were revoked; no token is granted until it is re-authenticated",
             "re-authenticate (GET .../oauth/url) or give a new key (PATCH {\"key\": ...})",
         )
+        .awaiting_credentials()
+    }
+
+    fn awaiting_credentials(mut self) -> Self {
+        self.0.awaits_credentials = true;
+        self
     }
 
     pub(crate) fn needs_reauth(last: Option<&str>) -> Self {
@@ -100,6 +124,7 @@ impl TokenError {
             message,
             "re-authenticate (GET .../oauth/url) or give a new key (PATCH {\"key\": ...}); see the connector's history for the diagnosis",
         )
+        .awaiting_credentials()
     }
 
     pub fn code(&self) -> &'static str {
@@ -124,6 +149,17 @@ impl TokenError {
     /// The provider's HTTP status, when the failure is its answer.
     pub fn http_status(&self) -> Option<u16> {
         self.0.http_status
+    }
+    /// What to do about it. Only a provider's answer (or a connector already waiting for new
+    /// credentials) says the credentials are bad; a refusal of our own is configuration.
+    pub fn remedy(&self) -> Remedy {
+        if self.is_transient() {
+            Remedy::Wait
+        } else if self.0.http_status.is_some() || self.0.awaits_credentials {
+            Remedy::NewCredentials
+        } else {
+            Remedy::FixConfiguration
+        }
     }
 }
 

@@ -10,6 +10,6 @@ mod http;
 mod manager;
 mod redact;
 
-pub use error::TokenError;
+pub use error::{Remedy, TokenError};
 pub use hookwarden_core::diagnosis::{Diagnosis, FailureClass};
 pub use manager::{AccessToken, RevokeOutcome, TokenManager, TokenOptions, TokenStatus};

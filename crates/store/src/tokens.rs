@@ -9,7 +9,8 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{now_ms, on_db, Store, StoreError};
+use crate::deliveries::HOLD_CONNECTOR_DELIVERIES;
+use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus};
 
 /// A connector's token state as stored, secrets opened.
@@ -389,6 +390,44 @@ impl Store {
         });
         self.connectors_changed();
         Ok(affected == 1)
+    }
+
+    /// The provider refused the credentials of `credentials_version`: the connector becomes
+    /// `needs_reauth` and its deliveries waiting to be sent are held, in one transaction. The
+    /// one place a connector moves there. Not when its credentials changed meanwhile (the
+    /// refusal was of the old ones), nor over a revocation. True when it moved.
+    pub async fn mark_needs_reauth(
+        &self,
+        connector_id: &ConnectorId,
+        credentials_version: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let moved = on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let moved = sqlx::query(
+                "UPDATE connectors SET status = 'needs_reauth', updated_at = $1 \
+                 WHERE id = $2 AND credentials_version = $3 \
+                   AND status NOT IN ('needs_reauth', 'revoked')",
+            )
+            .bind(now)
+            .bind(connector_id.as_str())
+            .bind(credentials_version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if moved {
+                sqlx::query(HOLD_CONNECTOR_DELIVERIES)
+                    .bind(connector_id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            moved
+        });
+        self.connectors_changed();
+        Ok(moved)
     }
 
     /// Remember a pending authorization-code flow under `state` (stored hashed).

@@ -1,10 +1,10 @@
 //! Token state, grant leases, history and authorization-code states, on SQLite always and on
 //! PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
 
-use hookwarden_core::{ConnectorStatus, Credentials};
+use hookwarden_core::{ConnectorStatus, Credentials, DeliveryStatus};
 use hookwarden_store::{
-    testing, ConnectorRecord, GrantedTokens, HistoryKind, MasterKey, MasterKeySource, NewConnector,
-    NewHistoryEntry, OAuthState, Store,
+    testing, ConnectorRecord, DeliveryFilter, GrantedTokens, HistoryKind, IngestWrite, MasterKey,
+    MasterKeySource, NewConnector, NewDelivery, NewEvent, NewHistoryEntry, OAuthState, Store,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -186,6 +186,103 @@ async fn status_changes_only_for_the_credentials_they_were_decided_on() {
         assert_eq!(
             got.credentials.stored().expose_secret(),
             c.credentials.stored().expose_secret()
+        );
+    })
+    .await;
+}
+
+fn backlog(c: &ConnectorRecord, n: usize) -> IngestWrite {
+    let mut w = IngestWrite {
+        account_id: c.account_id.clone(),
+        idempotency: None,
+        events: Vec::new(),
+        deliveries: Vec::new(),
+    };
+    for i in 0..n {
+        w.events.push(NewEvent {
+            id: format!("evt-{i}").into(),
+            account_id: c.account_id.clone(),
+            name: "PACKAGE_COMPLETE".into(),
+            origin: "OSS".into(),
+            package_id: format!("pkg-{i}"),
+            payload: "{}".into(),
+            created_at: 10,
+        });
+        w.deliveries.push(NewDelivery {
+            id: format!("dlv-{i}").into(),
+            account_id: c.account_id.clone(),
+            event_id: format!("evt-{i}").into(),
+            event_name: "PACKAGE_COMPLETE".into(),
+            connector_id: c.id.clone(),
+            connector_name: c.name.clone(),
+            package_id: format!("pkg-{i}"),
+            order_key: None,
+            status: DeliveryStatus::Pending,
+            created_at: 10,
+        });
+    }
+    w
+}
+
+async fn count(store: &Store, c: &ConnectorRecord, status: DeliveryStatus) -> usize {
+    store
+        .list_deliveries(&DeliveryFilter {
+            account_id: c.account_id.clone(),
+            connector_name: None,
+            status: Some(status),
+            package_id: None,
+            since_ms: None,
+            until_ms: None,
+            before_seq: None,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn a_refusal_makes_the_connector_need_reauth_and_holds_its_waiting_deliveries_at_once() {
+    each_database(async |store, c| {
+        store.commit_ingest(&[backlog(&c, 3)], 10).await.unwrap();
+        // A worker holds one of them: its own outcome will decide what becomes of it.
+        let leased = store.claim_due(20, 60_000, "n:1", 1, &[]).await.unwrap();
+        assert_eq!(leased.len(), 1);
+        let status = async || {
+            store
+                .get_connector(&c.account_id, &c.name)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        };
+
+        let cv = c.credentials_version;
+        assert!(
+            !store.mark_needs_reauth(&c.id, cv + 1, 30).await.unwrap(),
+            "a refusal of other credentials changes nothing"
+        );
+        assert_eq!(status().await, ConnectorStatus::Active);
+        assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 0);
+
+        assert!(store.mark_needs_reauth(&c.id, cv, 30).await.unwrap());
+        assert_eq!(status().await, ConnectorStatus::NeedsReauth);
+        assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 2);
+        assert_eq!(count(&store, &c, DeliveryStatus::Pending).await, 1);
+        assert!(
+            !store.mark_needs_reauth(&c.id, cv, 40).await.unwrap(),
+            "once"
+        );
+
+        store
+            .set_connector_status(&c.id, ConnectorStatus::Revoked, None)
+            .await
+            .unwrap();
+        assert!(!store.mark_needs_reauth(&c.id, cv, 50).await.unwrap());
+        assert_eq!(
+            status().await,
+            ConnectorStatus::Revoked,
+            "a revocation stays"
         );
     })
     .await;

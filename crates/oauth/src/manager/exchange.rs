@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use hookwarden_core::diagnosis::{self, FailureClass};
-use hookwarden_core::{ConnectorId, ConnectorStatus};
+use hookwarden_core::ConnectorId;
 use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, TokenState};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::call::{Attempt, Call};
 use super::expiry::needs_introspection;
 use super::{live_tokens, AccessToken, Ctx, Inner};
-use crate::error::TokenError;
+use crate::error::{Remedy, TokenError};
 use crate::grant::{self, GrantKind, Tokens};
 use crate::http::{Body, Outgoing};
 
@@ -202,12 +202,8 @@ impl Inner {
         }
         // Only a provider's refusal says the credentials are bad; our own refusal of a URL is
         // configuration, which a restart may fix.
-        if e.http_status().is_some() {
-            if let Err(err) = self
-                .store
-                .set_connector_status(id, ConnectorStatus::NeedsReauth, Some(cv))
-                .await
-            {
+        if e.remedy() == Remedy::NewCredentials {
+            if let Err(err) = self.store.mark_needs_reauth(id, cv, self.now_ms()).await {
                 tracing::warn!(connector = %id, error = %err, "could not mark the connector needs_reauth");
             }
         }

@@ -115,11 +115,7 @@ impl<T: TokenSource> Workers<T> {
             Auth::Bearer => {
                 let b = match self.bearer(record).await {
                     Ok(b) => b,
-                    Err(failure) => {
-                        return Stage::Done(
-                            self.token_failure(target, row, attempts, failure).await,
-                        )
-                    }
+                    Err(failure) => return Stage::Done(self.token_failure(row, attempts, failure)),
                 };
                 let value = HeaderValue::from_str(&format!("Bearer {}", b.token.expose_secret()));
                 let Ok(mut value) = value else {

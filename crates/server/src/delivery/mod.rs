@@ -25,6 +25,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use hookwarden_core::ConnectorId;
+use hookwarden_oauth::Remedy;
 use hookwarden_store::ConnectorRecord;
 use secrecy::SecretString;
 
@@ -66,8 +67,9 @@ pub enum TokenFailure {
         retry_after: Option<Duration>,
         message: String,
     },
-    /// `invalid_grant`, `invalid_client`, revoked...: the connector needs new credentials; its
-    /// deliveries are held until then.
+    /// `invalid_grant`, `invalid_client`, revoked...: the connector needs new credentials. The
+    /// token source has made it `needs_reauth` and held its deliveries
+    /// (`Store::mark_needs_reauth`), so they wait until the credentials change.
     NeedsReauth { message: String },
 }
 
@@ -83,25 +85,21 @@ impl TokenSource for hookwarden_oauth::TokenManager {
                 version: t.version,
                 refreshed: t.refreshed,
             }),
-            Err(e) if e.is_transient() => Err(TokenFailure::Transient {
-                retry_after: e.retry_after(),
-                message: e.to_string(),
-            }),
-            // The provider refused the credentials (or the connector already waits for new
-            // ones): hold everything until they change.
-            Err(e)
-                if e.http_status().is_some()
-                    || matches!(e.code(), "connector_revoked" | "connector_needs_reauth") =>
-            {
-                Err(TokenFailure::NeedsReauth {
+            Err(e) => Err(match e.remedy() {
+                Remedy::Wait => TokenFailure::Transient {
+                    retry_after: e.retry_after(),
                     message: e.to_string(),
-                })
-            }
-            // Our own refusal (an endpoint address not allowed, an unusable key): not the
-            // credentials' fault, so no needs_reauth; the delivery waits and says why.
-            Err(e) => Err(TokenFailure::Transient {
-                retry_after: Some(CONFIG_PROBLEM_RETRY),
-                message: e.to_string(),
+                },
+                // The token manager has made the connector needs_reauth and held its
+                // deliveries (or it was already waiting for new credentials).
+                Remedy::NewCredentials => TokenFailure::NeedsReauth {
+                    message: e.to_string(),
+                },
+                // Not the credentials' fault, so no needs_reauth; the delivery waits and says why.
+                Remedy::FixConfiguration => TokenFailure::Transient {
+                    retry_after: Some(CONFIG_PROBLEM_RETRY),
+                    message: e.to_string(),
+                },
             }),
         }
     }

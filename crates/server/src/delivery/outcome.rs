@@ -275,14 +275,12 @@ impl<T: TokenSource> Workers<T> {
 
     /// No token: a transient failure waits (not counted against the delivery's schedule); a
     /// permanent one holds the connector's deliveries until its credentials change.
-    pub(super) async fn token_failure(
+    pub(super) fn token_failure(
         &self,
-        target: &Target,
         row: &ClaimedDelivery,
         mut attempts: Vec<Attempt>,
         failure: TokenFailure,
     ) -> Outcome {
-        let record = &target.record;
         let now = self.now();
         match failure {
             TokenFailure::Transient {
@@ -305,20 +303,9 @@ impl<T: TokenSource> Workers<T> {
                     .at(now + wait.as_millis() as i64)
                     .error(format!("{TOKEN_ERROR_PREFIX}{message}"))
             }
+            // The token source has moved the connector to needs_reauth and held its other
+            // deliveries; this one waits with them.
             TokenFailure::NeedsReauth { message } => {
-                if let Err(e) = self
-                    .store
-                    .set_connector_status_if_current(
-                        &record.id,
-                        record.credentials_version,
-                        ConnectorStatus::NeedsReauth,
-                        now,
-                    )
-                    .await
-                {
-                    tracing::error!(error = %e, "marking a connector needs_reauth failed");
-                }
-                let _ = self.store.hold_connector_deliveries(&record.id, now).await;
                 Outcome::new(row, DeliveryStatus::Held, attempts).error(format!(
                     "held: the connector needs re-authentication: {message}"
                 ))

@@ -161,6 +161,13 @@ fn insert_attempts(dialect: Dialect, rows: usize) -> String {
     )
 }
 
+/// Hold a connector's deliveries that wait to be sent (not those a worker holds the lease
+/// of: their outcome decides). `$1` the connector, `$2` now.
+pub(crate) const HOLD_CONNECTOR_DELIVERIES: &str =
+    "UPDATE deliveries SET status = 'held', updated_at = $2 \
+     WHERE connector_id = $1 AND status = 'pending' AND status <> 'delivered' \
+       AND lease_token IS NULL";
+
 impl Store {
     /// Claim up to `limit` due deliveries, oldest due first, for `lease_token` until
     /// `lease_until`. Connectors in `exclude` are skipped (saturated or backing off here).
@@ -340,11 +347,7 @@ impl Store {
         now: i64,
     ) -> Result<u64, StoreError> {
         Ok(on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'held', updated_at = $2 \
-                 WHERE connector_id = $1 AND status = 'pending' AND status <> 'delivered' \
-                   AND lease_token IS NULL",
-            )
+            sqlx::query(HOLD_CONNECTOR_DELIVERIES)
             .bind(connector_id.as_str())
             .bind(now)
             .execute(pool)
