@@ -150,6 +150,11 @@ impl TokenError {
     pub fn http_status(&self) -> Option<u16> {
         self.0.http_status
     }
+    /// No grant was tried: the connector is `revoked` or `needs_reauth` and waits for new
+    /// credentials.
+    pub fn awaits_credentials(&self) -> bool {
+        self.0.awaits_credentials
+    }
     /// What to do about it. Only a provider's answer (or a connector already waiting for new
     /// credentials) says the credentials are bad; a refusal of our own is configuration.
     pub fn remedy(&self) -> Remedy {

@@ -42,7 +42,7 @@ impl From<TokenError> for ApiError {
     fn from(err: TokenError) -> Self {
         let status = if err.is_transient() {
             StatusCode::SERVICE_UNAVAILABLE
-        } else if matches!(err.code(), "connector_revoked" | "connector_needs_reauth") {
+        } else if err.awaits_credentials() {
             StatusCode::CONFLICT
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
