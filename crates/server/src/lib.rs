@@ -12,10 +12,12 @@ pub mod runtime;
 pub mod state;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
+use hookwarden_core::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -123,6 +125,15 @@ pub async fn spawn(
     settings: Settings,
     listener: Option<TcpListener>,
 ) -> anyhow::Result<RunningServer> {
+    spawn_with_clock(settings, listener, Arc::new(SystemClock)).await
+}
+
+/// `spawn` on another clock (tests: an `OffsetClock` they move forward, see `AppState::clock`).
+pub async fn spawn_with_clock(
+    settings: Settings,
+    listener: Option<TcpListener>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<RunningServer> {
     let store = hookwarden_store::Store::open(&settings.database, settings.master_key.clone())
         .await
         .map_err(|e| anyhow::anyhow!("database {}: {e}", redact_url(&settings.database)))?;
@@ -137,7 +148,7 @@ pub async fn spawn(
     // The bound address, not a requested port 0, is what the OAuth redirect must name.
     let mut settings = settings;
     settings.listen = addr;
-    let state = AppState::try_new(store, settings)?;
+    let state = AppState::try_with_clock(store, settings, clock)?;
     let engine = delivery::start(&state, state.tokens.clone()).await?;
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();

@@ -1,7 +1,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use hookwarden_core::{Clock, SystemClock};
 use hookwarden_oauth::{TokenManager, TokenOptions};
 use hookwarden_store::{Account, Store};
 
@@ -16,7 +17,8 @@ const API_KEY_CACHE: Duration = Duration::from_secs(10);
 struct CachedKey {
     account: Account,
     id: String,
-    seen: Instant,
+    /// When it was seen valid, by `AppState::clock` (ms).
+    seen: i64,
 }
 
 /// What every handler can reach.
@@ -31,6 +33,9 @@ pub struct AppState {
     pub tokens: TokenManager,
     /// The guarded HTTP client for destinations (the connector test's probe uses it too).
     pub delivery_client: crate::delivery::http::DeliveryClient,
+    /// The server's one clock: the token engine, ingest, the delivery workers (`delivery::start`)
+    /// and the API key cache read it, so a test can move them all forward at once.
+    pub clock: Arc<dyn Clock>,
     /// API keys seen valid, and when, so a busy producer does not cost a database read per
     /// request. A revocation on this node forgets them all at once; one on another node (or by
     /// the CLI) takes effect here when the entry is `API_KEY_CACHE` old.
@@ -45,11 +50,21 @@ impl AppState {
     }
 
     pub fn try_new(store: Store, settings: Settings) -> anyhow::Result<Self> {
+        Self::try_with_clock(store, settings, Arc::new(SystemClock))
+    }
+
+    /// `try_new` on another clock (tests: an `OffsetClock` they move forward).
+    pub fn try_with_clock(
+        store: Store,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let tokens = TokenManager::new(
             store.clone(),
             TokenOptions {
                 allow_insecure_http: settings.allow_insecure_http,
                 address_policy: settings.address_policy.clone(),
+                clock: clock.clone(),
                 ..TokenOptions::default()
             },
         )
@@ -60,7 +75,11 @@ impl AppState {
             std::time::Duration::from_secs(5),
         )?;
         Ok(Self {
-            delivery: Arc::new(crate::delivery::Hub::new(store.clone())),
+            delivery: Arc::new(crate::delivery::Hub::with_clock(
+                store.clone(),
+                clock.clone(),
+            )),
+            clock,
             tokens,
             delivery_client,
             store,
@@ -88,7 +107,8 @@ impl AppState {
             .expect("api key cache lock poisoned")
             .get(api_key)
         {
-            if cached.seen.elapsed() < API_KEY_CACHE {
+            let age = self.clock.now_ms().saturating_sub(cached.seen);
+            if age < API_KEY_CACHE.as_millis() as i64 {
                 return Ok(Some((cached.account.clone(), cached.id.clone())));
             }
         }
@@ -104,7 +124,7 @@ impl AppState {
             CachedKey {
                 account: account.clone(),
                 id: id.clone(),
-                seen: Instant::now(),
+                seen: self.clock.now_ms(),
             },
         );
         Ok(Some((account, id)))

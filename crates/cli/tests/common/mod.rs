@@ -1,8 +1,10 @@
 //! What the tests that drive the CLI against a running server share.
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
 use assert_cmd::Command;
-use hookwarden_core::AddressPolicy;
+use hookwarden_core::{AddressPolicy, Clock, SystemClock};
 use hookwarden_server::{RunningServer, Settings};
 use hookwarden_store::{MasterKey, MasterKeySource};
 
@@ -17,7 +19,16 @@ pub fn cli(base: &str, api_key: &str) -> Command {
 /// A server (with its delivery workers) on 127.0.0.1:0 over `database`, allowed to reach
 /// loopback over plain http (the fake org).
 pub async fn spawn_server(database: &str, master_key: MasterKey) -> RunningServer {
-    hookwarden_server::spawn(
+    spawn_server_on(database, master_key, Arc::new(SystemClock)).await
+}
+
+/// `spawn_server` on `clock`.
+pub async fn spawn_server_on(
+    database: &str,
+    master_key: MasterKey,
+    clock: Arc<dyn Clock>,
+) -> RunningServer {
+    hookwarden_server::spawn_with_clock(
         Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             public_url: None,
@@ -29,6 +40,7 @@ pub async fn spawn_server(database: &str, master_key: MasterKey) -> RunningServe
             history_retention_days: 30,
         },
         None,
+        clock,
     )
     .await
     .unwrap()

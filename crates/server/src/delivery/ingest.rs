@@ -86,8 +86,13 @@ pub(crate) struct Hints {
 
 impl Hub {
     pub fn new(store: Store) -> Self {
+        Self::with_clock(store, Arc::new(SystemClock))
+    }
+
+    /// Ingest stamping events and deliveries with `clock`.
+    pub fn with_clock(store: Store, clock: Arc<dyn Clock>) -> Self {
         Self {
-            clock: Arc::new(SystemClock),
+            clock,
             wake: Arc::new(Notify::new()),
             writer: OnceLock::new(),
             writes: store.write_gate(),

@@ -115,7 +115,11 @@ pub async fn start<T: TokenSource>(
     state: &crate::AppState,
     tokens: T,
 ) -> anyhow::Result<EngineHandle> {
-    start_with(state, tokens, EngineOptions::default()).await
+    let options = EngineOptions {
+        clock: state.clock.clone(),
+        ..EngineOptions::default()
+    };
+    start_with(state, tokens, options).await
 }
 
 /// `start` with other engine options (tests: a long poll, to show that wake-ups come from
