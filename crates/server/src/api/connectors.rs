@@ -199,6 +199,30 @@ pub(crate) fn no_such_connector(name: &ConnectorName) -> ApiError {
     )
 }
 
+/// The account's connector of that name, or 404.
+pub(crate) async fn find_connector(
+    state: &AppState,
+    authed: &Authed,
+    name: &ConnectorName,
+) -> ApiResult<ConnectorRecord> {
+    state
+        .store
+        .get_connector(&authed.0.id, name.as_str())
+        .await?
+        .ok_or_else(|| no_such_connector(name))
+}
+
+/// The connector a path names: 400 for a name no connector can have, 404 for none of it.
+pub(crate) async fn load_connector(
+    state: &AppState,
+    authed: &Authed,
+    raw_name: &str,
+) -> ApiResult<(ConnectorName, ConnectorRecord)> {
+    let name = parse_name(raw_name)?;
+    let record = find_connector(state, authed, &name).await?;
+    Ok((name, record))
+}
+
 /// Everything a full registration checks, as a `NewConnector`.
 fn validate_full(
     state: &AppState,
@@ -283,12 +307,7 @@ pub async fn get_connector(
     authed: Authed,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ConnectorOut>> {
-    let name = parse_name(&name)?;
-    let record = state
-        .store
-        .get_connector(&authed.0.id, name.as_str())
-        .await?
-        .ok_or_else(|| no_such_connector(&name))?;
+    let (_, record) = load_connector(&state, &authed, &name).await?;
     Ok(Json(to_out_with_token(&state, &record).await))
 }
 
@@ -317,15 +336,7 @@ pub async fn replace_connector(
     ApiPath(name): ApiPath<String>,
     ApiJson(input): ApiJson<ConnectorIn>,
 ) -> ApiResult<Json<ConnectorOut>> {
-    let name = parse_name(&name)?;
-    if state
-        .store
-        .get_connector(&authed.0.id, name.as_str())
-        .await?
-        .is_none()
-    {
-        return Err(no_such_connector(&name));
-    }
+    let (name, _) = load_connector(&state, &authed, &name).await?;
     let new = validate_full(&state, &authed, &name, input)?;
     let (record, _) = state.store.upsert_connector(new).await?;
     Ok(Json(to_out(&record, None)))
@@ -342,13 +353,8 @@ pub async fn patch_connector(
     ApiPath(name): ApiPath<String>,
     ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> ApiResult<Json<ConnectorOut>> {
-    let name = parse_name(&name)?;
+    let (name, mut record) = load_connector(&state, &authed, &name).await?;
     let kind = name.kind();
-    let mut record = state
-        .store
-        .get_connector(&authed.0.id, name.as_str())
-        .await?
-        .ok_or_else(|| no_such_connector(&name))?;
     let seen = record.seen();
     if let Some(code) = patch.code.as_deref() {
         if patch.changes_settings() {
@@ -460,12 +466,7 @@ pub async fn delete_connector(
     authed: Authed,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let name = parse_name(&name)?;
-    let record = state
-        .store
-        .get_connector(&authed.0.id, name.as_str())
-        .await?
-        .ok_or_else(|| no_such_connector(&name))?;
+    let (name, record) = load_connector(&state, &authed, &name).await?;
     if !state
         .store
         .delete_connector(&authed.0.id, name.as_str())

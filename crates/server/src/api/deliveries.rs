@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::connectors::find_connector;
 use super::rfc3339;
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
@@ -338,17 +339,7 @@ pub async fn replay_connector(
             "use the name the connector was registered under",
         )
     })?;
-    if state
-        .store
-        .get_connector(&authed.0.id, name.as_str())
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(
-            format!("there is no connector named {name}"),
-            format!("register it first: POST /api/callback/connectors/{name}"),
-        ));
-    }
+    find_connector(&state, &authed, &name).await?;
     let now = state.delivery.now_ms();
     let since = parse_time("since", &input.since)?;
     let until = input

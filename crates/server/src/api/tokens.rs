@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use hookwarden_core::diagnosis::diagnose_endpoint;
-use hookwarden_core::{ConnectorName, Event, Problem};
+use hookwarden_core::{Event, Problem};
 use hookwarden_oauth::{RevokeOutcome, TokenError, TokenStatus};
 use hookwarden_store::{ConnectorRecord, HistoryKind, NewHistoryEntry};
 use secrecy::ExposeSecret;
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::connectors::{no_such_connector, parse_name, to_out, ConnectorOut};
+use super::connectors::{load_connector, to_out_with_token, ConnectorOut};
 use super::rfc3339;
 use crate::auth::Authed;
 use crate::delivery::signing::Signer;
@@ -58,20 +58,6 @@ impl From<TokenError> for ApiError {
     }
 }
 
-async fn load(
-    state: &AppState,
-    authed: &Authed,
-    name: &str,
-) -> ApiResult<(ConnectorName, ConnectorRecord)> {
-    let name = parse_name(name)?;
-    let record = state
-        .store
-        .get_connector(&authed.0.id, name.as_str())
-        .await?
-        .ok_or_else(|| no_such_connector(&name))?;
-    Ok((name, record))
-}
-
 /// One line of a connector test.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Check {
@@ -109,7 +95,7 @@ pub async fn test_connector(
     authed: Authed,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<TestReport>> {
-    let (_, record) = load(&state, &authed, &name).await?;
+    let (_, record) = load_connector(&state, &authed, &name).await?;
     let mut checks = Vec::new();
 
     // The stored kind: `ConnectorKind::of(name)` until records carried it, which every
@@ -315,11 +301,10 @@ pub async fn revoke_connector(
     authed: Authed,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<RevokeOut>> {
-    let (name, record) = load(&state, &authed, &name).await?;
+    let (name, record) = load_connector(&state, &authed, &name).await?;
     let outcome = state.tokens.revoke(&record).await?;
-    let (_, record) = load(&state, &authed, name.as_str()).await?;
-    let mut connector = to_out(&record, None);
-    connector.token = Some(state.tokens.token_status(&record).await);
+    let (_, record) = load_connector(&state, &authed, name.as_str()).await?;
+    let connector = to_out_with_token(&state, &record).await;
     tracing::info!(account = %authed.0.id, connector = %name, "connector revoked");
     Ok(Json(RevokeOut {
         connector,
@@ -345,7 +330,7 @@ pub async fn warm_token(
     authed: Authed,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<WarmOut>> {
-    let (_, record) = load(&state, &authed, &name).await?;
+    let (_, record) = load_connector(&state, &authed, &name).await?;
     let token = state.tokens.token(&record).await?;
     Ok(Json(WarmOut {
         refreshed: token.refreshed,
@@ -375,7 +360,7 @@ pub async fn authorization_url(
     authed: Authed,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<AuthorizationUrlOut>> {
-    let (_, record) = load(&state, &authed, &name).await?;
+    let (_, record) = load_connector(&state, &authed, &name).await?;
     let redirect_uri = redirect_uri(&state);
     let url = state
         .tokens
@@ -525,7 +510,7 @@ pub async fn connector_history(
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> ApiResult<Json<HistoryOut>> {
     let Query(params) = params?;
-    let (_, record) = load(&state, &authed, &name).await?;
+    let (_, record) = load_connector(&state, &authed, &name).await?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request(
