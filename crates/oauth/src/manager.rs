@@ -172,6 +172,22 @@ impl Inner {
     fn now_ms(&self) -> i64 {
         self.options.clock.now_ms()
     }
+
+    /// The connector as stored now, if it is still the one `id` names (not deleted, nor
+    /// replaced by another of its name): what a grant, a revocation and a code exchange work on.
+    async fn current_connector(
+        &self,
+        account_id: &AccountId,
+        name: &str,
+        id: &ConnectorId,
+    ) -> Result<ConnectorRecord, TokenError> {
+        self.store
+            .get_connector(account_id, name)
+            .await
+            .map_err(TokenError::store)?
+            .filter(|c| c.id == *id)
+            .ok_or_else(connector_gone)
+    }
 }
 
 /// What a call needs to know about the connector it is for.

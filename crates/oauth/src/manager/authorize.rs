@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::cache::Trouble;
 use super::call::{Attempt, Call};
-use super::{connector_gone, AccessToken, Ctx, Inner};
+use super::{AccessToken, Ctx, Inner};
 use crate::error::TokenError;
 use crate::grant::{self, GrantKind};
 
@@ -41,12 +41,12 @@ impl Inner {
             return Err(invalid());
         }
         let connector = self
-            .store
-            .get_connector(&pending.account_id, &pending.connector_name)
-            .await
-            .map_err(TokenError::store)?
-            .filter(|c| c.id == pending.connector_id)
-            .ok_or_else(connector_gone)?;
+            .current_connector(
+                &pending.account_id,
+                &pending.connector_name,
+                &pending.connector_id,
+            )
+            .await?;
         self.exchange_code(
             &connector,
             code,
@@ -114,12 +114,8 @@ impl Inner {
         code_verifier: Option<&str>,
     ) -> Result<ConnectorRecord, TokenError> {
         let current = self
-            .store
-            .get_connector(&c.account_id, &c.name)
-            .await
-            .map_err(TokenError::store)?
-            .filter(|r| r.id == c.id)
-            .ok_or_else(connector_gone)?;
+            .current_connector(&c.account_id, &c.name, &c.id)
+            .await?;
         let mut ctx = Ctx::new(current)?;
         ctx.redactor.add_str(code);
         if let Some(v) = code_verifier {

@@ -9,7 +9,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use hookwarden_core::diagnosis::FailureClass;
 use hookwarden_store::{ConnectorRecord, TokenState};
 
-use super::{connector_gone, AccessToken, Inner, Need};
+use super::{AccessToken, Inner, Need};
 use crate::error::TokenError;
 
 pub(super) type Flight = Shared<BoxFuture<'static, Result<AccessToken, TokenError>>>;
@@ -139,12 +139,8 @@ impl Inner {
     ) -> Result<AccessToken, TokenError> {
         // Another node may have refreshed, or the credentials changed, while we waited.
         let current = self
-            .store
-            .get_connector(&c.account_id, &c.name)
-            .await
-            .map_err(TokenError::store)?
-            .filter(|r| r.id == c.id)
-            .ok_or_else(connector_gone)?;
+            .current_connector(&c.account_id, &c.name, &c.id)
+            .await?;
         self.cache.precheck(&current, need, self.now_ms())?;
         let state = self
             .store

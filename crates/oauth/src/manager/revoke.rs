@@ -6,19 +6,15 @@ use hookwarden_store::{ConnectorRecord, HistoryKind};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::call::Call;
-use super::{connector_gone, live_tokens, Ctx, Inner, Need, RevokeOutcome};
+use super::{live_tokens, Ctx, Inner, Need, RevokeOutcome};
 use crate::error::TokenError;
 use crate::grant;
 
 impl Inner {
     pub(super) async fn revoke(&self, c: &ConnectorRecord) -> Result<RevokeOutcome, TokenError> {
         let current = self
-            .store
-            .get_connector(&c.account_id, &c.name)
-            .await
-            .map_err(TokenError::store)?
-            .filter(|r| r.id == c.id)
-            .ok_or_else(connector_gone)?;
+            .current_connector(&c.account_id, &c.name, &c.id)
+            .await?;
         let cv = current.credentials_version;
         // Hold the grant lease so no grant, on another node or in flight on this one (hence
         // an owner of its own), races the wipe.
