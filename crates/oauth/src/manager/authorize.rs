@@ -1,13 +1,13 @@
 //! Re-authentication: the authorization URL (PKCE S256 and a stored, single-use state), and the
 //! code exchange whose refresh token becomes the connector's credentials.
 
-use hookwarden_core::diagnosis::{self, FailureClass};
+use hookwarden_core::diagnosis::FailureClass;
 use hookwarden_core::{AccountId, ConnectorStatus, Credentials, Key};
 use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, OAuthState};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::cache::Trouble;
-use super::call::{Attempt, Call};
+use super::call::Attempt;
 use super::{AccessToken, Ctx, Inner};
 use crate::error::TokenError;
 use crate::grant::{self, GrantKind};
@@ -126,9 +126,11 @@ impl Inner {
             redirect_uri,
             code_verifier,
         };
-        let kind = HistoryKind::CodeExchange;
-        let what = "the code exchange failed";
-        let gt = "authorization_code";
+        let attempt = Attempt {
+            kind: HistoryKind::CodeExchange,
+            grant_type: "authorization_code",
+            what: "the code exchange failed",
+        };
         let out = grant::form_request(
             &ctx.key,
             &ctx.endpoints.token_url,
@@ -136,29 +138,8 @@ impl Inner {
             grant::grant_params(&ctx.key, &grant),
             ctx.key.request_style,
         );
-        let (status, body, duration) = self.exchange(&ctx, kind, gt, what, out, &[]).await?;
-        let tokens = match grant::parse_tokens(&body) {
-            Ok(t) => t,
-            Err(why) => {
-                let d = diagnosis::unusable_response(&why);
-                return Err(self
-                    .unusable(
-                        &ctx,
-                        Attempt {
-                            kind,
-                            grant_type: gt,
-                            what,
-                        },
-                        status,
-                        &body,
-                        duration,
-                        d,
-                    )
-                    .await);
-            }
-        };
-        ctx.redactor.add(Some(&tokens.access_token));
-        ctx.redactor.add(tokens.refresh_token.as_ref());
+        let answer = self.exchange(&ctx, attempt, out, &[]).await?;
+        let tokens = self.tokens_of(&mut ctx, attempt, &answer).await?;
 
         // The returned refresh token becomes the credentials.
         let mut key_doc: serde_json::Value = serde_json::from_str(
@@ -191,14 +172,7 @@ impl Inner {
                 "check the app's scopes: a code exchange must return a refresh token (refresh_token / offline_access scope)",
             )
         })?;
-        let call = Call {
-            http_status: Some(status),
-            error: None,
-            error_description: None,
-            duration,
-            excerpt: ctx.redactor.excerpt(&body),
-        };
-        self.record(&ctx, kind, Some(gt), "ok", &call, None).await;
+        self.record_ok(&ctx, attempt, &answer).await;
 
         let seen = ctx.record.seen();
         let mut record = ctx.record.clone();

@@ -8,7 +8,7 @@ use hookwarden_store::{HistoryKind, NewHistoryEntry};
 
 use super::{Ctx, Inner};
 use crate::error::TokenError;
-use crate::grant;
+use crate::grant::{self, Tokens};
 use crate::http::{Outgoing, Reply};
 
 /// Which call an answer belongs to.
@@ -19,6 +19,13 @@ pub(super) struct Attempt<'a> {
     pub(super) what: &'a str,
 }
 
+/// An answer `exchange` lets through: a 2xx, or an error code the caller accepts.
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) body: String,
+    pub(super) duration: Duration,
+}
+
 /// One finished call, for the history.
 pub(super) struct Call {
     pub(super) http_status: Option<u16>,
@@ -26,6 +33,20 @@ pub(super) struct Call {
     pub(super) error_description: Option<String>,
     pub(super) duration: Duration,
     pub(super) excerpt: Option<String>,
+}
+
+impl Call {
+    /// An answer as the history shows it: its status, its time and its body's excerpt with the
+    /// connector's secrets redacted.
+    pub(super) fn answered(ctx: &Ctx, answer: &Answer) -> Self {
+        Call {
+            http_status: Some(answer.status),
+            error: None,
+            error_description: None,
+            duration: answer.duration,
+            excerpt: ctx.redactor.excerpt(&answer.body),
+        }
+    }
 }
 
 impl Inner {
@@ -58,18 +79,37 @@ impl Inner {
         }
     }
 
+    /// The history line of one call of `attempt`, under its grant type.
+    pub(super) async fn record_attempt(
+        &self,
+        ctx: &Ctx,
+        attempt: Attempt<'_>,
+        outcome: &str,
+        call: &Call,
+        diagnosis: Option<&Diagnosis>,
+    ) {
+        let grant_type = Some(attempt.grant_type);
+        self.record(ctx, attempt.kind, grant_type, outcome, call, diagnosis)
+            .await;
+    }
+
+    /// Record a usable answer: the attempt went `ok`.
+    pub(super) async fn record_ok(&self, ctx: &Ctx, attempt: Attempt<'_>, answer: &Answer) {
+        let call = Call::answered(ctx, answer);
+        self.record_attempt(ctx, attempt, "ok", &call, None).await;
+    }
+
     /// Send, and turn anything but a 2xx (or an accepted error code) into a recorded,
     /// diagnosed `TokenError`. A 2xx is returned unrecorded: the caller records it once it
     /// knows whether the answer is usable.
     pub(super) async fn exchange(
         &self,
         ctx: &Ctx,
-        kind: HistoryKind,
-        grant_type: &str,
-        what: &str,
+        attempt: Attempt<'_>,
         out: Outgoing,
         accepted_errors: &[&str],
-    ) -> Result<(u16, String, Duration), TokenError> {
+    ) -> Result<Answer, TokenError> {
+        let grant_type = attempt.grant_type;
         match self.http.post(out).await {
             Reply::Answer {
                 status,
@@ -77,12 +117,17 @@ impl Inner {
                 body,
                 duration,
             } => {
-                let (error, description) = grant::parse_error(&body);
+                let answer = Answer {
+                    status,
+                    body,
+                    duration,
+                };
+                let (error, description) = grant::parse_error(&answer.body);
                 let accepted = error
                     .as_deref()
                     .is_some_and(|e| accepted_errors.contains(&e));
                 if (200..300).contains(&status) || accepted {
-                    return Ok((status, body, duration));
+                    return Ok(answer);
                 }
                 let description = description.map(|d| ctx.redactor.text(&d));
                 let host = ctx.host();
@@ -95,21 +140,12 @@ impl Inner {
                     timed_out: false,
                 });
                 let call = Call {
-                    http_status: Some(status),
                     error: error.clone(),
                     error_description: description.clone(),
-                    duration,
-                    excerpt: ctx.redactor.excerpt(&body),
+                    ..Call::answered(ctx, &answer)
                 };
-                self.record(
-                    ctx,
-                    kind,
-                    Some(grant_type),
-                    "failed",
-                    &call,
-                    Some(&diagnosis),
-                )
-                .await;
+                self.record_attempt(ctx, attempt, "failed", &call, Some(&diagnosis))
+                    .await;
                 tracing::info!(connector = %ctx.record.id, grant_type, status, error = error.as_deref().unwrap_or(""), diagnosis = diagnosis.code, "provider refused the call");
                 let detail = match (&error, &description) {
                     (Some(e), Some(d)) => Some(format!("HTTP {status} {e}: {d}")),
@@ -117,7 +153,7 @@ impl Inner {
                     _ => Some(format!("HTTP {status}")),
                 };
                 Err(TokenError::diagnosed(
-                    what,
+                    attempt.what,
                     diagnosis,
                     detail,
                     Some(status),
@@ -151,17 +187,11 @@ impl Inner {
                     duration,
                     excerpt: None,
                 };
-                self.record(
-                    ctx,
-                    kind,
-                    Some(grant_type),
-                    "failed",
-                    &call,
-                    Some(&diagnosis),
-                )
-                .await;
+                self.record_attempt(ctx, attempt, "failed", &call, Some(&diagnosis))
+                    .await;
                 tracing::info!(connector = %ctx.record.id, grant_type, diagnosis = diagnosis.code, "provider call got no answer");
-                let mut e = TokenError::diagnosed(what, diagnosis, Some(message), None, None);
+                let mut e =
+                    TokenError::diagnosed(attempt.what, diagnosis, Some(message), None, None);
                 if e.is_transient() {
                     e = e.with_retry_after(Duration::from_secs(1));
                 }
@@ -170,39 +200,51 @@ impl Inner {
         }
     }
 
+    /// The tokens of a grant's answer, which from now on are redacted wherever the connector's
+    /// secrets are; an answer without usable tokens is recorded and becomes the error.
+    pub(super) async fn tokens_of(
+        &self,
+        ctx: &mut Ctx,
+        attempt: Attempt<'_>,
+        answer: &Answer,
+    ) -> Result<Tokens, TokenError> {
+        match grant::parse_tokens(&answer.body) {
+            Ok(tokens) => {
+                ctx.redactor.add(Some(&tokens.access_token));
+                ctx.redactor.add(tokens.refresh_token.as_ref());
+                Ok(tokens)
+            }
+            Err(why) => Err(self
+                .unusable(ctx, attempt, answer, diagnosis::unusable_response(&why))
+                .await),
+        }
+    }
+
     /// Record a 2xx answer that cannot be used, and make it the error.
     pub(super) async fn unusable(
         &self,
         ctx: &Ctx,
         attempt: Attempt<'_>,
-        status: u16,
-        body: &str,
-        duration: Duration,
+        answer: &Answer,
         diagnosis: Diagnosis,
     ) -> TokenError {
+        let status = answer.status;
         let call = Call {
             http_status: Some(status),
             error: Some(diagnosis.code.to_owned()),
             error_description: None,
-            duration,
+            duration: answer.duration,
             // A 2xx answer that is not JSON may hold tokens the field redaction cannot find.
             excerpt: if (200..300).contains(&status)
-                && serde_json::from_str::<serde_json::Value>(body).is_err()
+                && serde_json::from_str::<serde_json::Value>(&answer.body).is_err()
             {
                 None
             } else {
-                ctx.redactor.excerpt(body)
+                ctx.redactor.excerpt(&answer.body)
             },
         };
-        self.record(
-            ctx,
-            attempt.kind,
-            Some(attempt.grant_type),
-            "failed",
-            &call,
-            Some(&diagnosis),
-        )
-        .await;
+        self.record_attempt(ctx, attempt, "failed", &call, Some(&diagnosis))
+            .await;
         TokenError::diagnosed(
             attempt.what,
             diagnosis,

@@ -9,7 +9,7 @@ use hookwarden_core::ConnectorId;
 use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, TokenState};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::call::{Attempt, Call};
+use super::call::Attempt;
 use super::expiry::needs_introspection;
 use super::{live_tokens, AccessToken, Ctx, Inner};
 use crate::error::{Remedy, TokenError};
@@ -220,7 +220,11 @@ impl Inner {
         kind: HistoryKind,
         grant: &GrantKind<'_>,
     ) -> Result<Tokens, TokenError> {
-        let grant_type = grant.grant_type();
+        let attempt = Attempt {
+            kind,
+            grant_type: grant.grant_type(),
+            what: "the token endpoint refused the grant",
+        };
         let out = grant::form_request(
             &ctx.key,
             &ctx.endpoints.token_url,
@@ -228,38 +232,10 @@ impl Inner {
             grant::grant_params(&ctx.key, grant),
             ctx.key.request_style,
         );
-        let what = "the token endpoint refused the grant";
-        let (status, body, duration) = self.exchange(ctx, kind, grant_type, what, out, &[]).await?;
-        match grant::parse_tokens(&body) {
-            Ok(tokens) => {
-                ctx.redactor.add(Some(&tokens.access_token));
-                ctx.redactor.add(tokens.refresh_token.as_ref());
-                let call = Call {
-                    http_status: Some(status),
-                    error: None,
-                    error_description: None,
-                    duration,
-                    excerpt: ctx.redactor.excerpt(&body),
-                };
-                self.record(ctx, kind, Some(grant_type), "ok", &call, None)
-                    .await;
-                Ok(tokens)
-            }
-            Err(why) => Err(self
-                .unusable(
-                    ctx,
-                    Attempt {
-                        kind,
-                        grant_type,
-                        what,
-                    },
-                    status,
-                    &body,
-                    duration,
-                    diagnosis::unusable_response(&why),
-                )
-                .await),
-        }
+        let answer = self.exchange(ctx, attempt, out, &[]).await?;
+        let tokens = self.tokens_of(ctx, attempt, &answer).await?;
+        self.record_ok(ctx, attempt, &answer).await;
+        Ok(tokens)
     }
 
     /// Seed 004's custom refresh: POST the current values, read the new ones.
@@ -281,57 +257,20 @@ impl Inner {
             )),
             basic: None,
         };
-        let what = "the refresh hook failed";
-        let kind = HistoryKind::Hook;
-        let gt = "refresh_hook";
-        let (status, body, duration) = self.exchange(ctx, kind, gt, what, out, &[]).await?;
-        if let Some(err) = grant::hook_error(&body) {
+        let attempt = Attempt {
+            kind: HistoryKind::Hook,
+            grant_type: "refresh_hook",
+            what: "the refresh hook failed",
+        };
+        let answer = self.exchange(ctx, attempt, out, &[]).await?;
+        if let Some(err) = grant::hook_error(&answer.body) {
             let err = ctx.redactor.text(&err);
             let d = diagnosis::hook_error_response(&err);
-            return Err(self
-                .unusable(
-                    ctx,
-                    Attempt {
-                        kind,
-                        grant_type: gt,
-                        what,
-                    },
-                    status,
-                    &body,
-                    duration,
-                    d,
-                )
-                .await);
+            return Err(self.unusable(ctx, attempt, &answer, d).await);
         }
-        match grant::parse_tokens(&body) {
-            Ok(tokens) => {
-                ctx.redactor.add(Some(&tokens.access_token));
-                ctx.redactor.add(tokens.refresh_token.as_ref());
-                let call = Call {
-                    http_status: Some(status),
-                    error: None,
-                    error_description: None,
-                    duration,
-                    excerpt: ctx.redactor.excerpt(&body),
-                };
-                self.record(ctx, kind, Some(gt), "ok", &call, None).await;
-                Ok(tokens)
-            }
-            Err(why) => Err(self
-                .unusable(
-                    ctx,
-                    Attempt {
-                        kind,
-                        grant_type: gt,
-                        what,
-                    },
-                    status,
-                    &body,
-                    duration,
-                    diagnosis::unusable_response(&why),
-                )
-                .await),
-        }
+        let tokens = self.tokens_of(ctx, attempt, &answer).await?;
+        self.record_ok(ctx, attempt, &answer).await;
+        Ok(tokens)
     }
 }
 

@@ -6,7 +6,7 @@ use hookwarden_core::{RequestStyle, SessionMode};
 use hookwarden_store::HistoryKind;
 use secrecy::ExposeSecret;
 
-use super::call::Call;
+use super::call::{Attempt, Call};
 use super::{Ctx, Inner};
 use crate::grant::{self, Tokens};
 
@@ -47,13 +47,13 @@ impl Inner {
             vec![("token", &access), ("token_type_hint", "access_token")],
             RequestStyle::Body,
         );
-        let kind = HistoryKind::Introspect;
-        let what = "introspection failed";
-        let (status, body, duration) = self
-            .exchange(ctx, kind, "introspection", what, out, &[])
-            .await
-            .ok()?;
-        let parsed = grant::parse_introspection(&body);
+        let attempt = Attempt {
+            kind: HistoryKind::Introspect,
+            grant_type: "introspection",
+            what: "introspection failed",
+        };
+        let answer = self.exchange(ctx, attempt, out, &[]).await.ok()?;
+        let parsed = grant::parse_introspection(&answer.body);
         let lifetime = match parsed {
             Some((true, Some(exp), iat)) => {
                 let iat = iat.or(tokens.issued_at_ms.map(|t| t / 1000));
@@ -63,19 +63,14 @@ impl Inner {
             }
             _ => None,
         };
-        let call = Call {
-            http_status: Some(status),
-            error: None,
-            error_description: None,
-            duration,
-            excerpt: ctx.redactor.excerpt(&body),
-        };
         let outcome = if lifetime.is_some() {
             "ok"
         } else {
             "no_expiry"
         };
-        self.record(ctx, kind, None, outcome, &call, None).await;
+        let call = Call::answered(ctx, &answer);
+        self.record(ctx, attempt.kind, None, outcome, &call, None)
+            .await;
         lifetime
     }
 }

@@ -5,7 +5,7 @@ use hookwarden_core::{ConnectorStatus, RequestStyle};
 use hookwarden_store::{ConnectorRecord, HistoryKind};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::call::Call;
+use super::call::{Attempt, Call};
 use super::{live_tokens, Ctx, Inner, Need, RevokeOutcome};
 use crate::error::TokenError;
 use crate::grant;
@@ -118,25 +118,23 @@ impl Inner {
             vec![("token", token.expose_secret()), ("token_type_hint", hint)],
             RequestStyle::Body,
         );
-        let kind = HistoryKind::Revoke;
-        let what = "the revocation endpoint refused";
-        let (status, body, duration) = self
-            .exchange(ctx, kind, hint, what, out, &["invalid_token"])
-            .await?;
-        let already = !(200..300).contains(&status);
+        let attempt = Attempt {
+            kind: HistoryKind::Revoke,
+            grant_type: hint,
+            what: "the revocation endpoint refused",
+        };
+        let answer = self.exchange(ctx, attempt, out, &["invalid_token"]).await?;
+        let already = !(200..300).contains(&answer.status);
         let call = Call {
-            http_status: Some(status),
             error: already.then(|| "invalid_token".to_owned()),
-            error_description: None,
-            duration,
-            excerpt: ctx.redactor.excerpt(&body),
+            ..Call::answered(ctx, &answer)
         };
         let outcome = if already {
             "already_revoked"
         } else {
             "revoked"
         };
-        self.record(ctx, kind, Some(hint), outcome, &call, None)
+        self.record_attempt(ctx, attempt, outcome, &call, None)
             .await;
         Ok(true)
     }
