@@ -2,7 +2,7 @@
 //! then every known secret value is replaced wherever it still appears (HTML error pages,
 //! echoed request bodies, ...), then the text is cut to 1 KiB.
 
-use hookwarden_store::history::MAX_EXCERPT_BYTES;
+use hookwarden_store::history::{truncate, MAX_EXCERPT_BYTES};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -92,17 +92,6 @@ fn redact_json(v: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(redact_json),
         _ => {}
     }
-}
-
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
 }
 
 #[cfg(test)]

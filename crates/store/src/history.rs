@@ -83,8 +83,9 @@ pub struct HistoryEntry {
     pub entry: NewHistoryEntry,
 }
 
-/// Cut at a character boundary at most `max` bytes in.
-fn truncate(s: &str, max: usize) -> String {
+/// Cut at a character boundary at most `max` bytes in: how the history bounds what it keeps,
+/// and how the token engine cuts an excerpt to `MAX_EXCERPT_BYTES` before it gets here.
+pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }
