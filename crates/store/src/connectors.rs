@@ -149,6 +149,29 @@ fn to_json_text<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("lists of strings and JSON values always serialise")
 }
 
+/// Bind what a registration writes as the query's next nine parameters, in the order both of
+/// `upsert_once`'s statements name the columns: kind, url, events, origins, owner, settings,
+/// flow, warnings, and key_sealed (sealed for connector `$id`).
+macro_rules! bind_registration {
+    ($store:expr, $query:expr, $new:expr, $id:expr) => {{
+        let new: &NewConnector = $new;
+        $query
+            .bind(new.credentials.storage_kind())
+            .bind(&new.url)
+            .bind(to_json_text(&new.events))
+            .bind(to_json_text(&new.origins))
+            .bind(&new.owner)
+            .bind(to_json_text(&new.settings))
+            .bind(new.credentials.flow().map(Flow::as_str))
+            .bind(to_json_text(&new.warnings))
+            .bind(
+                $store
+                    .cipher
+                    .seal_secret(&key_aad($id), new.credentials.stored()),
+            )
+    }};
+}
+
 impl ConnectorRecord {
     pub fn seen(&self) -> Seen {
         Seen {
@@ -265,32 +288,24 @@ impl Store {
                     // Registering the same key again must not throw away the refresh token the
                     // provider rotated it to: the key's own one is already spent.
                     let keep_credentials = same_key && rotated == Some(true);
-                    sqlx::query(
+                    let update = sqlx::query(
                         "UPDATE connectors SET kind = $1, url = $2, events = $3, origins = $4, owner = $5, \
                          settings = $6, flow = $7, warnings = $8, key_sealed = $9, updated_at = $10, \
                          status = CASE WHEN $12 THEN status ELSE 'active' END, \
                          credentials_version = credentials_version + CASE WHEN $12 THEN 0 ELSE 1 END \
                          WHERE id = $11",
-                    )
-                    .bind(new.credentials.storage_kind())
-                    .bind(&new.url)
-                    .bind(to_json_text(&new.events))
-                    .bind(to_json_text(&new.origins))
-                    .bind(&new.owner)
-                    .bind(to_json_text(&new.settings))
-                    .bind(new.credentials.flow().map(Flow::as_str))
-                    .bind(to_json_text(&new.warnings))
-                    .bind(self.cipher.seal_secret(&key_aad(&id), new.credentials.stored()))
-                    .bind(now)
-                    .bind(&id)
-                    .bind(keep_credentials)
-                    .execute(&mut *tx)
-                    .await?;
+                    );
+                    bind_registration!(self, update, new, &id)
+                        .bind(now)
+                        .bind(&id)
+                        .bind(keep_credentials)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 None => {
                     let id = ConnectorId::generate();
                     let signing = generate_signing_secret();
-                    sqlx::query(
+                    let insert = sqlx::query(
                         "INSERT INTO connectors (id, account_id, name, kind, url, events, origins, owner, \
                          settings, flow, status, warnings, key_sealed, signing_sealed, credentials_version, \
                          created_at, updated_at) \
@@ -298,20 +313,12 @@ impl Store {
                     )
                     .bind(id.as_str())
                     .bind(new.account_id.as_str())
-                    .bind(&new.name)
-                    .bind(new.credentials.storage_kind())
-                    .bind(&new.url)
-                    .bind(to_json_text(&new.events))
-                    .bind(to_json_text(&new.origins))
-                    .bind(&new.owner)
-                    .bind(to_json_text(&new.settings))
-                    .bind(new.credentials.flow().map(Flow::as_str))
-                    .bind(to_json_text(&new.warnings))
-                    .bind(self.cipher.seal_secret(&key_aad(id.as_str()), new.credentials.stored()))
-                    .bind(self.cipher.seal_secret(&signing_aad(id.as_str()), &signing))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    .bind(&new.name);
+                    bind_registration!(self, insert, new, id.as_str())
+                        .bind(self.cipher.seal_secret(&signing_aad(id.as_str()), &signing))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             tx.commit().await?;
