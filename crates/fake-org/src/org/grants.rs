@@ -9,6 +9,7 @@ use super::errors::{
 };
 use super::tokens::{RefreshStatus, Subject};
 use super::{presented, OAuthError, Org};
+use crate::config::ClientApp;
 use crate::wire::{s256, Fresh, Params};
 
 /// Scopes that only make sense for user-delegated flows (seed `001`).
@@ -62,10 +63,8 @@ impl Org {
         basic: Option<&(String, String)>,
         fresh: &Fresh,
     ) -> Result<Granted, OAuthError> {
-        let creds = presented(p, basic);
-        let client_id = creds.id.ok_or(UNKNOWN_CLIENT)?;
-        let client = self.client(client_id).ok_or(UNKNOWN_CLIENT)?;
-        match creds.secret {
+        let (client_id, secret, client) = self.requesting_client(p, basic)?;
+        match secret {
             Some(secret) if secret != client.client_secret => return Err(BAD_CLIENT_SECRET),
             None if client.require_secret_for_refresh => return Err(BAD_CLIENT_SECRET),
             _ => {}
@@ -106,21 +105,14 @@ impl Org {
         } else {
             None
         };
-        let (access_token, issued_at_ms) = self.mint_access(
+        Ok(self.granted(
             &client_id,
             Some(family),
             Subject::User,
-            &scope,
-            &fresh.access,
-        );
-        Ok(Granted {
-            access_token,
-            refresh_token,
             scope,
-            org_id: self.config.org_id.clone(),
-            user_id: self.config.user_id.clone(),
-            issued_at_ms,
-        })
+            refresh_token,
+            fresh,
+        ))
     }
 
     fn grant_client_credentials(
@@ -132,10 +124,8 @@ impl Org {
         if self.config.login_host {
             return Err(WRONG_DOMAIN);
         }
-        let creds = presented(p, basic);
-        let client_id = creds.id.ok_or(UNKNOWN_CLIENT)?;
-        let client = self.client(client_id).ok_or(UNKNOWN_CLIENT)?;
-        if creds.secret != Some(client.client_secret.as_str()) {
+        let (client_id, secret, client) = self.requesting_client(p, basic)?;
+        if secret != Some(client.client_secret.as_str()) {
             return Err(BAD_CLIENT_SECRET);
         }
         if self.config.run_as_user.is_none() {
@@ -167,16 +157,7 @@ impl Org {
             return Err(INACTIVE_USER);
         }
         let client_id = client_id.to_owned();
-        let (access_token, issued_at_ms) =
-            self.mint_access(&client_id, None, Subject::RunAs, &scope, &fresh.access);
-        Ok(Granted {
-            access_token,
-            refresh_token: None,
-            scope,
-            org_id: self.config.org_id.clone(),
-            user_id: self.config.run_as_user_id.clone(),
-            issued_at_ms,
-        })
+        Ok(self.granted(&client_id, None, Subject::RunAs, scope, None, fresh))
     }
 
     fn grant_code(
@@ -185,10 +166,8 @@ impl Org {
         basic: Option<&(String, String)>,
         fresh: &Fresh,
     ) -> Result<Granted, OAuthError> {
-        let creds = presented(p, basic);
-        let client_id = creds.id.ok_or(UNKNOWN_CLIENT)?;
-        let client = self.client(client_id).ok_or(UNKNOWN_CLIENT)?;
-        let secret_ok = creds.secret.map(|s| s == client.client_secret);
+        let (client_id, secret, client) = self.requesting_client(p, basic)?;
+        let secret_ok = secret.map(|s| s == client.client_secret);
         if secret_ok == Some(false) {
             return Err(BAD_CLIENT_SECRET);
         }
@@ -220,20 +199,48 @@ impl Org {
         let client_id = client_id.to_owned();
         let family = self.new_family(&client_id, code.scope.clone());
         let refresh_token = self.mint_refresh(family, &fresh.refresh);
-        let (access_token, issued_at_ms) = self.mint_access(
+        Ok(self.granted(
             &client_id,
             Some(family),
             Subject::User,
-            &code.scope,
-            &fresh.access,
-        );
-        Ok(Granted {
+            code.scope,
+            Some(refresh_token),
+            fresh,
+        ))
+    }
+
+    /// The client app a grant request names (by its parameters, else HTTP Basic) and the
+    /// secret it came with; a client the org does not know is `UNKNOWN_CLIENT`.
+    fn requesting_client<'p>(
+        &self,
+        p: &'p Params,
+        basic: Option<&'p (String, String)>,
+    ) -> Result<(&'p str, Option<&'p str>, &ClientApp), OAuthError> {
+        let creds = presented(p, basic);
+        let client_id = creds.id.ok_or(UNKNOWN_CLIENT)?;
+        let client = self.client(client_id).ok_or(UNKNOWN_CLIENT)?;
+        Ok((client_id, creds.secret, client))
+    }
+
+    /// A new access token for `subject`, and what the handler answers with it.
+    fn granted(
+        &mut self,
+        client_id: &str,
+        family: Option<usize>,
+        subject: Subject,
+        scope: String,
+        refresh_token: Option<String>,
+        fresh: &Fresh,
+    ) -> Granted {
+        let (access_token, issued_at_ms) =
+            self.mint_access(client_id, family, subject, &scope, &fresh.access);
+        Granted {
             access_token,
-            refresh_token: Some(refresh_token),
-            scope: code.scope,
+            refresh_token,
+            scope,
             org_id: self.config.org_id.clone(),
-            user_id: self.config.user_id.clone(),
+            user_id: self.user_id(subject).to_owned(),
             issued_at_ms,
-        })
+        }
     }
 }

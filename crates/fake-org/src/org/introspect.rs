@@ -48,13 +48,6 @@ impl Introspection {
 }
 
 impl Org {
-    fn user_id(&self, subject: Subject) -> &str {
-        match subject {
-            Subject::User => &self.config.user_id,
-            Subject::RunAs => &self.config.run_as_user_id,
-        }
-    }
-
     fn username(&self, subject: Subject) -> &str {
         match subject {
             Subject::User => &self.config.username,

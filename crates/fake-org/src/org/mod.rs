@@ -28,7 +28,7 @@ pub(crate) use grants::{grant_stats_key, Granted};
 pub use stats::FakeOrgStats;
 
 use authorize::AuthCode;
-use tokens::{AccessToken, Family, RefreshToken, ACCESS_TOKEN_PURGE_FLOOR};
+use tokens::{AccessToken, Family, RefreshToken, Subject, ACCESS_TOKEN_PURGE_FLOOR};
 
 pub(crate) struct Org {
     pub config: FakeOrgConfig,
@@ -97,5 +97,13 @@ impl Org {
 
     fn default_user_scope(&self) -> String {
         self.config.allowed_scopes.join(" ")
+    }
+
+    /// The user a token of `subject` acts as: the one who authorized the app, or the Run As user.
+    fn user_id(&self, subject: Subject) -> &str {
+        match subject {
+            Subject::User => &self.config.user_id,
+            Subject::RunAs => &self.config.run_as_user_id,
+        }
     }
 }
