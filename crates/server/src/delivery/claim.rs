@@ -86,7 +86,7 @@ pub(super) async fn claim_loop<T: TokenSource>(
                     }
                 }
                 // Detached: each task reports through `sink`; shutdown waits on `owned`.
-                let _ = inner.dispatch(limit, rows, &sink).await;
+                let _ = inner.dispatch(rows, &sink).await;
             }
             Err(e) => {
                 any = true;
@@ -149,7 +149,6 @@ impl<T: TokenSource> Workers<T> {
     /// (breaker open) or start sending. Returns the sending tasks.
     pub(super) async fn dispatch(
         self: &Arc<Self>,
-        _limit: usize,
         rows: Vec<ClaimedDelivery>,
         sink: &mpsc::UnboundedSender<Outcome>,
     ) -> Vec<JoinHandle<()>> {

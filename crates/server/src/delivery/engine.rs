@@ -115,7 +115,7 @@ impl<T: TokenSource> Engine<T> {
         inner.maintain_held().await?;
         let rows = inner.claim(inner.opts.batch_size).await?;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let tasks = inner.dispatch(rows.len(), rows, &tx).await;
+        let tasks = inner.dispatch(rows, &tx).await;
         drop(tx);
         for task in tasks {
             let _ = task.await;
@@ -137,7 +137,7 @@ impl<T: TokenSource> Engine<T> {
                 OutcomeKind::Released => report.released += 1,
             }
         }
-        inner.record(outcomes).await?;
+        inner.record(&outcomes).await?;
         Ok(report)
     }
 

@@ -46,7 +46,7 @@ pub(super) async fn record_loop<T: TokenSource>(
         let mut tries = 0;
         let mut batch = Some(batch);
         while let Some(b) = batch.take() {
-            match inner.record_ref(&b).await {
+            match inner.record(&b).await {
                 Ok(()) => {}
                 Err(e) if tries < 10 => {
                     tries += 1;
@@ -63,11 +63,7 @@ pub(super) async fn record_loop<T: TokenSource>(
 }
 
 impl<T: TokenSource> Workers<T> {
-    pub(super) async fn record(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
-        self.record_ref(&outcomes).await
-    }
-
-    async fn record_ref(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
+    pub(super) async fn record(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
         let completions: Vec<Completion> = outcomes.iter().map(|o| o.completion.clone()).collect();
         let attempts: Vec<NewAttempt> = outcomes
             .iter()
