@@ -98,7 +98,7 @@ pub struct ClaimedDelivery {
     pub lease_token: String,
 }
 
-/// One HTTP try, as recorded.
+/// One HTTP try, as recorded (and as read back, `AttemptRecord`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewAttempt {
     pub delivery_id: DeliveryId,
@@ -144,17 +144,8 @@ pub struct DeliveryRecord {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptRecord {
-    pub delivery_id: DeliveryId,
-    pub at: i64,
-    pub status_code: Option<i64>,
-    pub duration_ms: i64,
-    pub response_excerpt: Option<String>,
-    pub error: Option<String>,
-    pub diagnosis: Option<String>,
-    pub refreshed: bool,
-}
+/// An attempt as read back: what was written, field for field.
+pub type AttemptRecord = NewAttempt;
 
 /// `GET /api/deliveries` filters. Newest first; `before_seq` is the cursor.
 #[derive(Debug, Clone, Default)]
