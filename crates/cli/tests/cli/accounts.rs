@@ -1,0 +1,93 @@
+//! `hookwarden accounts`: an account created prints its one API key; keys are listed by id,
+//! added and revoked on the database a server would use.
+
+use predicates::prelude::*;
+
+use crate::hookwarden;
+
+#[test]
+fn accounts_create_prints_one_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let out = hookwarden()
+        .args(["accounts", "create", "acme", "--database", &db])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.starts_with("hwk_"), "{text}");
+    let second = hookwarden()
+        .args(["accounts", "create", "globex", "--database", &db])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_ne!(text, String::from_utf8(second).unwrap());
+    hookwarden()
+        .args(["accounts", "create", "x", "--database", "mysql://nope"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("sqlite://"));
+}
+
+/// `accounts list/keys/new-key/revoke-key` on the database a server would use.
+#[test]
+fn api_keys_are_added_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hw.db").display());
+    let run = |args: &[&str]| {
+        let out = hookwarden()
+            .args(args)
+            .args(["--database", &url])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (ok, first_key, err) = run(&["accounts", "create", "acme"]);
+    assert!(ok, "{err}");
+    let (ok, list, err) = run(&["accounts", "list"]);
+    assert!(ok, "{err}");
+    assert!(list.contains("acme") && list.contains("1 key"), "{list}");
+    let account_id = list.split_whitespace().next().unwrap().to_owned();
+    assert!(account_id.starts_with("acc_"), "{list}");
+
+    // By name or by id.
+    let (ok, second_key, err) = run(&["accounts", "new-key", "acme"]);
+    assert!(ok, "{err}");
+    assert!(second_key.trim().starts_with("hwk_"));
+    assert_ne!(second_key, first_key);
+    let (ok, keys, err) = run(&["accounts", "keys", &account_id]);
+    assert!(ok, "{err}");
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    assert!(!keys.contains("hwk_"), "keys are listed by id only: {keys}");
+    let first_id = keys.split_whitespace().next().unwrap().to_owned();
+
+    let (ok, out, err) = run(&["accounts", "revoke-key", "acme", &first_id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("revoked"), "{out}");
+    let (_, keys, _) = run(&["accounts", "keys", "acme"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    let last_id = keys.split_whitespace().next().unwrap().to_owned();
+
+    // What cannot be done says why and what to do instead.
+    let (ok, _, err) = run(&["accounts", "revoke-key", "acme", &last_id]);
+    assert!(!ok);
+    assert!(
+        err.contains("only API key") && err.contains("new-key"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&["accounts", "revoke-key", "acme", &first_id]);
+    assert!(!ok);
+    assert!(err.contains("no API key with id"), "{err}");
+    let (ok, _, err) = run(&["accounts", "keys", "nobody"]);
+    assert!(!ok);
+    assert!(err.contains("accounts list"), "{err}");
+}

@@ -1,0 +1,140 @@
+//! `hookwarden key`: encode prints one line the API accepts and refuses what the API would;
+//! check explains a line-wrapped key; decode masks the secrets of what it can read.
+
+use predicates::prelude::*;
+
+use crate::hookwarden;
+
+#[test]
+fn key_encode_prints_one_line_that_the_api_accepts() {
+    let out = hookwarden()
+        .args([
+            "key",
+            "encode",
+            "--host",
+            "acme.my.salesforce.com",
+            "--client-id",
+            "3MVG9abc",
+            "--client-secret",
+            "SecretValue-123456",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let key = text.trim();
+    assert!(
+        key.len() > 76,
+        "long enough that base64 would have wrapped it"
+    );
+    hookwarden().args(["key", "check", key]).assert().success();
+    hookwarden()
+        .args(["key", "decode", key])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"client_secret\": \"****3456\""))
+        .stdout(predicate::str::contains("SecretValue").not());
+}
+
+#[test]
+fn key_encode_refuses_what_the_api_would_refuse() {
+    hookwarden()
+        .args([
+            "key",
+            "encode",
+            "--host",
+            "login.salesforce.com",
+            "--client-id",
+            "x",
+            "--client-secret",
+            "SecretValue-123456",
+        ])
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains(
+            "key_client_credentials_on_login_host",
+        ))
+        .stdout(predicate::str::contains("my.salesforce.com"));
+    hookwarden()
+        .args([
+            "key",
+            "encode",
+            "--host",
+            "acme.my.salesforce.com",
+            "--client-id",
+            "x",
+        ])
+        .assert()
+        .failure();
+    hookwarden()
+        .args([
+            "key",
+            "encode",
+            "--client-id",
+            "x",
+            "--client-secret",
+            "SecretValue-123456",
+            "--connector",
+            "my-erp",
+            "--field",
+            "token_url=https://auth.example.com/token",
+            "--field",
+            "session_timeout_s=900",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn key_check_explains_a_line_wrapped_key_and_rejects_garbage() {
+    let key = String::from_utf8(
+        hookwarden()
+            .args([
+                "key",
+                "encode",
+                "--host",
+                "login.salesforce.com",
+                "--client-id",
+                "3MVG9abcdefghijklmnopqrstuvwxyz",
+                "--refresh-token",
+                "5Aep861-refresh-token-value-abcdefghij",
+            ])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    let wrapped: String = key
+        .trim()
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    hookwarden()
+        .args(["key", "check", "-"])
+        .write_stdin(wrapped)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("line break"));
+    hookwarden()
+        .args(["key", "check", "%%%not-base64%%%"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("key_not_base64"))
+        .stdout(predicate::str::contains("fix:"));
+    // decode shows what it can of a rejected key, secrets masked.
+    let no_client_id = "eyJob3N0IjoibG9naW4uc2FsZXNmb3JjZS5jb20iLCJyZWZyZXNoX3Rva2VuIjoiNUFlcDg2MXZ4eHhRNjN4cTcwbzl1c0R6In0";
+    hookwarden()
+        .args(["key", "decode", no_client_id])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("login.salesforce.com"))
+        .stdout(predicate::str::contains("5Aep861vxxxQ63xq70o9usDz").not())
+        .stderr(predicate::str::contains("key_missing_client_id"));
+}

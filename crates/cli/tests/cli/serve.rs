@@ -1,0 +1,245 @@
+//! `hookwarden serve` and `hookwarden doctor`: a fresh database created and served, a bad
+//! configuration refused clearly, and what doctor says serve would trip on.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use crate::hookwarden;
+
+/// `serve` on a fresh directory: creates the database (WAL) and a 0600 key file, answers
+/// /healthz, and accepts the API key `accounts create` printed.
+#[test]
+fn serve_creates_its_database_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("served.db").display());
+    let key = String::from_utf8(
+        hookwarden()
+            .args(["accounts", "create", "acme", "--database", &db])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    let key = key.trim().to_owned();
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("hookwarden"))
+        .args([
+            "serve",
+            "--database",
+            &db,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("HOOKWARDEN_MASTER_KEY")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ready = false;
+    while Instant::now() < deadline {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("listening on") => {
+                ready = true;
+                break;
+            }
+            Some(Ok(_)) => continue,
+            _ => break,
+        }
+    }
+    assert!(ready, "serve did not say it was listening");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (health, list) = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let health = http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let list = http
+            .get(format!("http://127.0.0.1:{port}/api/callback/connectors"))
+            .header("Authorization", format!("Basic {key}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (health, list)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(health, 200);
+    assert_eq!(list, 200);
+    let key_file = dir.path().join("served.db.key");
+    assert!(key_file.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        dir.path().join("served.db-wal").exists(),
+        "SQLite runs in WAL mode"
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "listen = \"nowhere\"\n").unwrap();
+    hookwarden()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("listen"));
+    std::fs::write(&config, "allow_private_networks = [\"10.0.0.0/33\"]\n").unwrap();
+    hookwarden()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("allow_private_networks"));
+    hookwarden()
+        .args(["serve", "--config", "/nonexistent/hookwarden.toml"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("does not exist"));
+    hookwarden()
+        .args([
+            "serve",
+            "--database",
+            &format!("sqlite://{}", dir.path().join("x.db").display()),
+        ])
+        .env("HOOKWARDEN_MASTER_KEY", "too-short")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("HOOKWARDEN_MASTER_KEY"));
+}
+
+/// `hookwarden doctor` on a fresh directory, a database with its key, a database whose key
+/// file is gone, secrets sealed under another master key, and a listen address in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_what_serve_would_trip_on_and_how_to_fix_it() {
+    use hookwarden_store::{MasterKey, MasterKeySource, NewConnector, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hw.db");
+    let url = format!("sqlite://{}", db.display());
+    let doctor = |extra: &[&str]| {
+        let mut cmd = hookwarden();
+        cmd.args(["doctor", "--database", &url, "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("HOOKWARDEN_API_KEY");
+        cmd
+    };
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+
+    let (ok, text) = run(&mut doctor(&[]));
+    assert!(ok, "{text}");
+    assert!(text.contains("does not exist yet"), "{text}");
+    assert!(!db.exists(), "doctor created the database");
+
+    // A database written under one master key, with a connector whose secrets it sealed.
+    let key = MasterKey::generate();
+    let store = Store::open(&url, MasterKeySource::Given(key.clone()))
+        .await
+        .unwrap();
+    let (acme, _) = store.create_account("acme").await.unwrap();
+    store
+        .upsert_connector(NewConnector {
+            account_id: acme.id.clone(),
+            name: "salesforceOauth2".into(),
+            url: "https://acme.my.salesforce.com/services/apexrest/OSS/callback".into(),
+            events: vec!["PACKAGE_COMPLETE".into()],
+            origins: vec!["OSS".into()],
+            owner: None,
+            settings: serde_json::json!({}),
+            warnings: vec![],
+            credentials: hookwarden_core::Credentials::from_storage(
+                "salesforce",
+                Some("client_credentials"),
+                secrecy::SecretString::from(
+                    r#"{"host":"acme.my.salesforce.com","client_id":"cid","client_secret":"s3cret-value"}"#,
+                ),
+            )
+            .unwrap(),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let (ok, text) = run(doctor(&[]).env("HOOKWARDEN_MASTER_KEY", key.to_base64()));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("opens the secrets of all 1 connector(s)"),
+        "{text}"
+    );
+    assert!(text.contains("ok   retention    finished deliveries, their events and token calls are kept 30 days; the database file is"), "{text}");
+    // Keeping everything works, and is said to cost disk.
+    let (ok, text) = run(doctor(&[])
+        .env("HOOKWARDEN_MASTER_KEY", key.to_base64())
+        .env("HOOKWARDEN_HISTORY_RETENTION_DAYS", "0"));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("warn retention    history_retention_days = 0"),
+        "{text}"
+    );
+    assert!(text.contains("fix: set history_retention_days"), "{text}");
+
+    // Without the key: no key file beside the database either.
+    let (ok, text) = run(&mut doctor(&[]));
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL master key"), "{text}");
+    assert!(text.contains("fix: restore the key file"), "{text}");
+
+    // Another key opens the database but not the secrets, and names the connector.
+    let (ok, text) =
+        run(doctor(&[]).env("HOOKWARDEN_MASTER_KEY", MasterKey::generate().to_base64()));
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL secrets"), "{text}");
+    assert!(text.contains("salesforceOauth2"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+
+    // A listen address someone else holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (ok, text) = run(hookwarden()
+        .args(["doctor", "--database", &url, "--listen", &addr])
+        .env("HOOKWARDEN_MASTER_KEY", key.to_base64())
+        .env_remove("HOOKWARDEN_API_KEY"));
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL listen"), "{text}");
+    assert!(text.contains("fix: stop what uses it"), "{text}");
+
+    // PostgreSQL without a master key is refused before any connection is tried.
+    let (ok, text) = run(hookwarden()
+        .args([
+            "doctor",
+            "--database",
+            "postgres://nobody@127.0.0.1:1/none",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("HOOKWARDEN_API_KEY"));
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("PostgreSQL needs HOOKWARDEN_MASTER_KEY"),
+        "{text}"
+    );
+}
