@@ -169,7 +169,7 @@ async fn events_go_out_and_deliveries_are_followed_retried_and_replayed_from_the
         let shown = get(&failing);
         assert_eq!(shown["status"], "failed");
         assert_eq!(shown["attempts"][0]["status_code"], 404);
-        assert!(shown["attempts"][0]["diagnosis"].as_str().is_some());
+        assert!(shown["attempts"][0]["diagnosis"]["code"].as_str().is_some());
 
         // Retry one, replay the connector: each is one more attempt.
         cli(&b, &k)

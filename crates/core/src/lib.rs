@@ -19,6 +19,7 @@ pub mod url_rules;
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use connector::{ConnectorKind, ConnectorName, Flow};
 pub use credentials::{Credentials, NoKey};
+pub use diagnosis::{Diagnosis, DiagnosisView};
 pub use event::{Event, EventError, EventName};
 pub use ids::{AccountId, ConnectorId, DeliveryId, EventId};
 pub use key::{

@@ -1,8 +1,10 @@
 //! When to try a delivery again, and what an HTTP attempt's answer means. Pure: the caller
 //! passes the clock's reading and a uniform random number, so every rule is testable exactly.
 
-use crate::diagnosis::rest_error_code;
 use std::time::Duration;
+
+pub use crate::diagnosis::TransportFailure;
+use crate::diagnosis::{diagnose_answer, diagnose_transport, rest_error_code, Code, Diagnosis};
 
 /// DESIGN.md's schedule: the delays before each retry (the first attempt is at once).
 pub const DEFAULT_SCHEDULE_S: [u64; 9] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
@@ -76,7 +78,7 @@ pub fn parse_retry_after(raw: &str, now_ms: i64) -> Option<Duration> {
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
-/// What one HTTP answer (or the lack of one) means for the delivery.
+/// What one HTTP answer (or the lack of one) means for the delivery, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Delivered,
@@ -85,26 +87,16 @@ pub enum Verdict {
     /// Try again later (429, 5xx, timeouts, network), not before `retry_after`.
     Retry {
         retry_after: Option<Duration>,
-        diagnosis: Option<String>,
+        diagnosis: Diagnosis,
     },
     /// Will not get better by retrying: the delivery fails (it can still be replayed).
     Fail {
-        diagnosis: String,
+        diagnosis: Diagnosis,
     },
     /// 410 Gone: the destination asks not to be called again; the connector is disabled.
     Gone {
-        diagnosis: String,
+        diagnosis: Diagnosis,
     },
-}
-
-/// Why no HTTP answer came back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportFailure {
-    Timeout,
-    Connect,
-    /// The destination's name resolves only to refused addresses (SSRF guard).
-    AddressRefused,
-    Other,
 }
 
 /// Classify an HTTP answer. `body` is the response excerpt, for Salesforce's `errorCode`.
@@ -114,95 +106,49 @@ pub fn classify_status(
     location: Option<&str>,
     body: &str,
 ) -> Verdict {
+    let diagnosis = || {
+        diagnose_answer(status, location, body).unwrap_or_else(|| Code::EndpointRefused.diagnosis())
+    };
     match status {
         200..=299 => Verdict::Delivered,
         401 => Verdict::Unauthorized,
         410 => Verdict::Gone {
-            diagnosis: "the endpoint answered 410 Gone: it asks not to be called again, so the connector is disabled; \
-                        register it again (POST /api/callback/connectors/{name}) once the endpoint is back"
-                .to_owned(),
+            diagnosis: diagnosis(),
         },
         300..=399 => Verdict::Fail {
-            diagnosis: match location {
-                Some(to) => format!(
-                    "the endpoint redirects ({status}) to {}; redirects are not followed: register the final URL",
-                    truncate(to)
-                ),
-                None => format!("the endpoint answered a redirect ({status}); redirects are not followed: register the final URL"),
-            },
+            diagnosis: diagnosis(),
         },
         // A 500 from an Apex class is usually an unhandled exception that a later try can pass;
         // 408 and 425 ask for a retry by definition.
         408 | 425 | 429 | 500..=599 => Verdict::Retry {
             retry_after,
-            diagnosis: match status {
-                429 => Some("the endpoint is rate limiting (429); retrying after its Retry-After".to_owned()),
-                _ => None,
-            },
+            diagnosis: diagnosis(),
         },
         // Salesforce's answer (403) to an org that has used up its API requests of the last
         // 24 hours: it passes as the window rolls on, so the delivery waits, not fails.
         400..=499 if rest_error_code(body).as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => {
             Verdict::Retry {
                 retry_after,
-                diagnosis: Some(
-                    "the org has used up its API requests (REQUEST_LIMIT_EXCEEDED, counted over a rolling 24 hours); \
-                     the delivery waits and retries on the schedule. Raise the org's API limit, or find what else \
-                     spends it (Setup → Company Information → API Requests, Last 24 Hours)"
-                        .to_owned(),
-                ),
+                diagnosis: diagnosis(),
             }
         }
         _ => Verdict::Fail {
-            diagnosis: diagnose_4xx(status, body),
+            diagnosis: diagnosis(),
         },
     }
 }
 
 pub fn classify_transport(failure: TransportFailure) -> Verdict {
+    let diagnosis = diagnose_transport(failure);
     match failure {
-        TransportFailure::AddressRefused => Verdict::Fail {
-            diagnosis: "the destination's address is not allowed: it resolves to a loopback, private, link-local or otherwise refused address; \
-                        use a public destination, or list its network in allow_private_networks"
-                .to_owned(),
-        },
-        TransportFailure::Timeout => Verdict::Retry {
-            retry_after: None,
-            diagnosis: Some("the endpoint did not answer in time".to_owned()),
-        },
-        TransportFailure::Connect => Verdict::Retry {
-            retry_after: None,
-            diagnosis: Some("could not connect to the endpoint".to_owned()),
-        },
-        TransportFailure::Other => Verdict::Retry {
-            retry_after: None,
-            diagnosis: None,
-        },
-    }
-}
-
-/// The troubleshooting table (seed 001) for answers that retrying will not fix. Salesforce's
-/// own error codes are explained as the connector test explains them (`diagnosis`).
-fn diagnose_4xx(status: u16, body: &str) -> String {
-    let code = rest_error_code(body);
-    if let Some(c @ ("NOT_FOUND" | "FORBIDDEN" | "API_DISABLED_FOR_ORG")) = code.as_deref() {
-        if let Some(d) = crate::diagnosis::diagnose_endpoint(status, body) {
-            return format!("Salesforce answered {c}: {}; {}", d.cause, d.fix);
+        TransportFailure::AddressRefused => Verdict::Fail { diagnosis },
+        TransportFailure::Timeout | TransportFailure::Connect | TransportFailure::Other => {
+            Verdict::Retry {
+                retry_after: None,
+                diagnosis,
+            }
         }
     }
-    match (status, code.as_deref()) {
-        (404, _) => "the endpoint answered 404: nothing is listening at this URL; check the connector's url".to_owned(),
-        (400, Some("JSON_PARSER_ERROR")) => "the receiver could not parse the callback body: check that its Apex class accepts OneSpan's fields (name, packageId, sessionUser, documentId, message, createdDate)".to_owned(),
-        (403, _) => "the endpoint refused the token (403): check the connected app's scopes (api) and that the Run As user or token's user may run the Apex class".to_owned(),
-        (405, _) => "the endpoint does not accept POST (405): the Apex class needs an @HttpPost method".to_owned(),
-        (413, _) => "the endpoint refused the body as too large (413)".to_owned(),
-        (_, Some(code)) => format!("the endpoint refused the callback ({status} {code}); see the response excerpt"),
-        _ => format!("the endpoint refused the callback ({status}); see the response excerpt"),
-    }
-}
-
-fn truncate(raw: &str) -> String {
-    raw.chars().take(200).collect()
 }
 
 #[cfg(test)]
@@ -216,14 +162,16 @@ mod tests {
         let Verdict::Fail { diagnosis } = classify_status(403, None, None, body) else {
             panic!("a refusal");
         };
-        assert!(diagnosis.contains("Apex Class Access"), "{diagnosis}");
+        assert_eq!(diagnosis.code, "apex_class_access");
+        assert!(diagnosis.fix.contains("Apex Class Access"), "{diagnosis:?}");
         let body = r#"[{"errorCode":"API_DISABLED_FOR_ORG","message":"The REST API is not enabled for this Organization."}]"#;
         let Verdict::Fail { diagnosis } = classify_status(403, None, None, body) else {
             panic!("a refusal");
         };
-        assert!(diagnosis.contains("API Enabled"), "{diagnosis}");
+        assert!(diagnosis.fix.contains("API Enabled"), "{diagnosis:?}");
         let d = crate::diagnosis::diagnose_endpoint(403, body).unwrap();
         assert_eq!(d.code, "api_disabled");
+        assert_eq!(d, diagnosis, "delivery and connector test say the same");
     }
 
     #[test]
@@ -233,7 +181,8 @@ mod tests {
         let Verdict::Retry { diagnosis, .. } = classify_status(403, None, None, body) else {
             panic!("403 REQUEST_LIMIT_EXCEEDED must be retried");
         };
-        assert!(diagnosis.unwrap().contains("REQUEST_LIMIT_EXCEEDED"));
+        assert_eq!(diagnosis.code, "api_limit_exceeded");
+        assert!(diagnosis.cause.contains("REQUEST_LIMIT_EXCEEDED"));
         // Any other 403 is still a refusal.
         let other = r#"[{"message":"no","errorCode":"INSUFFICIENT_ACCESS"}]"#;
         assert!(matches!(
@@ -313,12 +262,14 @@ mod tests {
         else {
             panic!("3xx must fail")
         };
-        assert!(diagnosis.contains("https://x/y"));
+        assert_eq!(diagnosis.code, "redirect_refused");
+        assert!(diagnosis.cause.contains("https://x/y"));
         let body = r#"[{"message":"Could not find a match for URL /x","errorCode":"NOT_FOUND"}]"#;
         let Verdict::Fail { diagnosis } = classify_status(404, None, None, body) else {
             panic!("404 must fail")
         };
-        assert!(diagnosis.contains("namespace"), "{diagnosis}");
+        assert_eq!(diagnosis.code, "apex_class_not_found");
+        assert!(diagnosis.cause.contains("namespace"), "{diagnosis:?}");
         assert!(matches!(
             classify_status(400, None, None, ""),
             Verdict::Fail { .. }
@@ -331,5 +282,32 @@ mod tests {
             classify_transport(TransportFailure::AddressRefused),
             Verdict::Fail { .. }
         ));
+    }
+
+    /// A retried answer is diagnosed as one that may pass, a failed one as one that will not:
+    /// what the attempt says agrees with what became of the delivery.
+    #[test]
+    fn the_diagnosis_agrees_with_the_verdict() {
+        use crate::diagnosis::FailureClass;
+        let bodies = [
+            "",
+            r#"[{"errorCode":"NOT_FOUND","message":"m"}]"#,
+            r#"[{"errorCode":"REQUEST_LIMIT_EXCEEDED","message":"m"}]"#,
+            r#"[{"errorCode":"JSON_PARSER_ERROR","message":"m"}]"#,
+            r#"[{"errorCode":"INVALID_SESSION_ID","message":"m"}]"#,
+        ];
+        for status in 300..600 {
+            for body in bodies {
+                match classify_status(status, None, None, body) {
+                    Verdict::Retry { diagnosis, .. } => {
+                        assert_eq!(diagnosis.class, FailureClass::Transient, "{status} {body}")
+                    }
+                    Verdict::Fail { diagnosis } | Verdict::Gone { diagnosis } => {
+                        assert_eq!(diagnosis.class, FailureClass::Permanent, "{status} {body}")
+                    }
+                    Verdict::Delivered | Verdict::Unauthorized => {}
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::diagnosis::Code;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorStatus {
@@ -32,15 +34,21 @@ impl ConnectorStatus {
         })
     }
 
-    /// What to do about a connector in this status (its deliveries are held meanwhile);
-    /// `None` when it is active.
-    pub fn fix(self) -> Option<&'static str> {
+    /// The diagnosis a connector in this status shows when nothing more precise is known
+    /// (its deliveries are held meanwhile); `None` when it is active.
+    pub fn diagnosis_code(self) -> Option<Code> {
         match self {
             Self::Active => None,
-            Self::NeedsReauth => Some("re-authenticate: GET .../oauth/url and approve, or PATCH {\"key\": ...} with new credentials"),
-            Self::Revoked => Some("its tokens were revoked: re-authenticate (GET .../oauth/url) or PATCH {\"key\": ...}"),
-            Self::Disabled => Some("the endpoint answered 410 Gone: register the current url (PATCH {\"url\": ...})"),
+            Self::NeedsReauth => Some(Code::ConnectorNeedsReauth),
+            Self::Revoked => Some(Code::ConnectorRevoked),
+            // Only a 410 Gone from the endpoint disables a connector.
+            Self::Disabled => Some(Code::EndpointGone),
         }
+    }
+
+    /// What to do about a connector in this status; `None` when it is active.
+    pub fn fix(self) -> Option<&'static str> {
+        self.diagnosis_code().map(Code::fix)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hookwarden_core::diagnosis::{Diagnosis, FailureClass};
+use hookwarden_core::diagnosis::{Code, Diagnosis, FailureClass};
 use hookwarden_core::Problem;
 
 /// What a failed grant asks of whoever wanted the token.
@@ -146,6 +146,21 @@ impl TokenError {
     pub fn diagnosis(&self) -> Option<&Diagnosis> {
         self.0.diagnosis.as_ref()
     }
+    /// What a user is shown about this failure: the provider's diagnosis when it is one;
+    /// else the catalog's entry for its code, in this error's words; else (a refusal of
+    /// our own that may pass: a lease, a backoff, the store) `token_unavailable`.
+    pub fn explained(&self) -> Diagnosis {
+        if let Some(d) = &self.0.diagnosis {
+            return d.clone();
+        }
+        let code = match self.0.code {
+            "key_invalid" => Code::StoredKeyInvalid,
+            other => Code::parse(other).unwrap_or(Code::TokenUnavailable),
+        };
+        code.diagnosis()
+            .with_cause(self.0.message.clone())
+            .with_fix(self.0.fix.clone())
+    }
     /// The provider's HTTP status, when the failure is its answer.
     pub fn http_status(&self) -> Option<u16> {
         self.0.http_status
@@ -177,5 +192,36 @@ impl Problem for TokenError {
     }
     fn fix(&self) -> String {
         self.0.fix.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_token_error_is_explained_with_a_code_of_the_catalog() {
+        let refused = Code::NoRunAsUser.diagnosis();
+        let e = TokenError::diagnosed("the grant", refused.clone(), None, Some(400), None);
+        assert_eq!(e.explained(), refused);
+
+        let e = TokenError::needs_reauth(Some("no Run As user"));
+        let d = e.explained();
+        assert_eq!(d.code, "connector_needs_reauth");
+        assert!(d.cause.contains("no Run As user"), "{}", d.cause);
+        assert_eq!(
+            TokenError::connector_revoked().explained().code,
+            "connector_revoked"
+        );
+
+        let e = TokenError::store(hookwarden_store::StoreError::Corrupt("x".into()));
+        let d = e.explained();
+        assert_eq!(
+            (d.code, d.class),
+            ("token_unavailable", FailureClass::Transient)
+        );
+        assert_eq!(d.fix, Problem::fix(&e));
+        let e = TokenError::new("key_invalid", FailureClass::Permanent, "bad key", "again");
+        assert_eq!(e.explained().code, "stored_key_invalid");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hookwarden_core::diagnosis::{self, Diagnosis, FailureClass, ProviderFailure};
+use hookwarden_core::diagnosis::{self, Code, Diagnosis, ProviderFailure};
 use hookwarden_store::{HistoryKind, NewHistoryEntry};
 
 use super::{Ctx, Inner};
@@ -167,12 +167,14 @@ impl Inner {
                 duration,
             } => {
                 let diagnosis = match refused {
-                    Some((code, cause, fix)) => Diagnosis {
-                        code,
-                        cause,
-                        fix,
-                        class: FailureClass::Permanent,
-                    },
+                    // Our own URL rules: the two a configuration change can newly break have
+                    // codes of their own; the rest were checked when the key was given.
+                    Some((code, cause, fix)) => Code::parse(code)
+                        .filter(|c| matches!(c, Code::UrlNotHttps | Code::UrlAddressRefused))
+                        .unwrap_or(Code::UrlRefused)
+                        .diagnosis()
+                        .with_cause(cause)
+                        .with_fix(fix),
                     None => diagnosis::diagnose(&ProviderFailure {
                         timed_out,
                         grant_type: Some(grant_type),

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::connectors::find_connector;
-use super::rfc3339;
+use super::{rfc3339, DiagnosisOut};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -41,8 +41,8 @@ pub struct AttemptOut {
     /// At most 1 KiB of the answer.
     pub response_excerpt: Option<String>,
     pub error: Option<String>,
-    /// What the answer means and what to do about it.
-    pub diagnosis: Option<String>,
+    /// What the answer means and what to do about it; `null` for a success.
+    pub diagnosis: Option<DiagnosisOut>,
     /// A token grant happened for this try.
     pub refreshed: bool,
 }
@@ -124,7 +124,7 @@ fn attempt_out(a: &AttemptRecord) -> AttemptOut {
         duration_ms: a.duration_ms,
         response_excerpt: a.response_excerpt.clone(),
         error: a.error.clone(),
-        diagnosis: a.diagnosis.clone(),
+        diagnosis: a.diagnosis.clone().map(DiagnosisOut::from),
         refreshed: a.refreshed,
     }
 }

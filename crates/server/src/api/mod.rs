@@ -9,8 +9,38 @@ pub mod validate;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use hookwarden_core::{Diagnosis, DiagnosisView};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
+
+/// A diagnosis, wherever one is shown (a history entry, an attempt, a connector test's check,
+/// a connector that is not `active`): a code of the README's table of diagnoses, what is
+/// wrong, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DiagnosisOut {
+    /// Stable, e.g. `no_run_as_user`; `unclassified` for one recorded before codes were.
+    pub code: String,
+    pub cause: String,
+    pub fix: String,
+}
+
+impl From<DiagnosisView> for DiagnosisOut {
+    fn from(d: DiagnosisView) -> Self {
+        Self {
+            code: d.code,
+            cause: d.cause,
+            fix: d.fix,
+        }
+    }
+}
+
+impl From<&Diagnosis> for DiagnosisOut {
+    fn from(d: &Diagnosis) -> Self {
+        DiagnosisView::from(d).into()
+    }
+}
 
 /// Unknown `/api/**` paths answer JSON too.
 pub async fn not_found() -> impl IntoResponse {

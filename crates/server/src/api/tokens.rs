@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use hookwarden_core::diagnosis::diagnose_endpoint;
+use hookwarden_core::diagnosis::diagnose_answer;
 use hookwarden_core::{Event, Problem};
 use hookwarden_oauth::{RevokeOutcome, TokenError, TokenStatus};
 use hookwarden_store::{ConnectorRecord, HistoryKind, NewHistoryEntry};
@@ -242,7 +242,7 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
             None,
         ),
         (Some(status), _) => {
-            let d = diagnose_endpoint(status, &sent.excerpt);
+            let d = diagnose_answer(status, sent.location.as_deref(), &sent.excerpt);
             let detail = match &d {
                 Some(d) => format!("{} answered {status}: {}", record.url, d.cause),
                 None => format!("{} answered {status}", record.url),

@@ -21,7 +21,8 @@ enum Stage {
     /// Its turn has come (again, after a 401); it has no credential yet.
     Claimed(Vec<Attempt>),
     Authorized(Authorized),
-    Answered(Answered),
+    /// Boxed: an answer carries its diagnosis, several times the size of the other stages.
+    Answered(Box<Answered>),
     Done(Outcome),
 }
 
@@ -73,23 +74,26 @@ impl<T: TokenSource> Workers<T> {
                     self.send(target, row, claimed_at, authorized, refreshed_after_401)
                         .await
                 }
-                Stage::Answered(Answered {
-                    attempts,
-                    answer,
-                    bearer,
-                }) => match self
-                    .judge(target, row, attempts, answer, refreshed_after_401)
-                    .await
-                {
-                    Judged::Done(outcome) => Stage::Done(outcome),
-                    Judged::Resend(attempts) => {
-                        if let Some(b) = &bearer {
-                            self.tokens.invalidate(&target.record.id, b.version).await;
+                Stage::Answered(answered) => {
+                    let Answered {
+                        attempts,
+                        answer,
+                        bearer,
+                    } = *answered;
+                    match self
+                        .judge(target, row, attempts, answer, refreshed_after_401)
+                        .await
+                    {
+                        Judged::Done(outcome) => Stage::Done(outcome),
+                        Judged::Resend(attempts) => {
+                            if let Some(b) = &bearer {
+                                self.tokens.invalidate(&target.record.id, b.version).await;
+                            }
+                            refreshed_after_401 = true;
+                            Stage::Claimed(attempts)
                         }
-                        refreshed_after_401 = true;
-                        Stage::Claimed(attempts)
                     }
-                },
+                }
                 Stage::Done(outcome) => return outcome,
             };
         }
@@ -207,7 +211,7 @@ impl<T: TokenSource> Workers<T> {
             diagnosis: None,
             refreshed,
         };
-        Stage::Answered(Answered {
+        Stage::Answered(Box::new(Answered {
             attempts,
             answer: Answer {
                 sent,
@@ -215,6 +219,6 @@ impl<T: TokenSource> Workers<T> {
                 attempt,
             },
             bearer,
-        })
+        }))
     }
 }

@@ -24,7 +24,7 @@ mod workers;
 use std::future::Future;
 use std::time::Duration;
 
-use hookwarden_core::ConnectorId;
+use hookwarden_core::{ConnectorId, Diagnosis};
 use hookwarden_oauth::Remedy;
 use hookwarden_store::ConnectorRecord;
 use secrecy::SecretString;
@@ -66,6 +66,8 @@ pub enum TokenFailure {
     Transient {
         retry_after: Option<Duration>,
         message: String,
+        /// Shown on the attempt: the grant's diagnosis, or why no grant was tried.
+        diagnosis: Diagnosis,
     },
     /// `invalid_grant`, `invalid_client`, revoked...: the connector needs new credentials. The
     /// token source has made it `needs_reauth` and held its deliveries
@@ -89,6 +91,7 @@ impl TokenSource for hookwarden_oauth::TokenManager {
                 Remedy::Wait => TokenFailure::Transient {
                     retry_after: e.retry_after(),
                     message: e.to_string(),
+                    diagnosis: e.explained(),
                 },
                 // The token manager has made the connector needs_reauth and held its
                 // deliveries (or it was already waiting for new credentials).
@@ -99,6 +102,7 @@ impl TokenSource for hookwarden_oauth::TokenManager {
                 Remedy::FixConfiguration => TokenFailure::Transient {
                     retry_after: Some(CONFIG_PROBLEM_RETRY),
                     message: e.to_string(),
+                    diagnosis: e.explained(),
                 },
             }),
         }

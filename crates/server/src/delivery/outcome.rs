@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use hookwarden_core::diagnosis::Code;
 use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, DeliveryStatus, Verdict};
 use hookwarden_store::{ClaimedDelivery, Completion, NewAttempt};
 
@@ -166,37 +167,38 @@ impl<T: TokenSource> Workers<T> {
             Verdict::Unauthorized
                 if matches!(target.auth, Auth::Bearer) && !refreshed_after_401 =>
             {
-                attempt.diagnosis = Some("the endpoint refused the access token (401); it was invalidated and a new one requested at once".to_owned());
+                attempt.diagnosis = Some(
+                    Code::InvalidSession
+                        .diagnosis()
+                        .with_cause("the endpoint refused the access token (401); it was invalidated and a new one requested at once")
+                        .into(),
+                );
                 attempts.push(Attempt::http(attempt));
                 Judged::Resend(attempts)
             }
             Verdict::Unauthorized => {
-                let diagnosis = if matches!(target.auth, Auth::Basic(_)) {
-                    "the listener refused the default callback's key (401): set the key it expects with POST /api/callback"
+                let basic = matches!(target.auth, Auth::Basic(_));
+                let diagnosis = if basic {
+                    Code::CallbackKeyRefused.diagnosis()
                 } else {
-                    "the endpoint refused a freshly granted token (401): check that the connected app's scopes include api, \
-                     that the token's user (or the Run As user) may run the Apex class, and that the key's host is this org"
+                    Code::FreshTokenRefused.diagnosis()
                 };
-                attempt.diagnosis = Some(diagnosis.to_owned());
+                let message = diagnosis.cause.clone();
+                attempt.diagnosis = Some(diagnosis.into());
                 attempts.push(Attempt::http(attempt));
-                if matches!(target.auth, Auth::Basic(_)) {
+                if basic {
                     return Judged::Done(
-                        Outcome::new(row, DeliveryStatus::Failed, attempts).error(diagnosis),
+                        Outcome::new(row, DeliveryStatus::Failed, attempts).error(message),
                     );
                 }
-                Judged::Done(self.retry_later(target, row, attempts, None, diagnosis.to_owned()))
+                Judged::Done(self.retry_later(target, row, attempts, None, message))
             }
             Verdict::Retry {
                 retry_after,
                 diagnosis,
             } => {
-                let message = diagnosis
-                    .clone()
-                    .or_else(|| attempt.error.clone())
-                    .unwrap_or_else(|| {
-                        format!("the endpoint answered {}", sent.status.unwrap_or(0))
-                    });
-                attempt.diagnosis = diagnosis;
+                let message = diagnosis.cause.clone();
+                attempt.diagnosis = Some(diagnosis.into());
                 attempts.push(Attempt::http(attempt));
                 if let Some(until) = target.lane.on_failure(self.now(), &self.opts) {
                     tracing::warn!(connector = %record.name, account = %record.account_id, "connector keeps failing; its deliveries back off as a whole");
@@ -211,17 +213,18 @@ impl<T: TokenSource> Workers<T> {
                 Judged::Done(self.retry_later(target, row, attempts, retry_after, message))
             }
             Verdict::Fail { diagnosis } => {
-                attempt.diagnosis = Some(diagnosis.clone());
-                attempts.push(Attempt::http(attempt));
                 let message = sent
                     .failure
                     .as_ref()
                     .map(|(_, m)| m.clone())
-                    .unwrap_or(diagnosis);
+                    .unwrap_or_else(|| diagnosis.cause.clone());
+                attempt.diagnosis = Some(diagnosis.into());
+                attempts.push(Attempt::http(attempt));
                 Judged::Done(Outcome::new(row, DeliveryStatus::Failed, attempts).error(message))
             }
             Verdict::Gone { diagnosis } => {
-                attempt.diagnosis = Some(diagnosis.clone());
+                let message = diagnosis.cause.clone();
+                attempt.diagnosis = Some(diagnosis.into());
                 attempts.push(Attempt::http(attempt));
                 let now = self.now();
                 match self
@@ -240,7 +243,7 @@ impl<T: TokenSource> Workers<T> {
                     Err(e) => tracing::error!(error = %e, "disabling a connector failed"),
                 }
                 let _ = self.store.hold_connector_deliveries(&record.id, now).await;
-                Judged::Done(Outcome::new(row, DeliveryStatus::Held, attempts).error(diagnosis))
+                Judged::Done(Outcome::new(row, DeliveryStatus::Held, attempts).error(message))
             }
         }
     }
@@ -286,6 +289,7 @@ impl<T: TokenSource> Workers<T> {
             TokenFailure::Transient {
                 retry_after,
                 message,
+                diagnosis,
             } => {
                 attempts.push(Attempt::token(NewAttempt {
                     delivery_id: row.id.clone(),
@@ -294,7 +298,7 @@ impl<T: TokenSource> Workers<T> {
                     duration_ms: 0,
                     response_excerpt: None,
                     error: Some(format!("{TOKEN_ERROR_PREFIX}{message}")),
-                    diagnosis: Some("no access token could be had for a reason that may pass; the delivery waits and tries again".to_owned()),
+                    diagnosis: Some(diagnosis.into()),
                     refreshed: false,
                 }));
                 // A provider's Retry-After arrives capped (core::retry::parse_retry_after).

@@ -60,8 +60,9 @@ async fn an_org_out_of_api_requests_delays_deliveries_without_failing_them() {
     let d = h.delivery(&id).await;
     assert_eq!(d["status"], "pending", "{d}");
     assert_eq!(d["attempts"][0]["status_code"], 403);
+    assert_eq!(d["attempts"][0]["diagnosis"]["code"], "api_limit_exceeded");
     assert!(
-        d["attempts"][0]["diagnosis"]
+        d["attempts"][0]["diagnosis"]["cause"]
             .as_str()
             .unwrap()
             .contains("REQUEST_LIMIT_EXCEEDED"),
@@ -193,7 +194,8 @@ async fn outcome_policy_with_an_injected_clock() {
     // 3xx → failed, not followed.
     let d = h.delivery(&moved).await;
     assert_eq!(d["status"], "failed", "{d}");
-    assert!(d["attempts"][0]["diagnosis"]
+    assert_eq!(d["attempts"][0]["diagnosis"]["code"], "redirect_refused");
+    assert!(d["attempts"][0]["diagnosis"]["cause"]
         .as_str()
         .unwrap()
         .contains("https://elsewhere.example/hook"));
@@ -201,8 +203,12 @@ async fn outcome_policy_with_an_injected_clock() {
     let d = h.delivery(&missing).await;
     assert_eq!(d["status"], "failed", "{d}");
     assert_eq!(d["attempts"][0]["status_code"], 404);
+    assert_eq!(
+        d["attempts"][0]["diagnosis"]["code"],
+        "apex_class_not_found"
+    );
     assert!(
-        d["attempts"][0]["diagnosis"]
+        d["attempts"][0]["diagnosis"]["cause"]
             .as_str()
             .unwrap()
             .contains("namespace"),
@@ -401,7 +407,8 @@ async fn refused_addresses_at_registration_and_at_delivery() {
         error.contains("localhost") && error.contains("loopback") && error.contains("not allowed"),
         "{error}"
     );
-    assert!(d["attempts"][0]["diagnosis"]
+    assert_eq!(d["attempts"][0]["diagnosis"]["code"], "url_address_refused");
+    assert!(d["attempts"][0]["diagnosis"]["fix"]
         .as_str()
         .unwrap()
         .contains("allow_private_networks"));

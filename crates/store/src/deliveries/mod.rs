@@ -11,7 +11,7 @@
 //! writes events and deliveries, `queue` claims them and records what became of them, `query`
 //! reads them back (and re-queues them by hand).
 
-use hookwarden_core::{AccountId, ConnectorId, DeliveryId, DeliveryStatus, EventId};
+use hookwarden_core::{AccountId, ConnectorId, DeliveryId, DeliveryStatus, DiagnosisView, EventId};
 use serde::Serialize;
 
 use crate::multirow::{self, Dialect};
@@ -107,7 +107,9 @@ pub struct NewAttempt {
     pub duration_ms: i64,
     pub response_excerpt: Option<String>,
     pub error: Option<String>,
-    pub diagnosis: Option<String>,
+    /// What the answer means and what to do, kept as its JSON text; an attempt recorded
+    /// before diagnoses had codes reads back `unclassified`, its sentence as the cause.
+    pub diagnosis: Option<DiagnosisView>,
     pub refreshed: bool,
 }
 

@@ -1,7 +1,7 @@
 //! Reading deliveries back (listings, one delivery, its attempts, queue depths) and the
 //! requests that re-queue them by hand (retry, replay).
 
-use hookwarden_core::{AccountId, DeliveryId, DeliveryStatus};
+use hookwarden_core::{AccountId, DeliveryId, DeliveryStatus, DiagnosisView};
 use sqlx::Row;
 
 use super::{AttemptRecord, DeliveryFilter, DeliveryRecord, QueueDepth, RetryOutcome};
@@ -151,7 +151,9 @@ impl Store {
                     duration_ms: row.try_get("duration_ms")?,
                     response_excerpt: row.try_get("response_excerpt")?,
                     error: row.try_get("error")?,
-                    diagnosis: row.try_get("diagnosis")?,
+                    diagnosis: row
+                        .try_get::<Option<String>, _>("diagnosis")?
+                        .map(|text| DiagnosisView::from_stored(&text)),
                     refreshed: row.try_get::<i64, _>("refreshed")? != 0,
                 });
             }

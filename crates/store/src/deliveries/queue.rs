@@ -1,7 +1,9 @@
 //! The queue: claims of due deliveries under a lease, their outcomes, and what moves a
 //! connector's open deliveries at once (hold, resume, defer, fail, give leases back).
 
-use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, DeliveryId, EventId};
+use hookwarden_core::{
+    AccountId, ConnectorId, ConnectorStatus, DeliveryId, DiagnosisView, EventId,
+};
 use sqlx::Row;
 
 use super::{
@@ -289,7 +291,7 @@ impl Store {
                     let a = $a;
                     $q.bind(a.delivery_id.as_str()).bind(a.at).bind(a.status_code).bind(a.duration_ms)
                         .bind(a.response_excerpt.as_deref()).bind(a.error.as_deref())
-                        .bind(a.diagnosis.as_deref()).bind(i64::from(a.refreshed))
+                        .bind(a.diagnosis.as_ref().map(DiagnosisView::to_stored)).bind(i64::from(a.refreshed))
                 }};
             }
             macro_rules! bind_completion {
