@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sqlx::Row;
 
-use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, Credentials, Flow};
+use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, Credentials, DiagnosisView, Flow};
 
 use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 
@@ -55,6 +55,9 @@ pub struct ConnectorRecord {
     pub owner: Option<String>,
     pub settings: serde_json::Value,
     pub status: ConnectorStatus,
+    /// What moved it out of `active`, when more is known than its status (the grant failure
+    /// behind a `needs_reauth`, the endpoint's 410 behind a `disabled`). See `diagnosis`.
+    pub status_diagnosis: Option<DiagnosisView>,
     pub warnings: Vec<String>,
     /// The kind, flow and key, parsed once when the record is read.
     pub credentials: Credentials,
@@ -100,6 +103,7 @@ struct RawConnector {
     settings: String,
     flow: Option<String>,
     status: String,
+    status_diagnosis: Option<String>,
     warnings: String,
     key_sealed: Vec<u8>,
     signing_sealed: Vec<u8>,
@@ -111,7 +115,7 @@ struct RawConnector {
 }
 
 const COLUMNS: &str = "id, account_id, name, kind, url, events, origins, owner, settings, flow, \
-     status, warnings, key_sealed, signing_sealed, prev_signing_sealed, prev_signing_until, \
+     status, status_diagnosis, warnings, key_sealed, signing_sealed, prev_signing_sealed, prev_signing_until, \
      credentials_version, created_at, updated_at";
 
 macro_rules! raw_connector {
@@ -129,6 +133,7 @@ macro_rules! raw_connector {
             settings: row.try_get("settings")?,
             flow: row.try_get("flow")?,
             status: row.try_get("status")?,
+            status_diagnosis: row.try_get("status_diagnosis")?,
             warnings: row.try_get("warnings")?,
             key_sealed: row.try_get("key_sealed")?,
             signing_sealed: row.try_get("signing_sealed")?,
@@ -178,6 +183,18 @@ impl ConnectorRecord {
             status: self.status,
             credentials_version: self.credentials_version,
         }
+    }
+
+    /// Why the connector is not `active` and what to do: the diagnosis that moved it, else
+    /// the generic one of its status (connectors moved before diagnoses were kept, a
+    /// revocation); `None` while it is active.
+    pub fn diagnosis(&self) -> Option<DiagnosisView> {
+        let generic = self.status.diagnosis_code()?;
+        Some(
+            self.status_diagnosis
+                .clone()
+                .unwrap_or_else(|| generic.into()),
+        )
     }
 }
 
@@ -229,6 +246,10 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
             status: ConnectorStatus::parse(&raw.status)
                 .ok_or_else(|| StoreError::Corrupt(format!("status {:?}", raw.status)))?,
+            status_diagnosis: raw
+                .status_diagnosis
+                .as_deref()
+                .map(DiagnosisView::from_stored),
             id: ConnectorId::from(raw.id),
             account_id: AccountId::from(raw.account_id),
             name: raw.name,
@@ -292,6 +313,7 @@ impl Store {
                         "UPDATE connectors SET kind = $1, url = $2, events = $3, origins = $4, owner = $5, \
                          settings = $6, flow = $7, warnings = $8, key_sealed = $9, updated_at = $10, \
                          status = CASE WHEN $12 THEN status ELSE 'active' END, \
+                         status_diagnosis = CASE WHEN $12 THEN status_diagnosis ELSE NULL END, \
                          credentials_version = credentials_version + CASE WHEN $12 THEN 0 ELSE 1 END \
                          WHERE id = $11",
                     );
@@ -349,6 +371,7 @@ impl Store {
             sqlx::query(
                 "UPDATE connectors SET url = $1, events = $2, origins = $3, owner = $4, settings = $5, \
                  flow = $6, status = $7, warnings = $8, key_sealed = $9, \
+                 status_diagnosis = CASE WHEN $7 = 'active' THEN NULL ELSE status_diagnosis END, \
                  credentials_version = credentials_version + $10, updated_at = $11 \
                  WHERE id = $12 AND status = $13 AND credentials_version = $14",
             )

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use hookwarden_core::ids::new_id;
-use hookwarden_core::{AccountId, ConnectorId};
+use hookwarden_core::{AccountId, ConnectorId, DiagnosisView};
 
 use crate::{on_db, Store, StoreError};
 
@@ -69,10 +69,29 @@ pub struct NewHistoryEntry {
     /// The provider's `error` / `errorCode`.
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The diagnosis of a failed call: its code (`None` in entries written before codes were
+    /// kept), cause and fix. See `NewHistoryEntry::diagnosis`.
+    pub diagnosis_code: Option<String>,
     pub cause: Option<String>,
     pub fix: Option<String>,
     pub duration_ms: i64,
     pub excerpt: Option<String>,
+}
+
+impl NewHistoryEntry {
+    /// The entry's diagnosis as it is shown; one recorded before codes were kept is
+    /// `unclassified`.
+    pub fn diagnosis(&self) -> Option<DiagnosisView> {
+        let cause = self.cause.as_deref()?;
+        Some(match &self.diagnosis_code {
+            Some(code) => DiagnosisView {
+                code: code.clone(),
+                cause: cause.to_owned(),
+                fix: self.fix.clone().unwrap_or_default(),
+            },
+            None => DiagnosisView::unclassified(cause, self.fix.as_deref()),
+        })
+    }
 }
 
 /// A stored entry: the new entry plus its id (`his_` + UUIDv7: sorts by time, serves as cursor).
@@ -104,8 +123,8 @@ impl Store {
         on_db!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO history (id, connector_id, account_id, at, kind, grant_type, outcome, \
-                 http_status, error, error_description, cause, fix, duration_ms, excerpt) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 http_status, error, error_description, cause, fix, duration_ms, excerpt, diagnosis_code) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(&id)
             .bind(e.connector_id.as_str())
@@ -121,6 +140,7 @@ impl Store {
             .bind(&e.fix)
             .bind(e.duration_ms)
             .bind(excerpt)
+            .bind(&e.diagnosis_code)
             .execute(pool)
             .await?;
         });
@@ -139,7 +159,7 @@ impl Store {
         let entries = on_db!(&self.reads, pool => {
             let rows = sqlx::query(
                 "SELECT id, connector_id, account_id, at, kind, grant_type, outcome, http_status, \
-                 error, error_description, cause, fix, duration_ms, excerpt FROM history \
+                 error, error_description, diagnosis_code, cause, fix, duration_ms, excerpt FROM history \
                  WHERE connector_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
             )
             .bind(connector_id.as_str())
@@ -163,6 +183,7 @@ impl Store {
                         http_status: row.try_get("http_status")?,
                         error: row.try_get("error")?,
                         error_description: row.try_get("error_description")?,
+                        diagnosis_code: row.try_get("diagnosis_code")?,
                         cause: row.try_get("cause")?,
                         fix: row.try_get("fix")?,
                         duration_ms: row.try_get("duration_ms")?,

@@ -50,6 +50,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_key_line_wrapped_flag.sql"),
         postgres: include_str!("../migrations/postgres/0008_key_line_wrapped_flag.sql"),
     },
+    Migration {
+        version: 9,
+        sqlite: include_str!("../migrations/sqlite/0009_diagnosis_codes.sql"),
+        postgres: include_str!("../migrations/postgres/0009_diagnosis_codes.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";

@@ -11,7 +11,7 @@ use sqlx::Row;
 
 use crate::deliveries::HOLD_CONNECTOR_DELIVERIES;
 use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
-use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus};
+use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, DiagnosisView};
 
 /// A connector's token state as stored, secrets opened.
 #[derive(Debug, Clone, Default)]
@@ -368,7 +368,8 @@ impl Store {
 
     /// Set a connector's status without touching anything else, and only while its
     /// credentials are still `credentials_version` (when given): a `needs_reauth` decided on
-    /// old credentials must not hit the new ones a user just gave.
+    /// old credentials must not hit the new ones a user just gave. It then shows the generic
+    /// diagnosis of that status.
     pub async fn set_connector_status(
         &self,
         connector_id: &ConnectorId,
@@ -377,7 +378,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let affected = on_db!(&self.db, pool => {
             sqlx::query(
-                "UPDATE connectors SET status = $1, updated_at = $2 \
+                "UPDATE connectors SET status = $1, status_diagnosis = NULL, updated_at = $2 \
                  WHERE id = $3 AND ($4 IS NULL OR credentials_version = $4)",
             )
             .bind(status.as_str())
@@ -394,24 +395,27 @@ impl Store {
 
     /// The provider refused the credentials of `credentials_version`: the connector becomes
     /// `needs_reauth` and its deliveries waiting to be sent are held, in one transaction. The
-    /// one place a connector moves there. Not when its credentials changed meanwhile (the
-    /// refusal was of the old ones), nor over a revocation. True when it moved.
+    /// one place a connector moves there, with the `diagnosis` of the refusal, which it shows
+    /// until it is `active` again. Not when its credentials changed meanwhile (the refusal was
+    /// of the old ones), nor over a revocation. True when it moved.
     pub async fn mark_needs_reauth(
         &self,
         connector_id: &ConnectorId,
         credentials_version: i64,
+        diagnosis: &DiagnosisView,
         now: i64,
     ) -> Result<bool, StoreError> {
         let moved = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(
-                "UPDATE connectors SET status = 'needs_reauth', updated_at = $1 \
+                "UPDATE connectors SET status = 'needs_reauth', status_diagnosis = $4, updated_at = $1 \
                  WHERE id = $2 AND credentials_version = $3 \
                    AND status NOT IN ('needs_reauth', 'revoked')",
             )
             .bind(now)
             .bind(connector_id.as_str())
             .bind(credentials_version)
+            .bind(diagnosis.to_stored())
             .execute(&mut *tx)
             .await?
             .rows_affected()

@@ -35,7 +35,16 @@ fn connector(
 
 /// Forget that migration `version` ran, as a database written before it would be.
 async fn unapply(url: &str, version: i64) {
-    let sql = format!("DELETE FROM hookwarden_schema WHERE version = {version}");
+    raw(
+        url,
+        &format!("DELETE FROM hookwarden_schema WHERE version = {version}"),
+    )
+    .await;
+}
+
+/// Run `sql` on the database behind the store's back.
+async fn raw(url: &str, sql: &str) {
+    let sql = sql.to_owned();
     if url.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -104,6 +113,85 @@ async fn connectors_registered_with_a_wrapped_key_get_the_flag() {
             .unwrap()
             .unwrap();
         assert!(plain.settings.get("key_line_wrapped").is_none(), "on {url}");
+        store.close().await;
+    }
+}
+
+/// Rows written before diagnoses had codes (migration 9): a connector moved out of `active`
+/// shows the generic diagnosis of its status, an attempt's sentence and a history entry's
+/// cause read back `unclassified`.
+#[tokio::test]
+async fn rows_written_before_diagnosis_codes_read_back_unclassified() {
+    use hookwarden_core::diagnosis::Code;
+    use hookwarden_core::DiagnosisView;
+    use hookwarden_store::{HistoryKind, NewHistoryEntry};
+
+    let dir = tempfile::tempdir().unwrap();
+    for url in testing::databases(dir.path()).await {
+        let key = MasterKey::generate();
+        let store = Store::open(&url, MasterKeySource::Given(key.clone()))
+            .await
+            .unwrap();
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let (c, _) = store
+            .upsert_connector(connector(&acme.id, "old", serde_json::json!({})))
+            .await
+            .unwrap();
+        store
+            .record_history(&NewHistoryEntry {
+                connector_id: c.id.clone(),
+                account_id: acme.id.clone(),
+                at: 1,
+                kind: HistoryKind::Grant,
+                grant_type: Some("client_credentials".into()),
+                outcome: "failed".into(),
+                http_status: Some(400),
+                error: Some("invalid_grant".into()),
+                error_description: None,
+                diagnosis_code: None,
+                cause: Some("no Run As user".into()),
+                fix: Some("set one".into()),
+                duration_ms: 3,
+                excerpt: None,
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        for sql in [
+            format!(
+                "UPDATE connectors SET status = 'disabled' WHERE id = '{}'",
+                c.id.as_str()
+            ),
+            "INSERT INTO attempts (delivery_id, at, status_code, duration_ms, diagnosis, refreshed) \
+             VALUES ('dlv_old', 1, 404, 5, 'the endpoint answered 404: check the url', 0)"
+                .to_owned(),
+        ] {
+            raw(&url, &sql).await;
+        }
+
+        let store = Store::open(&url, MasterKeySource::Given(key))
+            .await
+            .unwrap();
+        let old = store.get_connector(&acme.id, "old").await.unwrap().unwrap();
+        assert_eq!(
+            old.diagnosis(),
+            Some(DiagnosisView::from(Code::EndpointGone)),
+            "on {url}"
+        );
+        let attempts = store.attempts_of(&["dlv_old".into()]).await.unwrap();
+        let d = attempts[0].diagnosis.clone().unwrap();
+        assert_eq!(
+            (d.code.as_str(), d.cause.as_str()),
+            ("unclassified", "the endpoint answered 404: check the url"),
+            "on {url}"
+        );
+        let history = store.list_history(&c.id, 10, None).await.unwrap();
+        let d = history[0].entry.diagnosis().unwrap();
+        assert_eq!(
+            (d.code.as_str(), d.cause.as_str(), d.fix.as_str()),
+            ("unclassified", "no Run As user", "set one"),
+            "on {url}"
+        );
         store.close().await;
     }
 }

@@ -1,7 +1,8 @@
 //! Token state, grant leases, history and authorization-code states, on SQLite always and on
 //! PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
 
-use hookwarden_core::{ConnectorStatus, Credentials, DeliveryStatus};
+use hookwarden_core::diagnosis::Code;
+use hookwarden_core::{ConnectorStatus, Credentials, DeliveryStatus, DiagnosisView};
 use hookwarden_store::{
     testing, ConnectorRecord, DeliveryFilter, GrantedTokens, HistoryKind, IngestWrite, MasterKey,
     MasterKeySource, NewConnector, NewDelivery, NewEvent, NewHistoryEntry, OAuthState, Store,
@@ -258,19 +259,42 @@ async fn a_refusal_makes_the_connector_need_reauth_and_holds_its_waiting_deliver
         };
 
         let cv = c.credentials_version;
+        let refusal = DiagnosisView::from(Code::NoRunAsUser);
+        let reread = async || {
+            store
+                .get_connector(&c.account_id, &c.name)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(reread().await.diagnosis(), None, "active: nothing to say");
         assert!(
-            !store.mark_needs_reauth(&c.id, cv + 1, 30).await.unwrap(),
+            !store
+                .mark_needs_reauth(&c.id, cv + 1, &refusal, 30)
+                .await
+                .unwrap(),
             "a refusal of other credentials changes nothing"
         );
         assert_eq!(status().await, ConnectorStatus::Active);
         assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 0);
 
-        assert!(store.mark_needs_reauth(&c.id, cv, 30).await.unwrap());
+        assert!(store
+            .mark_needs_reauth(&c.id, cv, &refusal, 30)
+            .await
+            .unwrap());
         assert_eq!(status().await, ConnectorStatus::NeedsReauth);
+        assert_eq!(
+            reread().await.diagnosis().as_ref(),
+            Some(&refusal),
+            "the refusal that moved it, in the same statement"
+        );
         assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 2);
         assert_eq!(count(&store, &c, DeliveryStatus::Pending).await, 1);
         assert!(
-            !store.mark_needs_reauth(&c.id, cv, 40).await.unwrap(),
+            !store
+                .mark_needs_reauth(&c.id, cv, &refusal, 40)
+                .await
+                .unwrap(),
             "once"
         );
 
@@ -278,11 +302,19 @@ async fn a_refusal_makes_the_connector_need_reauth_and_holds_its_waiting_deliver
             .set_connector_status(&c.id, ConnectorStatus::Revoked, None)
             .await
             .unwrap();
-        assert!(!store.mark_needs_reauth(&c.id, cv, 50).await.unwrap());
+        assert!(!store
+            .mark_needs_reauth(&c.id, cv, &refusal, 50)
+            .await
+            .unwrap());
         assert_eq!(
             status().await,
             ConnectorStatus::Revoked,
             "a revocation stays"
+        );
+        assert_eq!(
+            reread().await.diagnosis().map(|d| d.code),
+            Some("connector_revoked".to_owned()),
+            "a revocation shows its own diagnosis, not the refusal before it"
         );
     })
     .await;
@@ -307,6 +339,7 @@ async fn history_pages_newest_first() {
                     http_status: Some(200),
                     error: None,
                     error_description: None,
+                    diagnosis_code: None,
                     cause: None,
                     fix: None,
                     duration_ms: i,

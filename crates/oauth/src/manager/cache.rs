@@ -203,6 +203,7 @@ pub(super) mod tests {
             owner: None,
             settings: serde_json::json!({}),
             status,
+            status_diagnosis: None,
             warnings: vec![],
             credentials: Credentials::from_storage(
                 "salesforce",

@@ -69,6 +69,7 @@ impl Inner {
             http_status: call.http_status.map(i64::from),
             error: call.error.clone(),
             error_description: call.error_description.clone(),
+            diagnosis_code: diagnosis.map(|d| d.code.to_owned()),
             cause: diagnosis.map(|d| d.cause.clone()),
             fix: diagnosis.map(|d| d.fix.clone()),
             duration_ms: i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),

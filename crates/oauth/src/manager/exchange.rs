@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hookwarden_core::diagnosis::{self, FailureClass};
 use hookwarden_core::ConnectorId;
+use hookwarden_core::DiagnosisView;
 use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, TokenState};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -203,7 +204,12 @@ impl Inner {
         // Only a provider's refusal says the credentials are bad; our own refusal of a URL is
         // configuration, which a restart may fix.
         if e.remedy() == Remedy::NewCredentials {
-            if let Err(err) = self.store.mark_needs_reauth(id, cv, self.now_ms()).await {
+            let diagnosis = DiagnosisView::from(e.explained());
+            if let Err(err) = self
+                .store
+                .mark_needs_reauth(id, cv, &diagnosis, self.now_ms())
+                .await
+            {
                 tracing::warn!(connector = %id, error = %err, "could not mark the connector needs_reauth");
             }
         }

@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::rfc3339;
 use super::validate::{self, DeliverySettings, Ordering, RetryPolicy};
+use super::{rfc3339, DiagnosisOut};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -107,6 +107,9 @@ pub struct ConnectorOut {
     pub flow: Option<String>,
     /// `active`, `needs_reauth`, `revoked` or `disabled`.
     pub status: String,
+    /// Why it is not `active` and what to do (the grant failure behind a `needs_reauth`, the
+    /// endpoint's 410 behind a `disabled`); `null` while it is active.
+    pub diagnosis: Option<DiagnosisOut>,
     /// The decoded key, every secret masked.
     #[schema(value_type = Object)]
     pub key: serde_json::Value,
@@ -158,6 +161,7 @@ pub(crate) fn to_out(
         owner: record.owner.clone(),
         flow: record.credentials.flow().map(|f| f.as_str().to_owned()),
         status: record.status.as_str().to_owned(),
+        diagnosis: record.diagnosis().map(DiagnosisOut::from),
         key,
         warnings: record.warnings.clone(),
         signing_secret: match full_signing_secret {

@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::rfc3339;
 use super::validate::{self, DeliverySettings};
+use super::{rfc3339, DiagnosisOut};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -50,6 +50,8 @@ pub struct DefaultCallbackOut {
     /// The Basic key, masked.
     pub key: String,
     pub status: String,
+    /// Why it is not `active` and what to do; `null` while it is.
+    pub diagnosis: Option<DiagnosisOut>,
     pub warnings: Vec<String>,
     /// In full only in the answer to the first registration.
     pub signing_secret: String,
@@ -63,6 +65,7 @@ fn to_out(record: &ConnectorRecord, full_signing_secret: bool) -> DefaultCallbac
         events: record.events.clone(),
         key: mask_secret(record.credentials.stored().expose_secret()),
         status: record.status.as_str().to_owned(),
+        diagnosis: record.diagnosis().map(DiagnosisOut::from),
         warnings: record.warnings.clone(),
         signing_secret: if full_signing_secret {
             record.signing_secret.expose_secret().to_owned()

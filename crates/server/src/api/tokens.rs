@@ -6,7 +6,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use hookwarden_core::diagnosis::diagnose_answer;
+use hookwarden_core::diagnosis::{
+    diagnose_answer, diagnose_transport, unusable_response, Code, TransportFailure,
+};
 use hookwarden_core::{Event, Problem};
 use hookwarden_oauth::{RevokeOutcome, TokenError, TokenStatus};
 use hookwarden_store::{ConnectorRecord, HistoryKind, NewHistoryEntry};
@@ -17,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::connectors::{load_connector, to_out_with_token, ConnectorOut};
-use super::rfc3339;
+use super::{rfc3339, DiagnosisOut};
 use crate::auth::Authed;
 use crate::delivery::signing::Signer;
 use crate::error::{ApiError, ApiPath, ApiResult, ErrorBody};
@@ -67,6 +69,16 @@ pub struct Check {
     pub detail: String,
     /// What to do when `ok` is false (or about a warning).
     pub fix: Option<String>,
+    /// A failed check's diagnosis (a check skipped for an earlier one's failure carries that
+    /// one's); also a warning's. `null` otherwise.
+    pub diagnosis: Option<DiagnosisOut>,
+}
+
+impl Check {
+    fn with_diagnosis(mut self, diagnosis: Option<DiagnosisOut>) -> Self {
+        self.diagnosis = diagnosis;
+        self
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,7 +94,17 @@ fn check(name: &str, ok: bool, detail: impl Into<String>, fix: Option<String>) -
         ok,
         detail: detail.into(),
         fix,
+        diagnosis: None,
     }
+}
+
+/// The diagnosis of the last failed check: why a later check was skipped.
+fn blocking(checks: &[Check]) -> Option<DiagnosisOut> {
+    checks
+        .iter()
+        .rev()
+        .find(|c| !c.ok)
+        .and_then(|c| c.diagnosis.clone())
 }
 
 /// Check a connector before trusting it: its key, one real token grant, and a harmless test
@@ -104,7 +126,7 @@ pub async fn test_connector(
         Ok((kind, key)) => {
             let endpoints = key.endpoints(kind);
             let settings = super::connectors::settings_of(&record);
-            let (detail, fix) = if settings.key_line_wrapped {
+            let (detail, fix, diagnosis) = if settings.key_line_wrapped {
                 let d = hookwarden_core::diagnosis::line_wrapped_key();
                 (
                     format!(
@@ -113,7 +135,8 @@ pub async fn test_connector(
                         endpoints.token_url,
                         d.cause
                     ),
-                    Some(d.fix),
+                    Some(d.fix.clone()),
+                    Some(DiagnosisOut::from(&d)),
                 )
             } else {
                 (
@@ -123,25 +146,31 @@ pub async fn test_connector(
                         endpoints.token_url
                     ),
                     None,
+                    None,
                 )
             };
-            checks.push(check("key", true, detail, fix));
+            checks.push(check("key", true, detail, fix).with_diagnosis(diagnosis));
             Some(key)
         }
         Err(e) => {
-            checks.push(check("key", false, e.to_string(), Some(e.fix())));
+            let d = Code::StoredKeyInvalid
+                .diagnosis()
+                .with_cause(e.to_string())
+                .with_fix(e.fix());
+            checks.push(
+                check("key", false, e.to_string(), Some(e.fix()))
+                    .with_diagnosis(Some(DiagnosisOut::from(&d))),
+            );
             None
         }
     };
 
     let status_fix = record.status.fix().map(str::to_owned);
     let status_ok = status_fix.is_none();
-    checks.push(check(
-        "status",
-        status_ok,
-        record.status.as_str(),
-        status_fix,
-    ));
+    checks.push(
+        check("status", status_ok, record.status.as_str(), status_fix)
+            .with_diagnosis(record.diagnosis().map(DiagnosisOut::from)),
+    );
 
     let token = if key.is_some() && status_ok {
         match state.tokens.force_grant(&record).await {
@@ -159,22 +188,19 @@ pub async fn test_connector(
                 Some(token)
             }
             Err(e) => {
-                checks.push(check(
-                    "token",
-                    false,
-                    Problem::message(&e),
-                    Some(Problem::fix(&e)),
-                ));
+                checks.push(
+                    check("token", false, Problem::message(&e), Some(Problem::fix(&e)))
+                        .with_diagnosis(Some(DiagnosisOut::from(&e.explained()))),
+                );
                 None
             }
         }
     } else {
-        checks.push(check(
-            "token",
-            false,
-            "skipped: fix the checks above first",
-            None,
-        ));
+        let blocked = blocking(&checks);
+        checks.push(
+            check("token", false, "skipped: fix the checks above first", None)
+                .with_diagnosis(blocked),
+        );
         None
     };
 
@@ -208,7 +234,12 @@ pub async fn test_connector(
 
     match token {
         Some(token) => checks.push(probe(&state, &record, token.secret.expose_secret()).await),
-        None => checks.push(check("endpoint", false, "skipped: no token to send", None)),
+        None => {
+            let blocked = blocking(&checks);
+            checks.push(
+                check("endpoint", false, "skipped: no token to send", None).with_diagnosis(blocked),
+            )
+        }
     }
     let ok = checks.iter().all(|c| c.ok);
     Ok(Json(TestReport { ok, checks }))
@@ -221,12 +252,14 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
     let body = Event::connector_test(now.timestamp_millis()).onespan_body();
     let timestamp = now.timestamp();
     let Ok(mut authorization) = HeaderValue::from_str(&format!("Bearer {token}")) else {
+        let d = unusable_response("its access token cannot be sent in a header");
         return check(
             "endpoint",
             false,
             "the access token cannot be sent in a header",
             Some("check the token endpoint's answers in the connector's history".to_owned()),
-        );
+        )
+        .with_diagnosis(Some(DiagnosisOut::from(&d)));
     };
     authorization.set_sensitive(true);
     let headers = Signer::for_connector(record).headers(authorization, &id, timestamp, &body);
@@ -250,7 +283,7 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
             let fix = d.as_ref().map(|d| d.fix.clone());
             (check("endpoint", false, detail, fix), Some(status), d)
         }
-        (None, Some((_, message))) => (
+        (None, Some((failure, message))) => (
             check(
                 "endpoint",
                 false,
@@ -258,10 +291,15 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
                 Some("check the url, that the host resolves to an allowed address, and that it listens".to_owned()),
             ),
             None,
-            None,
+            Some(diagnose_transport(*failure)),
         ),
-        (None, None) => (check("endpoint", false, "no answer", None), None, None),
+        (None, None) => (
+            check("endpoint", false, "no answer", None),
+            None,
+            Some(diagnose_transport(TransportFailure::Other)),
+        ),
     };
+    let result = result.with_diagnosis(diagnosis.as_ref().map(DiagnosisOut::from));
     let entry = NewHistoryEntry {
         connector_id: record.id.clone(),
         account_id: record.account_id.clone(),
@@ -272,6 +310,7 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
         http_status: http_status.map(i64::from),
         error: diagnosis.as_ref().map(|d| d.code.to_owned()),
         error_description: None,
+        diagnosis_code: diagnosis.as_ref().map(|d| d.code.to_owned()),
         cause: diagnosis.as_ref().map(|d| d.cause.clone()),
         fix: diagnosis.as_ref().map(|d| d.fix.clone()),
         duration_ms,
@@ -486,12 +525,6 @@ pub struct HistoryEntryOut {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DiagnosisOut {
-    pub cause: String,
-    pub fix: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryOut {
     pub entries: Vec<HistoryEntryOut>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
@@ -529,6 +562,7 @@ pub async fn connector_history(
     let entries = entries
         .into_iter()
         .map(|e| HistoryEntryOut {
+            diagnosis: e.entry.diagnosis().map(DiagnosisOut::from),
             id: e.id,
             at: rfc3339(e.entry.at),
             kind: e.entry.kind.as_str().to_owned(),
@@ -537,10 +571,6 @@ pub async fn connector_history(
             http_status: e.entry.http_status,
             provider_error: e.entry.error,
             provider_error_description: e.entry.error_description,
-            diagnosis: e.entry.cause.map(|cause| DiagnosisOut {
-                cause,
-                fix: e.entry.fix,
-            }),
             duration_ms: e.entry.duration_ms,
             excerpt: e.entry.excerpt,
         })

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use hookwarden_core::diagnosis::Code;
-use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, DeliveryStatus, Verdict};
+use hookwarden_core::{
+    AccountId, ConnectorId, ConnectorStatus, DeliveryStatus, DiagnosisView, Verdict,
+};
 use hookwarden_store::{ClaimedDelivery, Completion, NewAttempt};
 
 use super::http::Sent;
@@ -224,7 +226,8 @@ impl<T: TokenSource> Workers<T> {
             }
             Verdict::Gone { diagnosis } => {
                 let message = diagnosis.cause.clone();
-                attempt.diagnosis = Some(diagnosis.into());
+                let diagnosis = DiagnosisView::from(diagnosis);
+                attempt.diagnosis = Some(diagnosis.clone());
                 attempts.push(Attempt::http(attempt));
                 let now = self.now();
                 match self
@@ -233,6 +236,7 @@ impl<T: TokenSource> Workers<T> {
                         &record.id,
                         record.credentials_version,
                         ConnectorStatus::Disabled,
+                        &diagnosis,
                         now,
                     )
                     .await

@@ -1,15 +1,16 @@
 //! The token endpoints over HTTP against a real (fake) Salesforce org: test, revoke,
 //! re-authentication through oauth/url and through PATCH {"code"}, history.
 //!
-//! One test binary in three modules: the connector test, grants (a permanent failure, a key
-//! registered again, a rate too small), and revocation with re-authentication. The keys and
-//! the registration every module uses stay here.
+//! One test binary in four modules: the connector test, a connector's diagnosis, grants (a
+//! permanent failure, a key registered again, a rate too small), and revocation with
+//! re-authentication. The keys and the registration every module uses stay here.
 
 // The server harness shared with connectors_api, one directory up.
 #[path = "../common/mod.rs"]
 mod common;
 
 mod connector_test;
+mod diagnosis;
 mod grants;
 mod reauth;
 

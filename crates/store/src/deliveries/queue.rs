@@ -428,24 +428,27 @@ impl Store {
         }))
     }
 
-    /// Move an `active` connector to `status` (needs_reauth after a permanent grant failure,
-    /// disabled after a 410), unless its credentials changed meanwhile. True when it moved.
+    /// Move an `active` connector to `status` (disabled after a 410), with the `diagnosis` it
+    /// shows until it is active again, unless its credentials changed meanwhile. True when it
+    /// moved.
     pub async fn set_connector_status_if_current(
         &self,
         connector_id: &ConnectorId,
         credentials_version: i64,
         status: ConnectorStatus,
+        diagnosis: &DiagnosisView,
         now: i64,
     ) -> Result<bool, StoreError> {
         let moved = on_db!(&self.db, pool => {
             sqlx::query(
-                "UPDATE connectors SET status = $1, updated_at = $2 \
+                "UPDATE connectors SET status = $1, status_diagnosis = $5, updated_at = $2 \
                  WHERE id = $3 AND credentials_version = $4 AND status = 'active'",
             )
             .bind(status.as_str())
             .bind(now)
             .bind(connector_id.as_str())
             .bind(credentials_version)
+            .bind(diagnosis.to_stored())
             .execute(pool)
             .await?
             .rows_affected()

@@ -205,6 +205,7 @@ async fn old_token_calls_are_pruned_but_each_connectors_latest_stay() {
             http_status: Some(200),
             error: None,
             error_description: None,
+            diagnosis_code: None,
             cause: None,
             fix: None,
             duration_ms: 5,
