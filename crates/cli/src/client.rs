@@ -154,6 +154,31 @@ pub(crate) fn print_json(value: &Value) {
     );
 }
 
+/// A `{"code","cause","fix"}` diagnosis as the API shows it, when there is one.
+pub(crate) struct Shown<'a> {
+    pub(crate) code: &'a str,
+    pub(crate) cause: &'a str,
+    pub(crate) fix: &'a str,
+}
+
+pub(crate) fn diagnosis_of(value: &Value) -> Option<Shown<'_>> {
+    let d = &value["diagnosis"];
+    Some(Shown {
+        code: d["code"].as_str()?,
+        cause: d["cause"].as_str().unwrap_or(""),
+        fix: d["fix"].as_str().unwrap_or(""),
+    })
+}
+
+/// Beside JSON on stdout, what a person should read first: `what [code]: cause` and the fix,
+/// on stderr so that scripts still parse stdout.
+pub(crate) fn tell_diagnosis(what: &str, shown: &Shown<'_>) {
+    eprintln!("{what} [{}]: {}", shown.code, shown.cause);
+    if !shown.fix.is_empty() {
+        eprintln!("fix: {}", shown.fix);
+    }
+}
+
 pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
     use reqwest::Method;
     match command {
@@ -162,8 +187,11 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
                 .call(Method::GET, "/api/callback/connectors")
                 .await?;
             for c in list["connectors"].as_array().into_iter().flatten() {
+                let code = diagnosis_of(c)
+                    .map(|d| format!(" [{}]", d.code))
+                    .unwrap_or_default();
                 println!(
-                    "{:<24} {:<14} {:<20} {}",
+                    "{:<24} {:<14} {:<20} {}{code}",
                     c["name"].as_str().unwrap_or(""),
                     c["status"].as_str().unwrap_or(""),
                     c["flow"].as_str().unwrap_or("-"),
@@ -180,6 +208,10 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
                 )
                 .await?;
             print_json(&c);
+            if let Some(d) = diagnosis_of(&c) {
+                let status = c["status"].as_str().unwrap_or("not active");
+                tell_diagnosis(&format!("{name} is {status}"), &d);
+            }
             Ok(true)
         }
         ConnectorsCommand::Test { name, server } => {
@@ -191,8 +223,11 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
                 .await?;
             for check in report["checks"].as_array().into_iter().flatten() {
                 let ok = check["ok"].as_bool().unwrap_or(false);
+                let code = diagnosis_of(check)
+                    .map(|d| format!("[{}] ", d.code))
+                    .unwrap_or_default();
                 println!(
-                    "{} {:<10} {}",
+                    "{} {:<10} {code}{}",
                     if ok { "ok  " } else { "FAIL" },
                     check["name"].as_str().unwrap_or(""),
                     check["detail"].as_str().unwrap_or("")
@@ -266,8 +301,13 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
                 )
                 .await?;
             for e in history["entries"].as_array().into_iter().flatten() {
+                let diagnosis = diagnosis_of(e);
+                let said = match &diagnosis {
+                    Some(d) => format!("[{}] {}", d.code, d.cause),
+                    None => e["provider_error"].as_str().unwrap_or("").to_owned(),
+                };
                 println!(
-                    "{} {:<14} {:<10} {:>4} {:>6}ms {}",
+                    "{} {:<14} {:<10} {:>4} {:>6}ms {said}",
                     e["at"].as_str().unwrap_or(""),
                     e["kind"].as_str().unwrap_or(""),
                     e["outcome"].as_str().unwrap_or(""),
@@ -276,11 +316,10 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
                         .map(|s| s.to_string())
                         .unwrap_or_default(),
                     e["duration_ms"].as_i64().unwrap_or(0),
-                    e["diagnosis"]["cause"]
-                        .as_str()
-                        .or(e["provider_error"].as_str())
-                        .unwrap_or("")
                 );
+                if let Some(d) = diagnosis.filter(|d| !d.fix.is_empty()) {
+                    println!("     fix: {}", d.fix);
+                }
             }
             Ok(true)
         }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 // What one batch request may carry: the server's own limit.
 use hookwarden_server::api::events::MAX_BATCH;
 
-use crate::client::{print_json, segment, Api, ServerArgs};
+use crate::client::{diagnosis_of, print_json, segment, tell_diagnosis, Api, ServerArgs};
 
 #[derive(Subcommand)]
 pub enum EventsCommand {
@@ -227,11 +227,15 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
 fn print_row(d: &Value) {
     let attempts = d["attempts"].as_array().map_or(&[][..], Vec::as_slice);
     let last = attempts.last().map(|a| {
-        a["status_code"]
+        let answer = a["status_code"]
             .as_i64()
             .map(|s| s.to_string())
             .or_else(|| a["error"].as_str().map(str::to_owned))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        match diagnosis_of(a) {
+            Some(shown) => format!("{answer} [{}]", shown.code),
+            None => answer,
+        }
     });
     println!(
         "{} {:<9} {:<20} {:<20} {:<16} {:>3} {}",
@@ -294,6 +298,10 @@ pub async fn run_deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {
                 .call(Method::GET, &format!("/api/deliveries/{}", segment(&id)))
                 .await?;
             print_json(&d);
+            let last = d["attempts"].as_array().and_then(|a| a.last());
+            if let Some(shown) = last.and_then(diagnosis_of) {
+                tell_diagnosis("its last attempt", &shown);
+            }
             Ok(())
         }
         DeliveriesCommand::Retry { id, server } => {

@@ -400,10 +400,14 @@ async fn check_connectors(report: &mut Report, settings: &Settings, api_key: &st
         } else {
             Level::Ok
         };
+        let code = c["diagnosis"]["code"]
+            .as_str()
+            .map(|code| format!(" [{code}]"))
+            .unwrap_or_default();
         report.say(
             level,
             "connector",
-            &format!("{name}: {status}"),
+            &format!("{name}: {status}{code}"),
             fix.as_deref(),
         );
     }

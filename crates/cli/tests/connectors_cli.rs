@@ -105,6 +105,75 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
     server.shutdown().await.unwrap();
 }
 
+/// A connector the provider refused shows why, with its code and fix, in each command that
+/// shows it: test, get (JSON on stdout, the diagnosis on stderr), list and history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connector_shows_its_diagnosis_from_the_command_line() {
+    let org = FakeOrg::builder().run_as_user(None).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server(
+        &format!("sqlite://{}", dir.path().join("cli.db").display()),
+        MasterKey::generate(),
+    )
+    .await;
+    let (_, api_key) = server.state.store.create_account("acme").await.unwrap();
+    let base = server.base_url();
+    let key = hookwarden_core::key::encode(&json!({
+        "host": "acme.my.salesforce.com",
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+        "token_url": org.token_url(),
+    }));
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/callback/connectors/salesforceOauth2"))
+        .header("Authorization", format!("Basic {api_key}"))
+        .json(&json!({"url": org.callback_url(), "events": ["PACKAGE_COMPLETE"], "key": key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let fix = hookwarden_core::diagnosis::Code::NoRunAsUser.fix();
+
+    let (b, k) = (base.clone(), api_key.clone());
+    tokio::task::spawn_blocking(move || {
+        cli(&b, &k)
+            .args(["connectors", "test", "salesforceOauth2"])
+            .assert()
+            .failure()
+            .stdout(predicate::str::contains(
+                "FAIL token      [no_run_as_user] ",
+            ))
+            .stdout(predicate::str::contains(format!("fix: {fix}")));
+        let got = cli(&b, &k)
+            .args(["connectors", "get", "salesforceOauth2"])
+            .assert()
+            .success()
+            .stderr(predicate::str::contains(
+                "salesforceOauth2 is needs_reauth [no_run_as_user]: ",
+            ))
+            .stderr(predicate::str::contains(format!("fix: {fix}")));
+        let shown: serde_json::Value =
+            serde_json::from_slice(&got.get_output().stdout).expect("stdout is still JSON");
+        assert_eq!(shown["diagnosis"]["code"], "no_run_as_user");
+        cli(&b, &k)
+            .args(["connectors", "list"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("[no_run_as_user]"));
+        cli(&b, &k)
+            .args(["connectors", "history", "salesforceOauth2"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "[no_run_as_user] no \"Run As\" user",
+            ))
+            .stdout(predicate::str::contains(format!("     fix: {fix}")));
+    })
+    .await
+    .unwrap();
+    server.shutdown().await.unwrap();
+}
+
 /// A key revoked with the CLI (another process, straight in the database) is refused by a
 /// running server once its cached verdict is 10 s old, and the other key keeps working. The
 /// server's clock is moved past the 10 s instead of waiting for them.
