@@ -180,7 +180,7 @@ catalog! {
     BodyNotAccepted = "body_not_accepted", Permanent,
         cause: "the receiver could not parse the callback body (JSON_PARSER_ERROR)",
         fix: "check that its Apex class accepts OneSpan's fields (name, packageId, sessionUser, documentId, message, createdDate)";
-    BodyTooLarge = "body_too_large", Permanent,
+    CallbackTooLarge = "callback_too_large", Permanent,
         cause: "the endpoint refused the body as too large (413)",
         fix: "raise the receiver's request size limit, then replay the failed deliveries";
     EndpointRefused = "endpoint_refused", Permanent,

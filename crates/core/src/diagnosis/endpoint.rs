@@ -67,7 +67,7 @@ pub fn diagnose_answer(status: u16, location: Option<&str>, body: &str) -> Optio
                 403 => Code::EndpointForbidden.diagnosis(),
                 404 => Code::EndpointNotFound.diagnosis(),
                 405 => Code::PostNotAllowed.diagnosis(),
-                413 => Code::BodyTooLarge.diagnosis(),
+                413 => Code::CallbackTooLarge.diagnosis(),
                 _ => refused(status, &with_rest),
             },
         },
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(plain(404), "endpoint_not_found");
         assert_eq!(plain(405), "post_not_allowed");
         assert_eq!(plain(410), "endpoint_gone");
-        assert_eq!(plain(413), "body_too_large");
+        assert_eq!(plain(413), "callback_too_large");
         assert_eq!(plain(429), "endpoint_rate_limited");
         for s in [408, 425, 500, 502, 503, 504] {
             let d = diagnose_endpoint(s, "").unwrap();
