@@ -168,6 +168,18 @@ pub struct FakeOrgConfig {
     pub run_as_user_id: String,
     /// Deactivated user: grants fail with `inactive_user`, existing sessions stop working.
     pub user_inactive: bool,
+    /// The user's profile limits login IP ranges or hours and this caller is outside them:
+    /// every grant fails with `invalid_grant` "ip restricted or invalid login hours".
+    pub ip_restricted: bool,
+    /// The app admits pre-authorized users only and this user is not one: refresh-token and
+    /// authorization-code grants fail with `invalid_grant` "user hasn't approved this consumer".
+    pub app_not_approved: bool,
+    /// The user behind the token may not run the Apex classes (no Apex Class Access): Apex
+    /// calls answer 403 `FORBIDDEN`.
+    pub apex_class_access_denied: bool,
+    /// The org (or the token's user) has no API access: Apex calls answer 403
+    /// `API_DISABLED_FOR_ORG`.
+    pub api_disabled: bool,
     pub clients: Vec<ClientApp>,
     /// Scopes the connected app allows.
     pub allowed_scopes: Vec<String>,
@@ -206,6 +218,10 @@ impl Default for FakeOrgConfig {
             run_as_user: Some("integration@fake-org.example".into()),
             run_as_user_id: "005000000000002AAA".into(),
             user_inactive: false,
+            ip_restricted: false,
+            app_not_approved: false,
+            apex_class_access_denied: false,
+            api_disabled: false,
             clients: vec![ClientApp::default()],
             allowed_scopes: vec![
                 "api".into(),

@@ -240,6 +240,22 @@ impl FakeOrgState {
         self.set(|c| c.login_host = on);
     }
 
+    pub fn set_ip_restricted(&self, on: bool) {
+        self.set(|c| c.ip_restricted = on);
+    }
+
+    pub fn set_app_not_approved(&self, on: bool) {
+        self.set(|c| c.app_not_approved = on);
+    }
+
+    pub fn set_apex_class_access_denied(&self, on: bool) {
+        self.set(|c| c.apex_class_access_denied = on);
+    }
+
+    pub fn set_api_disabled(&self, on: bool) {
+        self.set(|c| c.api_disabled = on);
+    }
+
     /// `Err` for a prefix with a slash or an empty one.
     pub fn set_namespace(&self, ns: Option<&str>) -> Result<(), String> {
         self.update_config(|c| c.namespace = ns.map(str::to_owned))
@@ -415,6 +431,30 @@ impl FakeOrgBuilder {
 
     pub fn login_host(mut self, on: bool) -> Self {
         self.config.login_host = on;
+        self
+    }
+
+    /// Grants fail with "ip restricted or invalid login hours" (`FakeOrgConfig::ip_restricted`).
+    pub fn ip_restricted(mut self, on: bool) -> Self {
+        self.config.ip_restricted = on;
+        self
+    }
+
+    /// A user's grants fail with "user hasn't approved this consumer".
+    pub fn app_not_approved(mut self, on: bool) -> Self {
+        self.config.app_not_approved = on;
+        self
+    }
+
+    /// Apex calls answer 403 `FORBIDDEN`: the token's user may not run the class.
+    pub fn apex_class_access_denied(mut self, on: bool) -> Self {
+        self.config.apex_class_access_denied = on;
+        self
+    }
+
+    /// Apex calls answer 403 `API_DISABLED_FOR_ORG`.
+    pub fn api_disabled(mut self, on: bool) -> Self {
+        self.config.api_disabled = on;
         self
     }
 

@@ -179,6 +179,46 @@ async fn apex_unknown_class_is_not_found_with_the_url() {
     assert_eq!(s.callbacks_received, 1);
 }
 
+/// An org without API access, and a user without access to the class, over `/_fake/config`:
+/// Salesforce's 403s, each after the session check.
+#[tokio::test]
+async fn api_access_and_apex_class_access_refusals() {
+    let org = FakeOrg::builder().start().await.unwrap();
+    let base = org.base_url();
+    let token = mint_access_token(&base).await;
+    let a = patch(&base, json!({"api_disabled": true})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = post_callback(&org.callback_url(), Some(&token), "a").await;
+    assert_eq!(a.status, 403);
+    assert_eq!(a.json()[0]["errorCode"], "API_DISABLED_FOR_ORG");
+    let a = post_callback(&org.callback_url(), Some("00Dnot-live"), "b").await;
+    assert_eq!(a.status, 401, "the session first");
+
+    patch(
+        &base,
+        json!({"api_disabled": false, "apex_class_access_denied": true}),
+    )
+    .await;
+    let a = post_callback(&org.callback_url(), Some(&token), "c").await;
+    assert_eq!(a.status, 403);
+    assert_eq!(a.json()[0]["errorCode"], "FORBIDDEN");
+    assert!(a.text.contains("OssCallbackResource"), "{}", a.text);
+    let missing = format!("{base}/services/apexrest/OSS/other");
+    assert_eq!(post_callback(&missing, Some(&token), "d").await.status, 404);
+
+    org.set_apex_class_access_denied(false);
+    assert_eq!(
+        post_callback(&org.callback_url(), Some(&token), "e")
+            .await
+            .status,
+        200
+    );
+    let s = stats(&base).await;
+    assert_eq!(s.apex_rejection_count("API_DISABLED_FOR_ORG"), 1);
+    assert_eq!(s.apex_rejection_count("FORBIDDEN"), 1);
+    assert_eq!(s.callbacks_received, 1);
+}
+
 #[tokio::test]
 async fn namespace_moves_the_class_under_its_prefix() {
     let org = FakeOrg::builder().start().await.unwrap();

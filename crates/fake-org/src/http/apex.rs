@@ -78,6 +78,22 @@ pub(super) async fn apex(
             org.count_apex_rejection("INVALID_SESSION_ID");
             return invalid_session();
         }
+        ApexVerdict::ApiDisabled => {
+            org.count_apex_rejection("API_DISABLED_FOR_ORG");
+            return rest_error(
+                StatusCode::FORBIDDEN,
+                "API_DISABLED_FOR_ORG",
+                "The REST API is not enabled for this Organization.",
+            );
+        }
+        ApexVerdict::Forbidden => {
+            org.count_apex_rejection("FORBIDDEN");
+            return rest_error(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "You do not have access to the Apex class named 'OssCallbackResource'.",
+            );
+        }
         ApexVerdict::NotFound => {
             org.count_apex_rejection("NOT_FOUND");
             return rest_error(

@@ -30,11 +30,16 @@ pub struct ReceivedCallback {
 pub(crate) enum ApexVerdict {
     Accepted,
     InvalidSession,
+    /// The org or the token's user has no API access.
+    ApiDisabled,
     NotFound,
+    /// The class is there, but the token's user may not run it.
+    Forbidden,
 }
 
 impl Org {
-    /// Decide on a call to `/services/apexrest{path}` (path with leading slash).
+    /// Decide on a call to `/services/apexrest{path}` (path with leading slash), in
+    /// Salesforce's order: the session, the API access, the class, the user's access to it.
     pub(crate) fn apex_verdict(&mut self, token: Option<&str>, path: &str) -> ApexVerdict {
         if self.config.apex_invalid_session_next > 0 {
             self.config.apex_invalid_session_next -= 1;
@@ -44,10 +49,14 @@ impl Org {
         if !token.is_some_and(|t| self.access_live(t, now)) {
             return ApexVerdict::InvalidSession;
         }
-        if self.class_deployed(path) {
-            ApexVerdict::Accepted
-        } else {
+        if self.config.api_disabled {
+            ApexVerdict::ApiDisabled
+        } else if !self.class_deployed(path) {
             ApexVerdict::NotFound
+        } else if self.config.apex_class_access_denied {
+            ApexVerdict::Forbidden
+        } else {
+            ApexVerdict::Accepted
         }
     }
 

@@ -33,6 +33,10 @@ pub(super) const BAD_CLIENT_SECRET: OAuthError =
 pub(super) const UNKNOWN_CLIENT: OAuthError =
     OAuthError::bad("invalid_client_id", "client identifier invalid");
 pub(super) const INACTIVE_USER: OAuthError = OAuthError::bad("inactive_user", "user is inactive");
+pub(super) const IP_RESTRICTED: OAuthError =
+    OAuthError::bad("invalid_grant", "ip restricted or invalid login hours");
+pub(super) const NOT_APPROVED: OAuthError =
+    OAuthError::bad("invalid_grant", "user hasn't approved this consumer");
 pub(super) const UNSUPPORTED_GRANT: OAuthError =
     OAuthError::bad("unsupported_grant_type", "grant type not supported");
 pub(super) const MISSING_REFRESH_TOKEN: OAuthError =

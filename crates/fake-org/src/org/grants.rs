@@ -4,8 +4,8 @@
 use super::authorize::CODE_LIFETIME_MS;
 use super::errors::{
     BAD_CLIENT_SECRET, BAD_CODE, BAD_REDIRECT, BAD_VERIFIER, EXPIRED_CODE, EXPIRED_TOKEN,
-    INACTIVE_USER, MISSING_REFRESH_TOKEN, NO_RUN_AS, NO_VALID_SCOPES, UNKNOWN_CLIENT,
-    UNSUPPORTED_GRANT, WRONG_DOMAIN,
+    INACTIVE_USER, IP_RESTRICTED, MISSING_REFRESH_TOKEN, NOT_APPROVED, NO_RUN_AS, NO_VALID_SCOPES,
+    UNKNOWN_CLIENT, UNSUPPORTED_GRANT, WRONG_DOMAIN,
 };
 use super::tokens::{RefreshStatus, Subject};
 use super::{presented, OAuthError, Org};
@@ -92,9 +92,7 @@ impl Org {
                 return Err(EXPIRED_TOKEN);
             }
         }
-        if self.config.user_inactive {
-            return Err(INACTIVE_USER);
-        }
+        self.login_policy(Subject::User)?;
         let scope = fam.scope.clone();
         let client_id = client_id.to_owned();
         let refresh_token = if self.config.rotate_refresh_tokens {
@@ -153,9 +151,7 @@ impl Org {
             return Err(NO_VALID_SCOPES);
         }
         let scope = scope.join(" ");
-        if self.config.user_inactive {
-            return Err(INACTIVE_USER);
-        }
+        self.login_policy(Subject::RunAs)?;
         let client_id = client_id.to_owned();
         Ok(self.granted(&client_id, None, Subject::RunAs, scope, None, fresh))
     }
@@ -193,9 +189,7 @@ impl Org {
                 _ => return Err(BAD_VERIFIER),
             }
         }
-        if self.config.user_inactive {
-            return Err(INACTIVE_USER);
-        }
+        self.login_policy(Subject::User)?;
         let client_id = client_id.to_owned();
         let family = self.new_family(&client_id, code.scope.clone());
         let refresh_token = self.mint_refresh(family, &fresh.refresh);
@@ -207,6 +201,22 @@ impl Org {
             Some(refresh_token),
             fresh,
         ))
+    }
+
+    /// The user's login policies, checked once the client and its credentials are: an
+    /// inactive user, IP ranges or login hours, and (for a user who authorized, not the Run As
+    /// user) an app that admits pre-authorized users only.
+    fn login_policy(&self, subject: Subject) -> Result<(), OAuthError> {
+        if self.config.user_inactive {
+            return Err(INACTIVE_USER);
+        }
+        if self.config.ip_restricted {
+            return Err(IP_RESTRICTED);
+        }
+        if self.config.app_not_approved && subject == Subject::User {
+            return Err(NOT_APPROVED);
+        }
+        Ok(())
     }
 
     /// The client app a grant request names (by its parameters, else HTTP Basic) and the

@@ -253,3 +253,46 @@ async fn token_endpoint_faults_and_latency() {
     assert!(org.set_token_faults(Faults::error_rate(2.0, 503)).is_err());
     assert!(org.set_token_faults(Faults::fail_next(1, 200)).is_err());
 }
+
+/// An org's login policies, worded as Salesforce words them: IP ranges or hours refuse every
+/// grant; an app for pre-authorized users refuses the user's grants but not the Run As user's.
+#[tokio::test]
+async fn login_policies_refuse_grants_as_salesforce_words_them() {
+    let org = FakeOrg::builder()
+        .ip_restricted(true)
+        .start()
+        .await
+        .unwrap();
+    let rt = org.issue_refresh_token(DEFAULT_CLIENT_ID);
+    let token_url = org.token_url();
+    let cc = || {
+        post_form(
+            &token_url,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", crate::CLIENT_SECRET),
+            ],
+        )
+    };
+    let ip = "ip restricted or invalid login hours";
+    assert_oauth_error(&refresh(&org, &rt).await, 400, "invalid_grant", ip);
+    assert_oauth_error(&cc().await, 400, "invalid_grant", ip);
+
+    org.set_ip_restricted(false);
+    org.set_app_not_approved(true);
+    let a = refresh(&org, &rt).await;
+    assert_oauth_error(
+        &a,
+        400,
+        "invalid_grant",
+        "user hasn't approved this consumer",
+    );
+    assert_eq!(cc().await.status, 200, "the Run As user needs no approval");
+
+    org.set_app_not_approved(false);
+    assert_eq!(refresh(&org, &rt).await.status, 200);
+    let stats = org.stats();
+    assert_eq!(stats.grant_count("refresh_token", "invalid_grant"), 2);
+    assert_eq!(stats.grants_ok("refresh_token"), 1);
+}
