@@ -298,9 +298,11 @@ pub async fn run_deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {
                 .call(Method::GET, &format!("/api/deliveries/{}", segment(&id)))
                 .await?;
             print_json(&d);
-            let last = d["attempts"].as_array().and_then(|a| a.last());
-            if let Some(shown) = last.and_then(diagnosis_of) {
-                tell_diagnosis("its last attempt", &shown);
+            let attempts = d["attempts"].as_array().map_or(&[][..], Vec::as_slice);
+            for (i, attempt) in attempts.iter().enumerate() {
+                if let Some(shown) = diagnosis_of(attempt) {
+                    tell_diagnosis(&format!("attempt {}", i + 1), &shown);
+                }
             }
             Ok(())
         }
