@@ -173,7 +173,7 @@ catalog! {
         fix: "check the connector's url; for Salesforce, that the Apex class is deployed and the namespace prefix is in the URL (see the README's \"Salesforce setup\")";
     EndpointGone = "endpoint_gone", Permanent,
         cause: "the endpoint answered 410 Gone: it asks not to be called again, so deliveries to it stop and wait (the connector is disabled)",
-        fix: "register the endpoint's current url (PATCH {\"url\": ...}): the connector is enabled again and its held deliveries go out";
+        fix: "register the endpoint's current url (PATCH {\"url\": ...}; for the default callback, POST /api/callback): the connector is enabled again and its held deliveries go out";
     PostNotAllowed = "post_not_allowed", Permanent,
         cause: "the endpoint does not accept POST (405)",
         fix: "the receiving Apex class needs an @HttpPost method";
