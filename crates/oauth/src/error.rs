@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hookwarden_core::diagnosis::{Code, Diagnosis, FailureClass};
-use hookwarden_core::Problem;
+use hookwarden_core::{ConnectorStatus, Problem};
 
 /// What a failed grant asks of whoever wanted the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,8 @@ struct Inner {
     http_status: Option<u16>,
     /// The connector was already `revoked` or `needs_reauth`: no grant was tried.
     awaits_credentials: bool,
+    /// The connector's status or flow does not allow the request: nothing was tried.
+    conflict: bool,
 }
 
 impl TokenError {
@@ -53,6 +55,7 @@ impl TokenError {
             diagnosis: None,
             http_status: None,
             awaits_credentials: false,
+            conflict: false,
         }))
     }
 
@@ -78,6 +81,7 @@ impl TokenError {
             diagnosis: Some(diagnosis),
             http_status,
             awaits_credentials: false,
+            conflict: false,
         }))
     }
 
@@ -101,7 +105,7 @@ impl TokenError {
             "connector_revoked",
             FailureClass::Permanent,
             "the connector's tokens were revoked; no token is granted until it is re-authenticated",
-            "re-authenticate (GET .../oauth/url) or give a new key (PATCH {\"key\": ...})",
+            "give the key again (PATCH {\"key\": ...}) or, for a refresh-token connector, re-authenticate (GET .../oauth/url)",
         )
         .awaiting_credentials()
     }
@@ -109,6 +113,44 @@ impl TokenError {
     fn awaiting_credentials(mut self) -> Self {
         self.0.awaits_credentials = true;
         self
+    }
+
+    pub(crate) fn in_conflict(mut self) -> Self {
+        self.0.conflict = true;
+        self
+    }
+
+    /// `…/resume` of a `revoked` connector: its tokens are gone at the provider, so one more
+    /// grant with the same credentials is not what brings it back.
+    pub(crate) fn credentials_required() -> Self {
+        Self::new(
+            "credentials_required",
+            FailureClass::Permanent,
+            "the connector is revoked: it needs its credentials again, which resume does not give",
+            "give the key again (PATCH {\"key\": ...}); a refresh-token connector can also re-authenticate (GET .../oauth/url)",
+        )
+        .awaiting_credentials()
+    }
+
+    /// `…/resume` of a connector that is not `needs_reauth` (nor `revoked`).
+    pub(crate) fn nothing_to_resume(status: ConnectorStatus) -> Self {
+        let (message, fix) = match status.fix() {
+            None => (
+                format!(
+                    "the connector is {}: there is nothing to resume",
+                    status.as_str()
+                ),
+                "nothing to do: resume is for a connector in needs_reauth".to_owned(),
+            ),
+            Some(fix) => (
+                format!(
+                    "the connector is {}: resume is for a connector in needs_reauth",
+                    status.as_str()
+                ),
+                fix.to_owned(),
+            ),
+        };
+        Self::new("nothing_to_resume", FailureClass::Permanent, message, fix).in_conflict()
     }
 
     pub(crate) fn needs_reauth(last: Option<&str>) -> Self {
@@ -122,7 +164,7 @@ impl TokenError {
             "connector_needs_reauth",
             FailureClass::Permanent,
             message,
-            "re-authenticate (GET .../oauth/url) or give a new key (PATCH {\"key\": ...}); see the connector's history for the diagnosis",
+            "fix the cause at the provider (the connector's history has the diagnosis), then POST .../resume; or give a new key (PATCH {\"key\": ...}) or, for a refresh-token connector, re-authenticate (GET .../oauth/url)",
         )
         .awaiting_credentials()
     }
@@ -169,6 +211,12 @@ impl TokenError {
     /// credentials.
     pub fn awaits_credentials(&self) -> bool {
         self.0.awaits_credentials
+    }
+    /// The connector's status or flow does not allow the request (a resume of a connector
+    /// that is not `needs_reauth`, re-authentication of a client-credentials connector):
+    /// nothing was tried.
+    pub fn is_conflict(&self) -> bool {
+        self.0.conflict
     }
     /// What to do about it. Only a provider's answer (or a connector already waiting for new
     /// credentials) says the credentials are bad; a refusal of our own is configuration.

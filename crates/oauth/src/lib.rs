@@ -12,4 +12,4 @@ mod redact;
 
 pub use error::{Remedy, TokenError};
 pub use hookwarden_core::diagnosis::{Diagnosis, FailureClass};
-pub use manager::{AccessToken, RevokeOutcome, TokenManager, TokenOptions, TokenStatus};
+pub use manager::{AccessToken, Resumed, RevokeOutcome, TokenManager, TokenOptions, TokenStatus};

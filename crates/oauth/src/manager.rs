@@ -6,7 +6,8 @@
 //! This module owns the public types and the entry points; the work is in its children:
 //! `cache` (fresh tokens and what went wrong), `flight` (single flight and the lease),
 //! `exchange` (one grant and its persistence), `expiry` (a new token's expiry, introspection),
-//! `call` (one provider call and its history line), `revoke`, `authorize` (re-authentication).
+//! `call` (one provider call and its history line), `revoke`, `authorize` (re-authentication),
+//! `resume` (one more grant once a refusal's cause is fixed at the provider).
 
 mod authorize;
 mod cache;
@@ -14,6 +15,7 @@ mod call;
 mod exchange;
 mod expiry;
 mod flight;
+mod resume;
 mod revoke;
 
 use std::collections::HashMap;
@@ -106,6 +108,15 @@ pub struct RevokeOutcome {
     pub access_token_revoked: bool,
     /// The provider was called (false when it has no revocation endpoint).
     pub provider_called: bool,
+}
+
+/// What `resume` did.
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    /// The connector as stored now: `active`.
+    pub connector: ConnectorRecord,
+    /// Held deliveries made due again.
+    pub released: u64,
 }
 
 /// The token side of `GET /api/callback/connectors/{name}`: never a token.
@@ -298,6 +309,17 @@ impl TokenManager {
     /// token state, set the connector `revoked`. Idempotent.
     pub async fn revoke(&self, connector: &ConnectorRecord) -> Result<RevokeOutcome, TokenError> {
         self.inner.revoke(connector).await
+    }
+
+    /// After a person fixed the cause of a refusal at the provider (a Run As user set, a user
+    /// reactivated, an IP range relaxed): one grant with the stored credentials of a
+    /// `needs_reauth` connector, whatever its refusal blocked. When it works the connector is
+    /// `active` and its held deliveries are due (the caller wakes the workers); when it is
+    /// refused the history has it with its diagnosis and the connector stays `needs_reauth`.
+    /// A `revoked` connector answers `credentials_required` (it needs its credentials again);
+    /// any other status `nothing_to_resume`, a conflict.
+    pub async fn resume(&self, connector: &ConnectorRecord) -> Result<Resumed, TokenError> {
+        self.inner.resume(connector).await
     }
 
     /// The authorization URL for re-authentication (PKCE S256 + a random state, stored).

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::deliveries::HOLD_CONNECTOR_DELIVERIES;
+use crate::deliveries::{HOLD_CONNECTOR_DELIVERIES, RELEASE_CONNECTOR_DELIVERIES};
 use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, DiagnosisView};
 
@@ -432,6 +432,49 @@ impl Store {
         });
         self.connectors_changed();
         Ok(moved)
+    }
+
+    /// One grant with the stored credentials of `credentials_version` worked again after a
+    /// person fixed the cause at the provider (`…/resume`): the `needs_reauth` connector becomes
+    /// `active` and its held deliveries are due now, in one transaction. Only from
+    /// `needs_reauth` and only while the credentials are still those the grant used (a revocation
+    /// or a new key that landed meanwhile stays). `Some(released deliveries)` when it moved.
+    pub async fn resume_connector(
+        &self,
+        connector_id: &ConnectorId,
+        credentials_version: i64,
+        now: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let released = on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let moved = sqlx::query(
+                "UPDATE connectors SET status = 'active', updated_at = $1 \
+                 WHERE id = $2 AND credentials_version = $3 AND status = 'needs_reauth'",
+            )
+            .bind(now)
+            .bind(connector_id.as_str())
+            .bind(credentials_version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            let released = if moved {
+                Some(
+                    sqlx::query(RELEASE_CONNECTOR_DELIVERIES)
+                        .bind(connector_id.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected(),
+                )
+            } else {
+                None
+            };
+            tx.commit().await?;
+            released
+        });
+        self.connectors_changed();
+        Ok(released)
     }
 
     /// Remember a pending authorization-code flow under `state` (stored hashed).

@@ -321,6 +321,68 @@ async fn a_refusal_makes_the_connector_need_reauth_and_holds_its_waiting_deliver
 }
 
 #[tokio::test]
+async fn a_resume_makes_the_connector_active_and_its_held_deliveries_due_at_once() {
+    each_database(async |store, c| {
+        store.commit_ingest(&[backlog(&c, 3)], 10).await.unwrap();
+        let cv = c.credentials_version;
+        let status = async || {
+            store
+                .get_connector(&c.account_id, &c.name)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        };
+        assert_eq!(
+            store.resume_connector(&c.id, cv, 20).await.unwrap(),
+            None,
+            "an active connector has nothing to resume"
+        );
+
+        assert!(store.mark_needs_reauth(&c.id, cv, 30).await.unwrap());
+        assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 3);
+        assert_eq!(
+            store.resume_connector(&c.id, cv + 1, 40).await.unwrap(),
+            None,
+            "a grant with other credentials resumes nothing"
+        );
+        assert_eq!(status().await, ConnectorStatus::NeedsReauth);
+        assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 3);
+
+        assert_eq!(
+            store.resume_connector(&c.id, cv, 50).await.unwrap(),
+            Some(3)
+        );
+        assert_eq!(status().await, ConnectorStatus::Active);
+        assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 0);
+        // Due now: the next claim takes all of them.
+        assert_eq!(
+            store
+                .claim_due(50, 60_000, "n:1", 10, &[])
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            store.resume_connector(&c.id, cv, 60).await.unwrap(),
+            None,
+            "once"
+        );
+
+        // A revocation is not undone by a resume.
+        assert!(store.mark_needs_reauth(&c.id, cv, 70).await.unwrap());
+        store
+            .set_connector_status(&c.id, ConnectorStatus::Revoked, None)
+            .await
+            .unwrap();
+        assert_eq!(store.resume_connector(&c.id, cv, 80).await.unwrap(), None);
+        assert_eq!(status().await, ConnectorStatus::Revoked);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn history_pages_newest_first() {
     each_database(async |store, c| {
         for i in 0..7 {

@@ -12,7 +12,7 @@ use hookwarden_core::{ConnectorId, ConnectorStatus};
 use hookwarden_store::ConnectorRecord;
 
 use super::{AccessToken, Need};
-use crate::error::TokenError;
+use crate::error::{Remedy, TokenError};
 
 /// Cache shards: readers of different connectors rarely touch the same lock.
 const SHARDS: usize = 16;
@@ -161,7 +161,10 @@ impl Cache {
         let map = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(t) = map.get(&c.id) {
             if let Some((cv, e)) = &t.blocked {
-                if *cv == c.credentials_version {
+                // A refusal of the credentials is the store's to remember (`needs_reauth`,
+                // refused above): the same credentials `active` again were resumed, by this
+                // node or another. Our own refusals (configuration) block until they change.
+                if *cv == c.credentials_version && e.remedy() != Remedy::NewCredentials {
                     return Err(e.clone());
                 }
             }
@@ -352,6 +355,25 @@ pub(super) mod tests {
         assert!(cache
             .precheck(&record("c1", 2, ConnectorStatus::Active), FRESH, NOW)
             .is_ok());
+    }
+
+    #[test]
+    fn a_refusal_of_the_credentials_blocks_only_while_the_store_says_needs_reauth() {
+        let cache = Cache::new();
+        let refused = hookwarden_core::diagnosis::Diagnosis {
+            code: "no_run_as_user",
+            cause: "no Run As user".into(),
+            fix: "set one".into(),
+            class: FailureClass::Permanent,
+        };
+        let e = TokenError::diagnosed("refused", refused, None, Some(400), None);
+        assert_eq!(e.remedy(), Remedy::NewCredentials);
+        cache.trouble_mut(&"c1".into(), |t| t.blocked = Some((1, e)));
+        let waiting = record("c1", 1, ConnectorStatus::NeedsReauth);
+        assert!(cache.precheck(&waiting, FRESH, NOW).is_err());
+        // Resumed on another node: active again with the same credentials.
+        let resumed = record("c1", 1, ConnectorStatus::Active);
+        assert!(cache.precheck(&resumed, FRESH, NOW).is_ok());
     }
 
     #[test]

@@ -62,7 +62,7 @@ impl Inner {
         flight.await
     }
 
-    fn lease_ttl_ms(&self) -> i64 {
+    pub(super) fn lease_ttl_ms(&self) -> i64 {
         // Grant and introspection calls, each bounded by grant_timeout, plus store writes.
         let ms = self.options.grant_timeout.as_millis().saturating_mul(3) + 5_000;
         i64::try_from(ms).unwrap_or(i64::MAX)

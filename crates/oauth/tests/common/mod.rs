@@ -33,9 +33,13 @@ pub async fn sqlite_env() -> Env {
 /// SQLite, plus PostgreSQL when HOOKWARDEN_TEST_PG_URL is set.
 pub async fn all_envs() -> Vec<Env> {
     let dir = tempfile::tempdir().unwrap();
+    let urls = testing::databases(dir.path()).await;
+    // The SQLite file lives in `dir`: its env keeps it, or it is gone before the first write.
+    let mut dirs =
+        std::iter::once(dir).chain(std::iter::repeat_with(|| tempfile::tempdir().unwrap()));
     let mut out = Vec::new();
-    for url in testing::databases(dir.path()).await {
-        out.push(env_at(url, tempfile::tempdir().unwrap()).await);
+    for url in urls {
+        out.push(env_at(url, dirs.next().unwrap()).await);
     }
     out
 }

@@ -23,7 +23,9 @@ mod queue;
 
 // What `testing::sqlite_query_plan` explains: the statements whose plans tests check.
 pub(crate) use query::{list_sql, DEPTHS};
-pub(crate) use queue::{CLAIM_EXCLUDING_AND_READ_SQLITE, HOLD_CONNECTOR_DELIVERIES};
+pub(crate) use queue::{
+    CLAIM_EXCLUDING_AND_READ_SQLITE, HOLD_CONNECTOR_DELIVERIES, RELEASE_CONNECTOR_DELIVERIES,
+};
 
 #[derive(Debug, Clone)]
 pub struct NewEvent {

@@ -170,6 +170,12 @@ pub(crate) const HOLD_CONNECTOR_DELIVERIES: &str =
      WHERE connector_id = $1 AND status = 'pending' AND status <> 'delivered' \
        AND lease_token IS NULL";
 
+/// Make a connector's held deliveries due now, all at once so they go out in their original
+/// order. `$1` the connector, `$2` now.
+pub(crate) const RELEASE_CONNECTOR_DELIVERIES: &str =
+    "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2 \
+     WHERE connector_id = $1 AND status = 'held' AND status <> 'delivered'";
+
 impl Store {
     /// Claim up to `limit` due deliveries, oldest due first, for `lease_token` until
     /// `lease_until`. Connectors in `exclude` are skipped (saturated or backing off here).
