@@ -1,5 +1,8 @@
 //! The token side of a connector: test it end to end, revoke it, re-authenticate it (OAuth
-//! authorization code + PKCE, or a code obtained elsewhere), and read its history.
+//! authorization code + PKCE, or a code obtained elsewhere), resume it (`resume`), and read its
+//! history.
+
+mod resume;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -9,7 +12,7 @@ use axum::Json;
 use hookwarden_core::diagnosis::{
     diagnose_answer, diagnose_transport, unusable_response, Code, TransportFailure,
 };
-use hookwarden_core::{Event, Problem};
+use hookwarden_core::{ConnectorStatus, Event, Problem};
 use hookwarden_oauth::{RevokeOutcome, TokenError, TokenStatus};
 use hookwarden_store::{ConnectorRecord, HistoryKind, NewHistoryEntry};
 use secrecy::ExposeSecret;
@@ -29,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(test_connector))
         .routes(routes!(revoke_connector))
+        .routes(routes!(resume::resume_connector))
         .routes(routes!(warm_token))
         .routes(routes!(authorization_url))
         .routes(routes!(connector_history))
@@ -39,12 +43,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Transient: 503 with the provider's Retry-After. A connector that cannot grant by its state
-/// (revoked, needs_reauth): 409. Any other refusal of the provider: 422, with its diagnosis.
+/// (revoked, needs_reauth) or whose status or flow does not allow the request: 409. Any other
+/// refusal of the provider: 422, with its diagnosis.
 impl From<TokenError> for ApiError {
     fn from(err: TokenError) -> Self {
         let status = if err.is_transient() {
             StatusCode::SERVICE_UNAVAILABLE
-        } else if err.awaits_credentials() {
+        } else if err.awaits_credentials() || err.is_conflict() {
             StatusCode::CONFLICT
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -195,6 +200,18 @@ pub async fn test_connector(
                 None
             }
         }
+    } else if key.is_some() && record.status == ConnectorStatus::NeedsReauth {
+        // The way back when the credentials were fine and the provider's setup was not.
+        checks.push(check(
+            "token",
+            false,
+            "skipped: a grant was refused, and none is tried until the cause is fixed",
+            Some(format!(
+                "fix the cause at the provider (the history has the diagnosis), then POST /api/callback/connectors/{name}/resume (`hookwarden connectors resume {name}`)",
+                name = record.name
+            )),
+        ));
+        None
     } else {
         let blocked = blocking(&checks);
         checks.push(

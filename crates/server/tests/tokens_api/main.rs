@@ -1,9 +1,9 @@
 //! The token endpoints over HTTP against a real (fake) Salesforce org: test, revoke,
-//! re-authentication through oauth/url and through PATCH {"code"}, history.
+//! re-authentication through oauth/url and through PATCH {"code"}, resume, history.
 //!
-//! One test binary in four modules: the connector test, a connector's diagnosis, grants (a
-//! permanent failure, a key registered again, a rate too small), and revocation with
-//! re-authentication. The keys and the registration every module uses stay here.
+//! One test binary in five modules: the connector test, a connector's diagnosis, grants (a
+//! permanent failure, a key registered again, a rate too small), revocation with
+//! re-authentication, and resume. The keys and the registration every module uses stay here.
 
 // The server harness shared with connectors_api, one directory up.
 #[path = "../common/mod.rs"]
@@ -13,6 +13,7 @@ mod connector_test;
 mod diagnosis;
 mod grants;
 mod reauth;
+mod resume;
 
 use common::*;
 use hookwarden_fake_org::{RunningFakeOrg, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
