@@ -43,6 +43,14 @@ pub enum ConnectorsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Once the cause of a refused grant is fixed at the provider (a Run As user set, a user
+    /// reactivated, an IP range relaxed): one grant with the stored credentials of a
+    /// `needs_reauth` connector, which then becomes active and sends its held deliveries.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Print the authorization URL that re-authenticates the connector (open it in a browser).
     ReauthUrl {
         name: String,
@@ -246,6 +254,20 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
                 )
                 .await?;
             println!("{} is {}", name, c["status"].as_str().unwrap_or("revoked"));
+            Ok(true)
+        }
+        ConnectorsCommand::Resume { name, server } => {
+            let c = Api::new(&server)
+                .call(
+                    Method::POST,
+                    &format!("/api/callback/connectors/{}/resume", segment(&name)),
+                )
+                .await?;
+            println!(
+                "{name} is {}; held deliveries released: {}",
+                c["status"].as_str().unwrap_or("active"),
+                c["released"].as_u64().unwrap_or(0)
+            );
             Ok(true)
         }
         ConnectorsCommand::ReauthUrl { name, server } => {

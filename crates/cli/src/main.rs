@@ -35,7 +35,7 @@ enum Command {
     /// Encode, decode and check connector keys (no server needed).
     #[command(subcommand)]
     Key(key_cmd::KeyCommand),
-    /// Talk to a running server about connectors (test, revoke, re-authenticate, replay, history).
+    /// Talk to a running server about connectors (test, revoke, resume, re-authenticate, replay, history).
     #[command(subcommand)]
     Connectors(client::ConnectorsCommand),
     /// Post events to a running server (one by flags, or a JSON file of them).

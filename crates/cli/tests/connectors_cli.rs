@@ -230,3 +230,102 @@ async fn a_key_revoked_from_the_command_line_is_refused_by_the_running_server() 
     assert_eq!(status_with(new_key).await, 200);
     server.shutdown().await.unwrap();
 }
+
+/// `connectors resume`: refused with the diagnosis while the org has no Run As user, then
+/// active with the same credentials once it has one, and the held delivery goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_from_the_command_line() {
+    let org = FakeOrg::builder().run_as_user(None).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server(
+        &format!("sqlite://{}", dir.path().join("resume.db").display()),
+        MasterKey::generate(),
+    )
+    .await;
+    let (_, api_key) = server.state.store.create_account("acme").await.unwrap();
+    let base = server.base_url();
+    let http = reqwest::Client::new();
+    let key = hookwarden_core::key::encode(&json!({
+        "host": "acme.my.salesforce.com",
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+        "token_url": org.token_url(),
+    }));
+    let resp = http
+        .post(format!("{base}/api/callback/connectors/salesforceOauth2"))
+        .header("Authorization", format!("Basic {api_key}"))
+        .json(&json!({"url": org.callback_url(), "events": ["PACKAGE_COMPLETE"], "key": key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = http
+        .post(format!("{base}/api/events"))
+        .header("Authorization", format!("Basic {api_key}"))
+        .json(&json!({"name": "PACKAGE_COMPLETE", "packageId": "p1", "origin": "OSS"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    // The grant is refused and the delivery waits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let list: serde_json::Value = http
+            .get(format!("{base}/api/deliveries?status=held"))
+            .header("Authorization", format!("Basic {api_key}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["deliveries"].as_array().is_some_and(|d| d.len() == 1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not held: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
+    let (b, k) = (base.clone(), api_key.clone());
+    tokio::task::spawn_blocking(move || {
+        cli(&b, &k)
+            .args(["connectors", "resume", "salesforceOauth2"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("422"))
+            .stderr(predicate::str::contains("[no_run_as_user]"))
+            .stderr(predicate::str::contains("fix: "));
+    })
+    .await
+    .unwrap();
+    org.set_run_as_user(Some("integration@fake-org.example"));
+    let (b, k) = (base.clone(), api_key.clone());
+    tokio::task::spawn_blocking(move || {
+        cli(&b, &k)
+            .args(["connectors", "resume", "salesforceOauth2"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "salesforceOauth2 is active; held deliveries released: 1",
+            ));
+        // Nothing more to resume: a 409 with its fix.
+        cli(&b, &k)
+            .args(["connectors", "resume", "salesforceOauth2"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("409"))
+            .stderr(predicate::str::contains("[nothing_to_resume]"));
+    })
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while org.callbacks().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held delivery never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(org.stats().grants_ok("client_credentials"), 1);
+    server.shutdown().await.unwrap();
+}
