@@ -383,11 +383,22 @@ async fn check_connectors(report: &mut Report, settings: &Settings, api_key: &st
     for c in &connectors {
         let name = c["name"].as_str().unwrap_or("?");
         let status = c["status"].as_str().unwrap_or("?");
-        // The server's own advice for the status, and the CLI command that carries it out.
+        // The server's own advice for the status, and the CLI command that carries it out
+        // (re-authentication in a browser is for refresh-token connectors only).
+        let browser = c["flow"] == "refresh_token";
         let fix = match ConnectorStatus::parse(status) {
             Some(ConnectorStatus::Active) => None,
             Some(known) => Some(match known {
-                ConnectorStatus::NeedsReauth | ConnectorStatus::Revoked => format!(
+                ConnectorStatus::NeedsReauth => format!(
+                    "{}; from the CLI, once the cause is fixed: `hookwarden connectors resume {name}`{}",
+                    known.fix().unwrap_or_default(),
+                    if browser {
+                        format!(", or `hookwarden connectors reauth-url {name}`")
+                    } else {
+                        String::new()
+                    }
+                ),
+                ConnectorStatus::Revoked if browser => format!(
                     "{}; from the CLI: `hookwarden connectors reauth-url {name}`",
                     known.fix().unwrap_or_default()
                 ),

@@ -39,6 +39,22 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    let refresh_key = hookwarden_core::key::encode(&json!({
+        "client_id": DEFAULT_CLIENT_ID,
+        "refresh_token": org.issue_refresh_token(DEFAULT_CLIENT_ID),
+        "token_url": org.token_url(),
+        "authorization_url": org.authorize_url(),
+    }));
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/callback/connectors/refreshing"))
+        .header("Authorization", format!("Basic {api_key}"))
+        .json(
+            &json!({"url": org.callback_url(), "events": ["DOCUMENT_SIGNED"], "key": refresh_key}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
 
     let (b, k) = (base.clone(), api_key.clone());
     let db_url = format!("sqlite://{}", dir.path().join("cli.db").display());
@@ -59,7 +75,8 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
             .assert()
             .success()
             .stdout(predicate::str::contains("revoked"));
-        // The doctor, pointed at the running server with the account's key, names it too.
+        // The doctor, pointed at the running server with the account's key, names it too,
+        // and the way back of a client-credentials connector: its key again.
         let listen = b.trim_start_matches("http://").to_owned();
         cli(&b, &k)
             .args(["doctor", "--listen", &listen, "--database", &db_url])
@@ -69,7 +86,8 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
             .stdout(predicate::str::contains(
                 "FAIL connector    salesforceOauth2: revoked",
             ))
-            .stdout(predicate::str::contains("reauth-url salesforceOauth2"));
+            .stdout(predicate::str::contains("give the key again (PATCH"))
+            .stdout(predicate::str::contains("reauth-url salesforceOauth2").not());
         // A revoked connector fails its test, and says what to do.
         cli(&b, &k)
             .args(["connectors", "test", "salesforceOauth2"])
@@ -77,8 +95,16 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
             .failure()
             .stdout(predicate::str::contains("FAIL status"))
             .stdout(predicate::str::contains("fix:"));
+        // Re-authentication in a browser is for refresh-token connectors.
         cli(&b, &k)
             .args(["connectors", "reauth-url", "salesforceOauth2"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("409"))
+            .stderr(predicate::str::contains("[wrong_flow]"))
+            .stderr(predicate::str::contains("fix: "));
+        cli(&b, &k)
+            .args(["connectors", "reauth-url", "refreshing"])
             .assert()
             .success()
             .stdout(predicate::str::contains("code_challenge="));
@@ -287,7 +313,21 @@ async fn resume_from_the_command_line() {
     }
 
     let (b, k) = (base.clone(), api_key.clone());
+    let db_url = format!("sqlite://{}", dir.path().join("resume.db").display());
     tokio::task::spawn_blocking(move || {
+        // The doctor names the way back of a client-credentials connector.
+        let listen = b.trim_start_matches("http://").to_owned();
+        cli(&b, &k)
+            .args(["doctor", "--listen", &listen, "--database", &db_url])
+            .assert()
+            .failure()
+            .stdout(predicate::str::contains(
+                "FAIL connector    salesforceOauth2: needs_reauth",
+            ))
+            .stdout(predicate::str::contains(
+                "once the cause is fixed: `hookwarden connectors resume salesforceOauth2`",
+            ))
+            .stdout(predicate::str::contains("reauth-url").not());
         cli(&b, &k)
             .args(["connectors", "resume", "salesforceOauth2"])
             .assert()

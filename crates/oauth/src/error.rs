@@ -153,6 +153,17 @@ impl TokenError {
         Self::new("nothing_to_resume", FailureClass::Permanent, message, fix).in_conflict()
     }
 
+    /// Re-authentication in a browser asked of a client-credentials connector.
+    pub(crate) fn wrong_flow() -> Self {
+        Self::new(
+            "wrong_flow",
+            FailureClass::Permanent,
+            "the connector uses the client-credentials flow: it gets its tokens with its client secret; re-authentication in a browser is for refresh-token connectors",
+            "after fixing a refusal at the provider, POST .../resume (needs_reauth) or give the key again (PATCH {\"key\": ...}); to switch to the refresh-token flow, register a key with a refresh token",
+        )
+        .in_conflict()
+    }
+
     pub(crate) fn needs_reauth(last: Option<&str>) -> Self {
         let message = match last {
             Some(last) => format!("the connector needs re-authentication: {last}"),

@@ -322,7 +322,8 @@ impl TokenManager {
         self.inner.resume(connector).await
     }
 
-    /// The authorization URL for re-authentication (PKCE S256 + a random state, stored).
+    /// The authorization URL for re-authentication (PKCE S256 + a random state, stored). A
+    /// client-credentials connector is refused (`wrong_flow`, a conflict) and nothing is stored.
     pub async fn authorization_url(
         &self,
         connector: &ConnectorRecord,

@@ -159,6 +159,57 @@ async fn reauthentication_lifts_needs_reauth() {
 }
 
 #[tokio::test]
+async fn a_client_credentials_connector_is_not_reauthenticated_in_a_browser() {
+    let org = FakeOrg::builder().start().await.unwrap();
+    let env = sqlite_env().await;
+    let c = env
+        .connector("salesforceOauth2", cc_key(&org, json!({})))
+        .await;
+    let tokens = env.manager();
+    let e = tokens
+        .authorization_url(&c, "https://hookwarden.example/oauth/callback")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "wrong_flow");
+    assert!(e.is_conflict());
+    // A flow an older version began for it cannot finish either.
+    env.store
+        .put_oauth_state(
+            "state-of-an-older-version",
+            &hookwarden_store::OAuthState {
+                connector_id: c.id.clone(),
+                account_id: c.account_id.clone(),
+                connector_name: c.name.clone(),
+                code_verifier: secrecy::SecretString::from("v".repeat(64)),
+                redirect_uri: "https://hookwarden.example/oauth/callback".into(),
+                expires_at: chrono::Utc::now().timestamp_millis() + 600_000,
+            },
+        )
+        .await
+        .unwrap();
+    let e = tokens
+        .complete_authorization(None, "state-of-an-older-version", "some-code")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "wrong_flow");
+    assert_eq!(org.stats().grants_total("authorization_code"), 0);
+    let after = env.reload(&c).await;
+    assert_eq!(
+        (
+            after.status,
+            after.credentials_version,
+            after.credentials.flow()
+        ),
+        (c.status, c.credentials_version, c.credentials.flow())
+    );
+    assert_eq!(
+        after.credentials.stored().expose_secret(),
+        c.credentials.stored().expose_secret()
+    );
+    assert!(history(&env, &c).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_wrong_code_verifier_is_refused_and_recorded() {
     let org = FakeOrg::builder().start().await.unwrap();
     let env = sqlite_env().await;

@@ -2,7 +2,7 @@
 //! code exchange whose refresh token becomes the connector's credentials.
 
 use hookwarden_core::diagnosis::FailureClass;
-use hookwarden_core::{AccountId, ConnectorStatus, Credentials, Key};
+use hookwarden_core::{AccountId, ConnectorStatus, Credentials, Flow, Key};
 use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, OAuthState};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -14,6 +14,16 @@ use crate::grant::{self, GrantKind};
 
 /// Authorization-code flows expire (Salesforce codes live 15 minutes).
 const OAUTH_STATE_TTL_MS: i64 = 15 * 60 * 1000;
+
+/// Re-authentication in a browser gives a connector a refresh token. A client-credentials
+/// connector gets its tokens with its client secret; switching it to the refresh-token flow (and
+/// to the scope its user approves) is for a key that says so, not a side effect.
+fn refresh_token_flow(c: &ConnectorRecord) -> Result<(), TokenError> {
+    match c.credentials.flow() {
+        Some(Flow::ClientCredentials) => Err(TokenError::wrong_flow()),
+        _ => Ok(()),
+    }
+}
 
 impl Inner {
     /// Finish a flow begun by `authorization_url`; the state is taken (single use) first.
@@ -47,6 +57,8 @@ impl Inner {
                 &pending.connector_id,
             )
             .await?;
+        // A flow begun before `authorization_url` refused client-credentials connectors.
+        refresh_token_flow(&connector)?;
         self.exchange_code(
             &connector,
             code,
@@ -61,6 +73,8 @@ impl Inner {
         c: &ConnectorRecord,
         redirect_uri: &str,
     ) -> Result<String, TokenError> {
+        // Before anything is stored: a refusal changes nothing.
+        refresh_token_flow(c)?;
         let ctx = Ctx::new(c.clone())?;
         let base = ctx.endpoints.authorization_url.clone().ok_or_else(|| {
             TokenError::new(

@@ -407,7 +407,9 @@ pub(crate) fn redirect_uri(state: &AppState) -> String {
     format!("{}/oauth/callback", state.public_url())
 }
 
-/// The authorization URL (PKCE S256 + state) that re-authenticates a connector.
+/// The authorization URL (PKCE S256 + state) that re-authenticates a refresh-token connector.
+/// A client-credentials connector gets its tokens with its client secret: `409 wrong_flow`,
+/// and nothing changes.
 #[utoipa::path(get, path = "/api/callback/connectors/{name}/oauth/url", tag = "tokens",
     params(("name" = String, Path)),
     responses((status = 200, body = AuthorizationUrlOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

@@ -1,6 +1,7 @@
 //! Resume (`…/resume`): a client-credentials connector refused for want of a Run As user comes
 //! back with the same credentials once the org has one, and its held deliveries arrive; a resume
-//! before the fix is refused with the diagnosis; a revoked connector needs its credentials.
+//! before the fix is refused with the diagnosis; a revoked connector needs its credentials; and
+//! re-authentication in a browser is refused to such a connector (`wrong_flow`).
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,22 @@ async fn grants(t: &TestServer, outcome: &str) -> usize {
         .iter()
         .filter(|e| e["kind"] == "grant" && e["outcome"] == outcome)
         .count()
+}
+
+/// Authorization flows begun and not finished, straight from the database.
+async fn pending_authorizations(database: &str) -> i64 {
+    const COUNT: &str = "SELECT COUNT(*) FROM oauth_states";
+    if database.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(database).await.unwrap();
+        let n = sqlx::query_scalar(COUNT).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::SqlitePool::connect(database).await.unwrap();
+        let n = sqlx::query_scalar(COUNT).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
 }
 
 /// The client a token was granted to, as the org's introspection says.
@@ -172,6 +189,28 @@ async fn resume_after_the_org_gets_a_run_as_user_releases_the_held_deliveries() 
         }
         assert_eq!(held(&t).await, 0);
         assert_eq!(org.stats().grants_ok("client_credentials"), 1);
+
+        // Re-authentication in a browser is not for a client-credentials connector: refused,
+        // and nothing changes (no flow begun, the same key, flow and status).
+        let (_, before) = json(t.req(Method::GET, PATH).send().await.unwrap()).await;
+        let (status, err) = json(
+            t.req(Method::GET, &format!("{PATH}/oauth/url"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &err, 409, "wrong_flow");
+        assert!(
+            err["fix"].as_str().unwrap().contains("refresh token"),
+            "{err}"
+        );
+        let (_, after) = json(t.req(Method::GET, PATH).send().await.unwrap()).await;
+        for field in ["key", "flow", "status", "credentials_version", "updated_at"] {
+            assert_eq!(after[field], before[field], "{field}");
+        }
+        assert_eq!(after["flow"], "client_credentials");
+        assert_eq!(pending_authorizations(&t.database).await, 0);
 
         // Active: nothing to resume.
         let (status, err) = json(
