@@ -101,13 +101,8 @@ impl TokenError {
     }
 
     pub(crate) fn connector_revoked() -> Self {
-        Self::new(
-            "connector_revoked",
-            FailureClass::Permanent,
-            "the connector's tokens were revoked; no token is granted until it is re-authenticated",
-            "give the key again (PATCH {\"key\": ...}) or, for a refresh-token connector, re-authenticate (GET .../oauth/url)",
-        )
-        .awaiting_credentials()
+        let code = Code::ConnectorRevoked;
+        Self::new(code.as_str(), code.class(), code.cause(), code.fix()).awaiting_credentials()
     }
 
     fn awaiting_credentials(mut self) -> Self {
@@ -171,13 +166,8 @@ impl TokenError {
                 "the connector needs re-authentication: its credentials were refused".to_owned()
             }
         };
-        Self::new(
-            "connector_needs_reauth",
-            FailureClass::Permanent,
-            message,
-            "fix the cause at the provider (the connector's history has the diagnosis), then POST .../resume; or give a new key (PATCH {\"key\": ...}) or, for a refresh-token connector, re-authenticate (GET .../oauth/url)",
-        )
-        .awaiting_credentials()
+        let code = Code::ConnectorNeedsReauth;
+        Self::new(code.as_str(), code.class(), message, code.fix()).awaiting_credentials()
     }
 
     pub fn code(&self) -> &'static str {

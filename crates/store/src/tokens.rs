@@ -448,7 +448,7 @@ impl Store {
         let released = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(
-                "UPDATE connectors SET status = 'active', updated_at = $1 \
+                "UPDATE connectors SET status = 'active', status_diagnosis = NULL, updated_at = $1 \
                  WHERE id = $2 AND credentials_version = $3 AND status = 'needs_reauth'",
             )
             .bind(now)

@@ -339,7 +339,10 @@ async fn a_resume_makes_the_connector_active_and_its_held_deliveries_due_at_once
             "an active connector has nothing to resume"
         );
 
-        assert!(store.mark_needs_reauth(&c.id, cv, 30).await.unwrap());
+        assert!(store
+            .mark_needs_reauth(&c.id, cv, &DiagnosisView::from(Code::NoRunAsUser), 30)
+            .await
+            .unwrap());
         assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 3);
         assert_eq!(
             store.resume_connector(&c.id, cv + 1, 40).await.unwrap(),
@@ -371,7 +374,10 @@ async fn a_resume_makes_the_connector_active_and_its_held_deliveries_due_at_once
         );
 
         // A revocation is not undone by a resume.
-        assert!(store.mark_needs_reauth(&c.id, cv, 70).await.unwrap());
+        assert!(store
+            .mark_needs_reauth(&c.id, cv, &DiagnosisView::from(Code::NoRunAsUser), 70)
+            .await
+            .unwrap());
         store
             .set_connector_status(&c.id, ConnectorStatus::Revoked, None)
             .await

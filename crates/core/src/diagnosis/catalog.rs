@@ -53,10 +53,10 @@ catalog! {
         fix: "remove refresh_token and offline_access from the app's OAuth scopes (and from the key's `scope`); add the api scope";
     NoRunAsUser = "no_run_as_user", Permanent,
         cause: "no \"Run As\" user is set for the client credentials flow",
-        fix: "Setup → External Client Apps (or the Connected App) → Policies → Client Credentials Flow: set Run As to an active integration user with API Enabled";
+        fix: "Setup → External Client Apps (or the Connected App) → Policies → Client Credentials Flow: set Run As to an active integration user with API Enabled; then resume the connector (POST .../resume, or `hookwarden connectors resume NAME`)";
     IpRestricted = "ip_restricted", Permanent,
         cause: "the provider refused the login from this server's address or at this hour (the integration user's profile restricts login IP ranges or login hours)",
-        fix: "on the Connected App / External Client App set IP Relaxation to \"Relax IP restrictions\", or add this server's outbound IP to the user's profile (Login IP Ranges) and check its Login Hours; then give the key again to resume";
+        fix: "on the Connected App / External Client App set IP Relaxation to \"Relax IP restrictions\", or add this server's outbound IP to the user's profile (Login IP Ranges) and check its Login Hours; then resume the connector (POST .../resume, or `hookwarden connectors resume NAME`)";
     AppNotApproved = "app_not_approved", Permanent,
         cause: "the user has not approved this app: it admits only pre-authorized users, and this user's profile or permission set is not assigned to it",
         fix: "assign the user's profile or a permission set to the app (Manage → Profiles / Manage Permission Sets), or have the user authorize it through GET .../oauth/url";
@@ -80,7 +80,7 @@ catalog! {
         fix: "copy the Consumer Key again from \"Manage Consumer Details\" (check the org: production or sandbox) and give a new key";
     InactiveUser = "inactive_user", Permanent,
         cause: "the user behind the token (or the Run As user) is inactive",
-        fix: "reactivate the user, or pick an active Run As user, then re-authenticate or give a new key";
+        fix: "reactivate the user (or pick an active Run As user), then resume the connector (POST .../resume, or `hookwarden connectors resume NAME`); or authorize as another user";
     InactiveOrg = "inactive_org", Permanent,
         cause: "the org is locked, inactive or in maintenance",
         fix: "check the org's status; give a new key if it moved";
@@ -101,7 +101,7 @@ catalog! {
         fix: "check the key's `auth_method`, `request_style` and endpoints";
     HookErrorResponse = "hook_error_response", Permanent,
         cause: "the refresh hook reported an error in its errorResponse",
-        fix: "fix the refresh hook (its errorResponse says what failed), then give the key again to resume";
+        fix: "fix the refresh hook (its errorResponse says what failed), then resume the connector (POST .../resume, or `hookwarden connectors resume NAME`)";
     UnusableResponse = "unusable_response", Permanent,
         cause: "the provider answered 2xx with something that is not a usable token: not JSON (an HTML login page: a wrong URL), no access_token, or a token_type other than Bearer",
         fix: "check that `token_url` (or `refresh_hook`) points at an OAuth 2.0 token endpoint that issues Bearer tokens to this client";
@@ -213,10 +213,10 @@ catalog! {
         fix: "give the key again (PATCH {\"key\": ...})";
     ConnectorNeedsReauth = "connector_needs_reauth", Permanent,
         cause: "the provider refused the connector's credentials; its deliveries are held",
-        fix: "re-authenticate: GET .../oauth/url and approve, or PATCH {\"key\": ...} with new credentials";
+        fix: "fix the cause at the provider (the connector's history has the diagnosis), then resume the connector (POST .../resume, or `hookwarden connectors resume NAME`); or give new credentials (PATCH {\"key\": ...}), or re-authenticate a refresh-token connector (GET .../oauth/url)";
     ConnectorRevoked = "connector_revoked", Permanent,
         cause: "the connector's tokens were revoked; no token is granted and its deliveries are held until it is re-authenticated",
-        fix: "its tokens were revoked: re-authenticate (GET .../oauth/url) or PATCH {\"key\": ...}";
+        fix: "give the key again (PATCH {\"key\": ...}), or re-authenticate a refresh-token connector (GET .../oauth/url)";
     /// Read back from a row written before diagnoses had codes.
     Unclassified = "unclassified", Permanent,
         cause: "recorded before diagnoses had codes: the cause is the text recorded then",

@@ -201,16 +201,21 @@ pub async fn test_connector(
             }
         }
     } else if key.is_some() && record.status == ConnectorStatus::NeedsReauth {
-        // The way back when the credentials were fine and the provider's setup was not.
-        checks.push(check(
-            "token",
-            false,
-            "skipped: a grant was refused, and none is tried until the cause is fixed",
-            Some(format!(
-                "fix the cause at the provider (the history has the diagnosis), then POST /api/callback/connectors/{name}/resume (`hookwarden connectors resume {name}`)",
-                name = record.name
-            )),
-        ));
+        // The way back when the credentials were fine and the provider's setup was not; the
+        // diagnosis is the refusal's, as the status check shows it.
+        let refused = blocking(&checks);
+        checks.push(
+            check(
+                "token",
+                false,
+                "skipped: a grant was refused, and none is tried until the cause is fixed",
+                Some(format!(
+                    "fix the cause at the provider (the history has the diagnosis), then POST /api/callback/connectors/{name}/resume (`hookwarden connectors resume {name}`)",
+                    name = record.name
+                )),
+            )
+            .with_diagnosis(refused),
+        );
         None
     } else {
         let blocked = blocking(&checks);

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::super::connectors::{load_connector, to_out_with_token, ConnectorOut};
+use super::super::DiagnosisOut;
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiPath, ErrorBody};
 use crate::state::AppState;
@@ -24,14 +25,6 @@ pub struct ResumeOut {
     pub released: u64,
 }
 
-/// What the provider's refusal means, as the connector's history shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResumeDiagnosis {
-    pub code: String,
-    pub cause: String,
-    pub fix: String,
-}
-
 /// The provider refused the grant again: the usual error body, and its diagnosis.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResumeRefused {
@@ -39,7 +32,7 @@ pub struct ResumeRefused {
     pub error: String,
     pub message: String,
     pub fix: String,
-    pub diagnosis: ResumeDiagnosis,
+    pub diagnosis: DiagnosisOut,
 }
 
 /// After the cause of a refused grant was fixed at the provider (a Run As user set, a user
@@ -87,13 +80,9 @@ fn refused(err: TokenError) -> Response {
         return api.into_response();
     }
     let diagnosis = match err.diagnosis() {
-        Some(d) => ResumeDiagnosis {
-            code: d.code.to_owned(),
-            cause: d.cause.clone(),
-            fix: d.fix.clone(),
-        },
+        Some(d) => DiagnosisOut::from(d),
         // Our own refusal (an unusable stored key, an endpoint not allowed) diagnoses itself.
-        None => ResumeDiagnosis {
+        None => DiagnosisOut {
             code: err.code().to_owned(),
             cause: Problem::message(&err),
             fix: Problem::fix(&err),
