@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use clap::{ArgGroup, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use hookwarden_core::ConnectorKind;
 use hookwarden_server::{Config, Overrides};
 use serde_json::{Map, Value};
@@ -29,22 +29,46 @@ pub enum KeyCommand {
         /// Any other key field, e.g. --field token_url=https://... --field session_timeout_s=3600.
         #[arg(long = "field", value_name = "NAME=VALUE")]
         fields: Vec<String>,
-        /// The connector the key is for (selects the preset's rules).
+        /// The connector the key is for (its name selects the preset's rules).
         #[arg(long, default_value = "salesforceOauth2")]
         connector: String,
+        #[command(flatten)]
+        preset: PresetArg,
     },
     /// Print a key's JSON with every secret masked. KEY may be `-` to read standard input.
     Decode {
         key: String,
         #[arg(long, default_value = "salesforceOauth2")]
         connector: String,
+        #[command(flatten)]
+        preset: PresetArg,
     },
     /// Check a key as the API would; exits 1 when the API would reject it. KEY may be `-`.
     Check {
         key: String,
         #[arg(long, default_value = "salesforceOauth2")]
         connector: String,
+        #[command(flatten)]
+        preset: PresetArg,
     },
+}
+
+/// The preset whose rules the key follows, as the API's `preset`: given, or the connector
+/// name's.
+#[derive(Args)]
+pub struct PresetArg {
+    /// salesforce, dynamics or generic (default: the one --connector's name selects).
+    #[arg(long, value_parser = ["salesforce", "dynamics", "generic"])]
+    preset: Option<String>,
+}
+
+impl PresetArg {
+    fn kind(&self, connector: &str) -> ConnectorKind {
+        self.preset
+            .as_deref()
+            .and_then(ConnectorKind::parse)
+            .unwrap_or_else(|| ConnectorKind::of(connector))
+    }
 }
 
 pub fn run(command: KeyCommand) -> ExitCode {
@@ -56,6 +80,7 @@ pub fn run(command: KeyCommand) -> ExitCode {
             refresh_token,
             fields,
             connector,
+            preset,
         } => {
             let mut json = Map::new();
             if let Some(host) = host {
@@ -81,7 +106,7 @@ pub fn run(command: KeyCommand) -> ExitCode {
             }
             let encoded = hookwarden_core::key::encode(&Value::Object(json));
             // Never print a key the API would refuse.
-            match check(&encoded, &connector) {
+            match check(&encoded, &connector, preset.kind(&connector)) {
                 Ok(warnings) => {
                     for w in warnings {
                         eprintln!("warning: {w}");
@@ -92,11 +117,15 @@ pub fn run(command: KeyCommand) -> ExitCode {
                 Err(code) => code,
             }
         }
-        KeyCommand::Decode { key, connector } => {
+        KeyCommand::Decode {
+            key,
+            connector,
+            preset,
+        } => {
             let Some(key) = read_arg(&key) else {
                 return ExitCode::from(2);
             };
-            let kind = ConnectorKind::of(&connector);
+            let kind = preset.kind(&connector);
             match hookwarden_core::Key::parse(&key, kind) {
                 Ok(parsed) => {
                     for w in &parsed.warnings {
@@ -115,11 +144,15 @@ pub fn run(command: KeyCommand) -> ExitCode {
                 }
             }
         }
-        KeyCommand::Check { key, connector } => {
+        KeyCommand::Check {
+            key,
+            connector,
+            preset,
+        } => {
             let Some(key) = read_arg(&key) else {
                 return ExitCode::from(2);
             };
-            match check(&key, &connector) {
+            match check(&key, &connector, preset.kind(&connector)) {
                 Ok(warnings) => {
                     for w in &warnings {
                         println!("warning: {w}");
@@ -134,7 +167,7 @@ pub fn run(command: KeyCommand) -> ExitCode {
 
 /// The API's own checks (key rules and endpoint network rules under the current config).
 /// Prints the verdict; returns the warnings, or the exit code for a rejection.
-fn check(key: &str, connector: &str) -> Result<Vec<String>, ExitCode> {
+fn check(key: &str, connector: &str, kind: ConnectorKind) -> Result<Vec<String>, ExitCode> {
     let name = match hookwarden_core::ConnectorName::parse(connector) {
         Ok(name) => name,
         Err(e) => {
@@ -149,9 +182,9 @@ fn check(key: &str, connector: &str) -> Result<Vec<String>, ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
-    match hookwarden_server::api::validate::key(key, name.kind(), &settings) {
+    match hookwarden_server::api::validate::key(key, kind, &settings) {
         Ok(parsed) => {
-            let endpoints = parsed.key.endpoints(name.kind());
+            let endpoints = parsed.key.endpoints(kind);
             eprintln!(
                 "ok: {} flow for {name}, token endpoint {}",
                 parsed.key.flow().as_str(),

@@ -56,7 +56,8 @@ impl fmt::Display for ConnectorName {
     }
 }
 
-/// Which preset a connector uses; decided by its name, as in OneSpan's callback API.
+/// Which preset a connector uses: given at registration (`preset`), or by default the one its
+/// name selects, as in OneSpan's callback API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorKind {
@@ -69,6 +70,8 @@ pub enum ConnectorKind {
 }
 
 impl ConnectorKind {
+    /// The preset a name selects when registration gives none: `salesforceOauth2` and
+    /// `dynamicsOauth2` (OneSpan's names), any other name generic.
     pub fn of(name: &str) -> Self {
         match name {
             "salesforceOauth2" => Self::Salesforce,

@@ -138,3 +138,43 @@ fn key_check_explains_a_line_wrapped_key_and_rejects_garbage() {
         .stdout(predicate::str::contains("5Aep861vxxxQ63xq70o9usDz").not())
         .stderr(predicate::str::contains("key_missing_client_id"));
 }
+
+/// A connector of its own name follows the salesforce preset's rules with `--preset`, as the
+/// API's `preset` does; without it, its name makes it generic (which needs `token_url`).
+#[test]
+fn key_check_follows_the_preset_given() {
+    let key = hookwarden()
+        .args([
+            "key",
+            "encode",
+            "--host",
+            "acme.my.salesforce.com",
+            "--client-id",
+            "3MVG9abc",
+            "--client-secret",
+            "SecretValue-123456",
+        ])
+        .output()
+        .unwrap();
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    hookwarden()
+        .args(["key", "check", &key, "--connector", "acmeProd"])
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("token_url"));
+    hookwarden()
+        .args([
+            "key",
+            "check",
+            &key,
+            "--connector",
+            "acmeProd",
+            "--preset",
+            "salesforce",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "acme.my.salesforce.com/services/oauth2/token",
+        ));
+}

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookwarden_core::key::mask_secret;
-use hookwarden_core::{ConnectorName, ConnectorStatus, Credentials, ParsedKey};
+use hookwarden_core::{ConnectorKind, ConnectorName, ConnectorStatus, Credentials, ParsedKey};
 use hookwarden_oauth::TokenStatus;
 use hookwarden_store::{ConnectorRecord, NewConnector};
 use secrecy::{ExposeSecret, SecretString};
@@ -45,13 +45,18 @@ pub struct ConnectorIn {
     /// Event names this connector receives.
     #[serde(default)]
     pub events: Vec<String>,
-    /// Origins whose events it takes; default `["OSS"]` for `salesforceOauth2`, else `["*"]`.
+    /// Origins whose events it takes; default `["OSS"]` for the salesforce preset, else `["*"]`.
     pub origins: Option<Vec<String>>,
     pub owner: Option<String>,
     pub ordering: Option<Ordering>,
     pub retry: Option<RetryPolicy>,
     pub max_per_second: Option<f64>,
     pub max_concurrency: Option<u32>,
+    /// `salesforce`, `dynamics` or `generic`: the rules and endpoints the key follows. By
+    /// default the connector's current preset, or for a new one the preset its name selects
+    /// (`salesforceOauth2` → salesforce, `dynamicsOauth2` → dynamics, any other → generic), so
+    /// one account can hold several Salesforce orgs under names of its own.
+    pub preset: Option<String>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -74,6 +79,9 @@ pub struct ConnectorPatch {
     pub code: Option<String>,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
+    /// Not changed by a PATCH: the key's rules depend on it (see `ConnectorIn::preset`).
+    #[schema(ignore)]
+    pub preset: Option<serde_json::Value>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -97,7 +105,7 @@ impl ConnectorPatch {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectorOut {
     pub name: String,
-    /// `salesforce`, `dynamics` or `generic`: the preset its name selects.
+    /// `salesforce`, `dynamics` or `generic`: given at registration, or the one its name selects.
     pub preset: String,
     pub url: String,
     pub events: Vec<String>,
@@ -227,14 +235,39 @@ pub(crate) async fn load_connector(
     Ok((name, record))
 }
 
+/// The preset of a registration: the one given, else the connector's current one (a replace
+/// keeps it), else the one its name selects.
+fn preset_of(
+    given: Option<&str>,
+    existing: Option<&ConnectorRecord>,
+    name: &ConnectorName,
+) -> ApiResult<ConnectorKind> {
+    match given {
+        Some(raw) => ConnectorKind::parse(raw).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_preset",
+                format!(
+                    "preset: {:?} is not a preset",
+                    raw.chars().take(40).collect::<String>()
+                ),
+                "use \"salesforce\", \"dynamics\" or \"generic\", or leave it out to use the one the connector's name selects",
+            )
+        }),
+        None => Ok(existing
+            .and_then(|r| r.credentials.kind())
+            .unwrap_or_else(|| name.kind())),
+    }
+}
+
 /// Everything a full registration checks, as a `NewConnector`.
 fn validate_full(
     state: &AppState,
     authed: &Authed,
     name: &ConnectorName,
+    existing: Option<&ConnectorRecord>,
     input: ConnectorIn,
 ) -> ApiResult<NewConnector> {
-    let kind = name.kind();
+    let kind = preset_of(input.preset.as_deref(), existing, name)?;
     let settings = &state.settings;
     let (url, mut warnings) = validate::url(&input.url, kind, settings)?;
     let (events, event_warnings) = validate::events(input.events)?;
@@ -291,7 +324,11 @@ pub async fn register_connector(
     ApiJson(input): ApiJson<ConnectorIn>,
 ) -> ApiResult<(StatusCode, Json<ConnectorOut>)> {
     let name = parse_name(&name)?;
-    let new = validate_full(&state, &authed, &name, input)?;
+    let existing = state
+        .store
+        .get_connector(&authed.0.id, name.as_str())
+        .await?;
+    let new = validate_full(&state, &authed, &name, existing.as_ref(), input)?;
     let (record, created) = state.store.upsert_connector(new).await?;
     tracing::info!(account = %authed.0.id, connector = %name, created, "connector registered");
     if created {
@@ -340,8 +377,8 @@ pub async fn replace_connector(
     ApiPath(name): ApiPath<String>,
     ApiJson(input): ApiJson<ConnectorIn>,
 ) -> ApiResult<Json<ConnectorOut>> {
-    let (name, _) = load_connector(&state, &authed, &name).await?;
-    let new = validate_full(&state, &authed, &name, input)?;
+    let (name, existing) = load_connector(&state, &authed, &name).await?;
+    let new = validate_full(&state, &authed, &name, Some(&existing), input)?;
     let (record, _) = state.store.upsert_connector(new).await?;
     Ok(Json(to_out(&record, None)))
 }
@@ -358,7 +395,14 @@ pub async fn patch_connector(
     ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> ApiResult<Json<ConnectorOut>> {
     let (name, mut record) = load_connector(&state, &authed, &name).await?;
-    let kind = name.kind();
+    if patch.preset.is_some() {
+        return Err(ApiError::bad_request(
+            "preset_not_patchable",
+            "preset: a PATCH cannot change a connector's preset, since its key follows the preset's rules",
+            "register the connector again with the key and the new preset: POST or PUT /api/callback/connectors/{name}",
+        ));
+    }
+    let kind = record.credentials.kind().unwrap_or_else(|| name.kind());
     let seen = record.seen();
     if let Some(code) = patch.code.as_deref() {
         if patch.changes_settings() {

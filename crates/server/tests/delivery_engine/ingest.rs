@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 use crate::SF;
+use hookwarden_fake_org::{FakeOrg, RunningFakeOrg, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 
 fn header_map(h: &std::collections::BTreeMap<String, String>) -> axum::http::HeaderMap {
     let mut out = axum::http::HeaderMap::new();
@@ -271,4 +272,122 @@ async fn events_route_by_origin_and_name_and_the_rest_to_the_default_callback() 
     let listed = h.list("connector=%40default").await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], create["deliveries"][0]);
+}
+
+/// One account, two Salesforce orgs under names of its own (`preset: salesforce`): each
+/// connector gets its tokens from its own org and delivers there, with that org's token; the
+/// names follow OneSpan's salesforce rules (origins `["OSS"]`) without being
+/// `salesforceOauth2`; a PATCH cannot switch the preset, and an unknown preset is refused.
+#[tokio::test]
+async fn one_account_holds_two_salesforce_orgs_each_with_its_own_tokens() {
+    let (urls, _dir) = each_database().await;
+    for db in urls {
+        let h = Harness::start(&db).await;
+        let sandbox = FakeOrg::builder().start().await.unwrap();
+        let key_for = |org: &RunningFakeOrg, host: &str| {
+            b64(&json!({
+                "host": host,
+                "client_id": DEFAULT_CLIENT_ID,
+                "client_secret": DEFAULT_CLIENT_SECRET,
+                "token_url": org.token_url(),
+                "revocation_url": org.revoke_url(),
+            }))
+        };
+        let preset = json!({"preset": "salesforce"});
+        let prod = h
+            .register(
+                "acmeProd",
+                &h.org.callback_url(),
+                &["PACKAGE_COMPLETE"],
+                key_for(&h.org, "acme.my.salesforce.com"),
+                preset.clone(),
+            )
+            .await;
+        let sb = h
+            .register(
+                "acmeSandbox",
+                &sandbox.callback_url(),
+                &["PACKAGE_COMPLETE"],
+                key_for(&sandbox, "acmesandbox.my.salesforce.com"),
+                preset.clone(),
+            )
+            .await;
+        for c in [&prod, &sb] {
+            assert_eq!(c["preset"], "salesforce", "{c}");
+            assert_eq!(
+                c["origins"],
+                json!(["OSS"]),
+                "the salesforce preset's default: {c}"
+            );
+            assert_eq!(c["flow"], "client_credentials", "{c}");
+        }
+        assert_eq!(h.connector("acmeProd").await["preset"], "salesforce");
+
+        let accepted = h.post_event(event("PACKAGE_COMPLETE", "p-1")).await;
+        assert_eq!(
+            accepted["deliveries"].as_array().unwrap().len(),
+            2,
+            "{accepted}"
+        );
+        h.engine.run_until_idle().await.unwrap();
+        for (org, name) in [(&h.org, "prod"), (&sandbox, "sandbox")] {
+            let stats = org.stats();
+            assert_eq!(
+                stats.grants_ok("client_credentials"),
+                1,
+                "{name}: its own grant"
+            );
+            assert_eq!(stats.callbacks_received, 1, "{name}: its own delivery");
+            // The fake org accepts only tokens it issued: each delivery carried its org's.
+            assert_eq!(org.callbacks().len(), 1, "{name}");
+        }
+        assert_ne!(
+            h.org.callbacks()[0].access_token,
+            sandbox.callbacks()[0].access_token
+        );
+
+        // A replace without `preset` keeps the connector's preset.
+        let again = h
+            .register(
+                "acmeSandbox",
+                &sandbox.callback_url(),
+                &["PACKAGE_COMPLETE"],
+                key_for(&sandbox, "acmesandbox.my.salesforce.com"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(again["preset"], "salesforce", "{again}");
+
+        let (status, answer) = json_of(
+            h.req(Method::PATCH, "/api/callback/connectors/acmeSandbox")
+                .json(&json!({"preset": "generic"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("preset_not_patchable")),
+            "{answer}"
+        );
+        let (status, answer) = json_of(
+            h.req(Method::POST, "/api/callback/connectors/acmeOther")
+                .json(&json!({"url": sandbox.callback_url(), "events": ["PACKAGE_COMPLETE"],
+                              "key": key_for(&sandbox, "acme.my.salesforce.com"), "preset": "salesforec"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_preset")),
+            "{answer}"
+        );
+        assert!(
+            answer["fix"].as_str().unwrap().contains("\"salesforce\""),
+            "{answer}"
+        );
+    }
 }
