@@ -2,6 +2,7 @@
 //! line-wrapped `base64`), and the same findings the API would give, before anything is sent.
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
@@ -12,7 +13,9 @@ use serde_json::{Map, Value};
 #[derive(Subcommand)]
 pub enum KeyCommand {
     /// Build a key and print it as one line of base64, ready for the API's "key" field.
-    #[command(group(ArgGroup::new("flow").required(true).args(["client_secret", "refresh_token"])))]
+    /// A rejected key prints nothing on standard output, its error on standard error, and
+    /// exits 1, so `KEY=$(hookwarden key encode ...)` never captures an error as a key.
+    #[command(group(ArgGroup::new("flow").required(true).args(["client_secret", "client_secret_file", "refresh_token", "refresh_token_file"])))]
     Encode {
         /// Salesforce host without scheme: login.salesforce.com, test.salesforce.com or NAME.my.salesforce.com.
         #[arg(long)]
@@ -20,12 +23,19 @@ pub enum KeyCommand {
         /// Consumer key of the connected app / client id.
         #[arg(long)]
         client_id: String,
-        /// Consumer secret: the client-credentials flow (or client authentication with a refresh token).
-        #[arg(long)]
+        /// Consumer secret: the client-credentials flow (or client authentication with a refresh
+        /// token). On the command line it lands in the shell's history: prefer --client-secret-file.
+        #[arg(long, conflicts_with = "client_secret_file")]
         client_secret: Option<String>,
-        /// Refresh token: the refresh-token flow.
-        #[arg(long)]
+        /// Read the consumer secret from FILE (`-`: standard input), one line.
+        #[arg(long, value_name = "FILE")]
+        client_secret_file: Option<PathBuf>,
+        /// Refresh token: the refresh-token flow. Prefer --refresh-token-file.
+        #[arg(long, conflicts_with = "refresh_token_file")]
         refresh_token: Option<String>,
+        /// Read the refresh token from FILE (`-`: standard input), one line.
+        #[arg(long, value_name = "FILE")]
+        refresh_token_file: Option<PathBuf>,
         /// Any other key field, e.g. --field token_url=https://... --field session_timeout_s=3600.
         #[arg(long = "field", value_name = "NAME=VALUE")]
         fields: Vec<String>,
@@ -34,6 +44,9 @@ pub enum KeyCommand {
         connector: String,
         #[command(flatten)]
         preset: PresetArg,
+        /// The configuration whose network rules the key's endpoints must pass (as `serve`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Print a key's JSON with every secret masked. KEY may be `-` to read standard input.
     Decode {
@@ -50,6 +63,9 @@ pub enum KeyCommand {
         connector: String,
         #[command(flatten)]
         preset: PresetArg,
+        /// The configuration whose network rules the key's endpoints must pass (as `serve`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -77,11 +93,24 @@ pub fn run(command: KeyCommand) -> ExitCode {
             host,
             client_id,
             client_secret,
+            client_secret_file,
             refresh_token,
+            refresh_token_file,
             fields,
             connector,
             preset,
+            config,
         } => {
+            let Some(client_secret) =
+                secret_arg(client_secret, client_secret_file, "--client-secret-file")
+            else {
+                return ExitCode::from(2);
+            };
+            let Some(refresh_token) =
+                secret_arg(refresh_token, refresh_token_file, "--refresh-token-file")
+            else {
+                return ExitCode::from(2);
+            };
             let mut json = Map::new();
             if let Some(host) = host {
                 json.insert("host".into(), Value::String(host));
@@ -105,8 +134,13 @@ pub fn run(command: KeyCommand) -> ExitCode {
                 json.insert(name.to_owned(), value);
             }
             let encoded = hookwarden_core::key::encode(&Value::Object(json));
-            // Never print a key the API would refuse.
-            match check(&encoded, &connector, preset.kind(&connector)) {
+            // Never print a key the API would refuse: the verdict goes to standard error.
+            match check(
+                &encoded,
+                &connector,
+                preset.kind(&connector),
+                config.as_deref(),
+            ) {
                 Ok(warnings) => {
                     for w in warnings {
                         eprintln!("warning: {w}");
@@ -114,7 +148,12 @@ pub fn run(command: KeyCommand) -> ExitCode {
                     println!("{encoded}");
                     ExitCode::SUCCESS
                 }
-                Err(code) => code,
+                Err(Refused::Rejected { code, message, fix }) => {
+                    eprintln!("rejected [{code}]: {message}");
+                    eprintln!("fix: {fix}");
+                    ExitCode::from(1)
+                }
+                Err(Refused::Usage) => ExitCode::from(2),
             }
         }
         KeyCommand::Decode {
@@ -148,38 +187,62 @@ pub fn run(command: KeyCommand) -> ExitCode {
             key,
             connector,
             preset,
+            config,
         } => {
             let Some(key) = read_arg(&key) else {
                 return ExitCode::from(2);
             };
-            match check(&key, &connector, preset.kind(&connector)) {
+            // `check` answers a question: its verdict is its output, on standard output.
+            match check(&key, &connector, preset.kind(&connector), config.as_deref()) {
                 Ok(warnings) => {
                     for w in &warnings {
                         println!("warning: {w}");
                     }
                     ExitCode::SUCCESS
                 }
-                Err(code) => code,
+                Err(Refused::Rejected { code, message, fix }) => {
+                    println!("rejected [{code}]: {message}");
+                    println!("fix: {fix}");
+                    ExitCode::from(1)
+                }
+                Err(Refused::Usage) => ExitCode::from(2),
             }
         }
     }
 }
 
-/// The API's own checks (key rules and endpoint network rules under the current config).
-/// Prints the verdict; returns the warnings, or the exit code for a rejection.
-fn check(key: &str, connector: &str, kind: ConnectorKind) -> Result<Vec<String>, ExitCode> {
+/// Why `check` refused: the key (what the API would answer), or the command's own arguments
+/// (already said on standard error).
+enum Refused {
+    Rejected {
+        code: String,
+        message: String,
+        fix: String,
+    },
+    Usage,
+}
+
+/// The API's own checks (key rules, and endpoint network rules under the configuration `serve`
+/// would run with). Says on standard error which flow and token endpoint an accepted key
+/// gets; returns its warnings, or why it was refused.
+fn check(
+    key: &str,
+    connector: &str,
+    kind: ConnectorKind,
+    config: Option<&std::path::Path>,
+) -> Result<Vec<String>, Refused> {
     let name = match hookwarden_core::ConnectorName::parse(connector) {
         Ok(name) => name,
         Err(e) => {
             eprintln!("error: --connector: {e}");
-            return Err(ExitCode::from(2));
+            return Err(Refused::Usage);
         }
     };
-    let settings = match Config::load(None, &Overrides::default()).and_then(|c| c.settings()) {
+    let settings = match Config::load(config, &Overrides::default()).and_then(|c| c.settings()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return Err(ExitCode::from(2));
+            return Err(Refused::Usage);
         }
     };
     match hookwarden_server::api::validate::key(key, kind, &settings) {
@@ -192,10 +255,31 @@ fn check(key: &str, connector: &str, kind: ConnectorKind) -> Result<Vec<String>,
             );
             Ok(parsed.warnings)
         }
-        Err(err) => {
-            println!("rejected [{}]: {}", err.code, err.message);
-            println!("fix: {}", err.fix);
-            Err(ExitCode::from(1))
+        Err(err) => Err(Refused::Rejected {
+            code: err.code.to_string(),
+            message: err.message,
+            fix: err.fix,
+        }),
+    }
+}
+
+/// A secret given on the command line, or read from a file (`-`: standard input), its
+/// trailing line break dropped. `None` (said on standard error) when the file cannot be read.
+fn secret_arg(given: Option<String>, file: Option<PathBuf>, flag: &str) -> Option<Option<String>> {
+    let Some(file) = file else {
+        return Some(given);
+    };
+    let read = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(&file)
+    };
+    match read {
+        Ok(text) => Some(Some(text.trim_end_matches(['\r', '\n']).to_owned())),
+        Err(e) => {
+            eprintln!("error: {flag} {}: {e}", file.display());
+            None
         }
     }
 }

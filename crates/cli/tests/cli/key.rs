@@ -53,11 +53,13 @@ fn key_encode_refuses_what_the_api_would_refuse() {
             "SecretValue-123456",
         ])
         .assert()
-        .failure()
-        .stdout(predicate::str::contains(
+        .code(1)
+        // Nothing a `KEY=$(...)` could take for a key.
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
             "key_client_credentials_on_login_host",
         ))
-        .stdout(predicate::str::contains("my.salesforce.com"));
+        .stderr(predicate::str::contains("my.salesforce.com"));
     hookwarden()
         .args([
             "key",
@@ -177,4 +179,54 @@ fn key_check_follows_the_preset_given() {
         .stderr(predicate::str::contains(
             "acme.my.salesforce.com/services/oauth2/token",
         ));
+}
+
+/// Secrets need not be typed on the command line (where the shell's history keeps them): a
+/// file, or standard input with `-`; the key is the same as with the flag.
+#[test]
+fn key_encode_reads_secrets_from_a_file_or_standard_input() {
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "key",
+            "encode",
+            "--host",
+            "acme.my.salesforce.com",
+            "--client-id",
+            "3MVG9abc",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let stdout = |out: std::process::Output| String::from_utf8(out.stdout).unwrap();
+    let flag = stdout(
+        hookwarden()
+            .args(args(&["--client-secret", "SecretValue-123456"]))
+            .output()
+            .unwrap(),
+    );
+    let piped = stdout(
+        hookwarden()
+            .args(args(&["--client-secret-file", "-"]))
+            .write_stdin("SecretValue-123456\n")
+            .output()
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "SecretValue-123456\n").unwrap();
+    let from_file = stdout(
+        hookwarden()
+            .args(args(&["--client-secret-file", file.to_str().unwrap()]))
+            .output()
+            .unwrap(),
+    );
+    assert!(!flag.trim().is_empty());
+    assert_eq!(piped, flag);
+    assert_eq!(from_file, flag);
+    hookwarden()
+        .args(args(&["--client-secret-file", "/no/such/file"]))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("--client-secret-file"));
 }
