@@ -38,7 +38,13 @@ impl Report {
 }
 
 /// Runs every check; `Ok(false)` when one failed.
-pub async fn run(config: anyhow::Result<Config>, api_key: Option<String>) -> anyhow::Result<bool> {
+/// `server`: the API to ask about the account's connectors (`--server`, `HOOKWARDEN_SERVER`);
+/// by default the one at the listen address, when one answers there.
+pub async fn run(
+    config: anyhow::Result<Config>,
+    api_key: Option<String>,
+    server: Option<String>,
+) -> anyhow::Result<bool> {
     let mut report = Report { failed: false };
     let config = match config {
         Ok(config) => config,
@@ -109,16 +115,29 @@ pub async fn run(config: anyhow::Result<Config>, api_key: Option<String>) -> any
     }
     check_network_rules(&mut report, &settings);
     check_retention(&mut report, &settings);
-    let running = check_listen(&mut report, &settings).await;
-    match (running, api_key) {
-        (true, Some(key)) => check_connectors(&mut report, &settings, &key).await,
-        (true, None) => report.say(
+    let running_here = check_listen(&mut report, &settings).await;
+    let server = match server {
+        Some(url) => check_server(&mut report, url.trim_end_matches('/')).await,
+        None => running_here.then(|| format!("http://{}", settings.listen)),
+    };
+    match (server, api_key) {
+        (Some(base), Some(key)) => check_connectors(&mut report, &base, &key).await,
+        (Some(_), None) => report.say(
             Level::Ok,
             "connectors",
             "not checked: set HOOKWARDEN_API_KEY (or --api-key) to check an account's connectors",
             None,
         ),
-        (false, _) => {}
+        (None, Some(_)) => report.say(
+            Level::Warn,
+            "connectors",
+            &format!(
+                "not checked: no hookwarden server answers at {}, and no other was named",
+                settings.listen
+            ),
+            Some("point --server (or HOOKWARDEN_SERVER) at the running server, e.g. --server https://hookwarden.internal"),
+        ),
+        (None, None) => {}
     }
     Ok(!report.failed)
 }
@@ -340,9 +359,48 @@ async fn check_listen(report: &mut Report, settings: &Settings) -> bool {
     }
 }
 
+/// Whether the server named by `--server` answers; its base URL when it does.
+async fn check_server(report: &mut Report, base: &str) -> Option<String> {
+    let answered = reqwest::Client::new()
+        .get(format!("{base}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    match answered {
+        Ok(r) if r.status().is_success() => {
+            report.say(
+                Level::Ok,
+                "server",
+                &format!("a hookwarden server answers at {base}"),
+                None,
+            );
+            Some(base.to_owned())
+        }
+        Ok(r) => {
+            report.say(
+                Level::Fail,
+                "server",
+                &format!("{base}/healthz answered {}", r.status()),
+                Some("check that --server (or HOOKWARDEN_SERVER) names a hookwarden server, scheme and port included"),
+            );
+            None
+        }
+        Err(e) => {
+            report.say(
+                Level::Fail,
+                "server",
+                &format!("no answer from {base}: {e}"),
+                Some(
+                    "start the server, or point --server (or HOOKWARDEN_SERVER) at the running one",
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// The account's connectors that cannot deliver, and its failed deliveries.
-async fn check_connectors(report: &mut Report, settings: &Settings, api_key: &str) {
-    let base = format!("http://{}", settings.listen);
+async fn check_connectors(report: &mut Report, base: &str, api_key: &str) {
     let http = reqwest::Client::new();
     let get = |path: String| {
         http.get(format!("{base}{path}"))

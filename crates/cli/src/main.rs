@@ -76,6 +76,9 @@ struct DoctorArgs {
     /// An API key: also check that account's connectors on the running server.
     #[arg(long, env = "HOOKWARDEN_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// The running server to ask about them [default: the one at the listen address].
+    #[arg(long, env = "HOOKWARDEN_SERVER", value_name = "URL")]
+    server: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -386,7 +389,7 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Doctor(args) => {
             let config = load_config(&args.config, args.listen);
-            match doctor::run(config, args.api_key).await {
+            match doctor::run(config, args.api_key, args.server).await {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
                 Err(e) => Err(e),

@@ -88,6 +88,29 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
             ))
             .stdout(predicate::str::contains("give the key again (PATCH"))
             .stdout(predicate::str::contains("reauth-url salesforceOauth2").not());
+        // Wherever serve would listen, the doctor asks the server HOOKWARDEN_SERVER names.
+        cli(&b, &k)
+            .args(["doctor", "--listen", "127.0.0.1:0", "--database", &db_url])
+            .assert()
+            .failure()
+            .stdout(predicate::str::contains(format!(
+                "ok   server       a hookwarden server answers at {b}"
+            )))
+            .stdout(predicate::str::contains(
+                "FAIL connector    salesforceOauth2: revoked",
+            ));
+        // A server named but not answering: the doctor says so and fails, rather than
+        // skipping the connectors it was asked to check.
+        let gone = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        cli(&gone, &k)
+            .args(["doctor", "--listen", "127.0.0.1:0", "--database", &db_url])
+            .assert()
+            .failure()
+            .stdout(predicate::str::contains("FAIL server"))
+            .stdout(predicate::str::contains("HOOKWARDEN_SERVER"));
         // A revoked connector fails its test, and says what to do.
         cli(&b, &k)
             .args(["connectors", "test", "salesforceOauth2"])
