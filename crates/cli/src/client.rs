@@ -60,11 +60,12 @@ pub enum ConnectorsCommand {
     /// Queue the connector's failed deliveries (or, with --status delivered, delivered ones) again.
     Replay {
         name: String,
-        /// RFC 3339: deliveries created at or after it, e.g. 2026-12-01T00:00:00Z.
-        #[arg(long)]
+        /// Deliveries created at or after it: RFC 3339 (2026-12-01T00:00:00Z), a date
+        /// (2026-12-01) or how long ago (1h, 2d).
+        #[arg(long, value_parser = crate::time_arg::parse)]
         since: String,
-        /// RFC 3339: and before it [default: now].
-        #[arg(long)]
+        /// And before it [default: now]: RFC 3339, a date or how long ago.
+        #[arg(long, value_parser = crate::time_arg::parse)]
         until: Option<String>,
         /// `failed` (default) or `delivered`.
         #[arg(long)]

@@ -81,11 +81,11 @@ pub struct ListArgs {
     status: Option<String>,
     #[arg(long)]
     package_id: Option<String>,
-    /// RFC 3339: deliveries created at or after it.
-    #[arg(long)]
+    /// Deliveries created at or after it: RFC 3339, a date (2026-12-06) or how long ago (1h, 2d).
+    #[arg(long, value_parser = crate::time_arg::parse)]
     since: Option<String>,
-    /// RFC 3339: deliveries created before it.
-    #[arg(long)]
+    /// Deliveries created before it: RFC 3339, a date or how long ago.
+    #[arg(long, value_parser = crate::time_arg::parse)]
     until: Option<String>,
     /// How many to show; with --all, the page size.
     #[arg(long, default_value_t = 50)]

@@ -6,6 +6,7 @@ mod deliveries_cmd;
 mod demo;
 mod doctor;
 mod key_cmd;
+mod time_arg;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
