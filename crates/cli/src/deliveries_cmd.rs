@@ -29,7 +29,8 @@ pub struct SendArgs {
     /// The package (transaction) the event is about.
     #[arg(long, required_unless_present = "file", conflicts_with = "file")]
     package_id: Option<String>,
-    /// Where the event comes from; matched against each connector's `origins`.
+    /// Where the event comes from; matched against each connector's `origins`. With --file, the
+    /// origin of the file's events that name none.
     #[arg(long, default_value = "OSS")]
     origin: String,
     #[arg(long, conflicts_with = "file")]
@@ -102,7 +103,10 @@ pub struct ListArgs {
 
 /// The events of a file, as the API takes them: objects, checked to be objects here so a wrong
 /// file is named before anything is sent.
-fn events_of(file: &PathBuf) -> anyhow::Result<Vec<Value>> {
+/// The events of a file, each given `origin` when it names none, and each checked as the
+/// server will check it, so that a bad one is named by its place in the file (counting from
+/// 0) before anything is sent.
+fn events_of(file: &PathBuf, origin: &str) -> anyhow::Result<Vec<Value>> {
     let text = if file.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -139,6 +143,20 @@ fn events_of(file: &PathBuf) -> anyhow::Result<Vec<Value>> {
             file.display(),
             events[i]
         );
+    }
+    let mut events = events;
+    let now = chrono::Utc::now().timestamp_millis();
+    for (i, event) in events.iter_mut().enumerate() {
+        if event.get("origin").is_none() {
+            event["origin"] = Value::String(origin.to_owned());
+        }
+        if let Err(e) = hookwarden_core::Event::from_json(event, now) {
+            anyhow::bail!(
+                "{}: event {i}: {e}\nfix: {}\nnothing was sent",
+                file.display(),
+                e.fix
+            );
+        }
     }
     Ok(events)
 }
@@ -190,7 +208,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         print_accepted(&accepted);
         return Ok(());
     };
-    let events = events_of(file)?;
+    let events = events_of(file, &args.origin)?;
     let batches: Vec<&[Value]> = events.chunks(MAX_BATCH).collect();
     let several = batches.len() > 1;
     for (n, batch) in batches.into_iter().enumerate() {

@@ -222,6 +222,26 @@ async fn events_go_out_and_deliveries_are_followed_retried_and_replayed_from_the
             .assert()
             .failure()
             .stderr(predicate::str::contains("event 0 is not a JSON object"));
+        // A file's events without an origin get --origin's, as flags do (the server needs one).
+        cli(&b, &k)
+            .args(["events", "send", "--file", "-"])
+            .write_stdin(r#"[{"name": "PACKAGE_CREATE", "packageId": "pkg-9"}]"#)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("(no destination takes it)"));
+        // A bad event is named by its place in the file, and nothing is sent.
+        cli(&b, &k)
+            .args(["events", "send", "--file", "-"])
+            .write_stdin(
+                r#"[{"name": "PACKAGE_CREATE", "packageId": "a"},
+                    {"name": "PACKAGE_CREATE", "packageId": "b"},
+                    {"name": "bad name", "packageId": "c"}]"#,
+            )
+            .assert()
+            .failure()
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("event 2: name"))
+            .stderr(predicate::str::contains("nothing was sent"));
         cli(&b, &k)
             .args(["events", "send", "--package-id", "p"])
             .assert()
