@@ -67,6 +67,9 @@ pub enum DeliveriesCommand {
     /// One more attempt now (also for a failed delivery, which goes back to pending).
     Retry {
         id: String,
+        /// Send a delivered delivery again (the receiver gets it twice, same webhook-id).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -324,11 +327,14 @@ pub async fn run_deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        DeliveriesCommand::Retry { id, server } => {
+        DeliveriesCommand::Retry { id, force, server } => {
+            let body = force.then(|| json!({ "force": true }));
             let d = Api::new(&server)
-                .call(
+                .send(
                     Method::POST,
                     &format!("/api/deliveries/{}/retry", segment(&id)),
+                    body.as_ref(),
+                    None,
                 )
                 .await?;
             println!(

@@ -177,6 +177,13 @@ async fn events_go_out_and_deliveries_are_followed_retried_and_replayed_from_the
             .assert()
             .success()
             .stdout(predicate::str::contains("pending"));
+        // A delivered one is not sent again by mistake: it asks for --force.
+        cli(&b, &k)
+            .args(["deliveries", "retry", &first_delivery])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("already_delivered"))
+            .stderr(predicate::str::contains("--force"));
         let wait_for_attempts = |n: usize| {
             let start = Instant::now();
             while get(&failing)["attempts"].as_array().unwrap().len() < n {

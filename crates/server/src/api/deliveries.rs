@@ -276,25 +276,45 @@ pub async fn get_delivery(
     Ok(Json(out.remove(0)))
 }
 
+/// `POST /api/deliveries/{id}/retry`'s body, optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryIn {
+    /// Send a delivered delivery again (the receiver gets it twice, with the same webhook-id).
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// One more attempt now. A failed delivery gets one attempt (replay a connector for a fresh
-/// schedule); a pending one skips the rest of its wait.
+/// schedule); a pending one skips the rest of its wait; a delivered one only with
+/// `{"force": true}`.
 #[utoipa::path(post, path = "/api/deliveries/{id}/retry", tag = "deliveries",
-    params(("id" = String, Path)),
+    params(("id" = String, Path)), request_body(content = Option<RetryIn>),
     responses((status = 202, body = DeliveryOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn retry_delivery(
     State(state): State<AppState>,
     authed: Authed,
     ApiPath(id): ApiPath<String>,
+    body: Option<ApiJson<RetryIn>>,
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
     let account = &authed.0.id;
     let id = DeliveryId::from(id);
+    let force = body.is_some_and(|ApiJson(b)| b.force);
     match state
         .store
-        .retry_delivery(account, &id, state.delivery.now_ms())
+        .retry_delivery(account, &id, state.delivery.now_ms(), force)
         .await?
     {
         RetryOutcome::Queued => {}
         RetryOutcome::NotFound => return Err(no_such_delivery()),
+        RetryOutcome::AlreadyDelivered => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_delivered",
+                "this delivery was delivered already; another attempt would send it again",
+                "to send it again anyway, POST {\"force\": true} (hookwarden deliveries retry ID --force); the receiver gets the same webhook-id and can tell it is a repeat",
+            ))
+        }
         RetryOutcome::InFlight => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,

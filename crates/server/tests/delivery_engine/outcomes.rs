@@ -503,3 +503,44 @@ async fn finished_deliveries_leave_the_history_after_the_retention_period() {
     assert_eq!(listed, std::slice::from_ref(&waiting));
     assert_eq!(h.delivery(&waiting).await["status"], "pending");
 }
+
+/// A delivered delivery is not sent again by a stray retry: 409 `already_delivered` with how
+/// to force it; `{"force": true}` sends it once more, under the same webhook-id.
+#[tokio::test]
+async fn a_delivered_delivery_is_retried_only_when_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&sqlite(&dir)).await;
+    h.register_salesforce().await;
+    let accepted = h.post_event(event("PACKAGE_COMPLETE", "p-1")).await;
+    let id = accepted["deliveries"][0].as_str().unwrap().to_owned();
+    h.engine.run_until_idle().await.unwrap();
+    assert_eq!(h.delivery(&id).await["status"], "delivered");
+
+    let retry = |body: Option<serde_json::Value>| {
+        let mut req = h.req(Method::POST, &format!("/api/deliveries/{id}/retry"));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move { json_of(req.send().await.unwrap()).await }
+    };
+    let (s, e) = retry(None).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (409, Some("already_delivered")),
+        "{e}"
+    );
+    assert!(e["fix"].as_str().unwrap().contains("force"), "{e}");
+    let (s, e) = retry(Some(json!({"force": false}))).await;
+    assert_eq!(s, 409, "{e}");
+    let (s, e) = retry(Some(json!({"forse": true}))).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_body")), "{e}");
+    assert_eq!(h.org.stats().callbacks_received, 1, "nothing sent again");
+
+    let (s, d) = retry(Some(json!({"force": true}))).await;
+    assert_eq!((s, d["status"].as_str()), (202, Some("pending")), "{d}");
+    h.engine.run_until_idle().await.unwrap();
+    assert_eq!(h.delivery(&id).await["status"], "delivered");
+    let callbacks = h.org.callbacks();
+    assert_eq!(callbacks.len(), 2, "sent once more");
+    assert_eq!(callbacks[0].webhook_id, callbacks[1].webhook_id);
+}

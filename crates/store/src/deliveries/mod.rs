@@ -182,6 +182,8 @@ pub enum RetryOutcome {
     NotFound,
     InFlight,
     Held,
+    /// Delivered already, and not `force`d.
+    AlreadyDelivered,
 }
 
 // ---- SQL, per dialect where they differ. SQLite's `->>` yields typed values; PostgreSQL's

@@ -163,20 +163,25 @@ impl Store {
 
     /// One more attempt now (`POST /api/deliveries/{id}/retry`). A failed delivery gets one
     /// attempt; a pending one skips the rest of its wait.
+    /// One more attempt now: a pending or failed delivery, and a delivered one only when
+    /// `force`d; never one in flight or held.
     pub async fn retry_delivery(
         &self,
         account_id: &AccountId,
         id: &DeliveryId,
         now: i64,
+        force: bool,
     ) -> Result<RetryOutcome, StoreError> {
         let changed = on_db!(&self.db, pool => {
             sqlx::query(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3 \
-                 WHERE account_id = $1 AND id = $2 AND lease_token IS NULL AND status <> 'held'",
+                 WHERE account_id = $1 AND id = $2 AND lease_token IS NULL AND status <> 'held' \
+                   AND (status <> 'delivered' OR $4)",
             )
             .bind(account_id.as_str())
             .bind(id.as_str())
             .bind(now)
+            .bind(force)
             .execute(pool)
             .await?
             .rows_affected()
@@ -187,6 +192,7 @@ impl Store {
         Ok(match self.get_delivery(account_id, id).await? {
             None => RetryOutcome::NotFound,
             Some(d) if d.in_flight => RetryOutcome::InFlight,
+            Some(d) if d.status == DeliveryStatus::Delivered => RetryOutcome::AlreadyDelivered,
             Some(_) => RetryOutcome::Held,
         })
     }
