@@ -97,7 +97,12 @@ pub async fn start_org(listen: &str, settings: &mut Settings) -> anyhow::Result<
 /// Create a demo account and register a client-credentials Salesforce connector that points at
 /// the fake org, through the server's own API, then say how to look around.
 pub async fn register(server: &RunningServer, org: &RunningFakeOrg) -> anyhow::Result<()> {
-    let (_, api_key) = server.state.store.create_account("demo").await?;
+    // A second demo on the same database keeps its account (names are unique), with a new key.
+    let store = &server.state.store;
+    let api_key = match store.account_named("demo").await? {
+        Some(account) => store.create_api_key(&account.id).await?.1,
+        None => store.create_account("demo").await?.1,
+    };
     let key = hookwarden_core::key::encode(&json!({
         "host": org.addr().to_string(),
         "client_id": hookwarden_fake_org::DEFAULT_CLIENT_ID,

@@ -227,7 +227,27 @@ async fn shutdown_signal() {
 }
 
 async fn open_store(config: &ConfigArgs) -> anyhow::Result<hookwarden_store::Store> {
+    open_store_if(config, false).await
+}
+
+/// The store, for a command that only reads or changes what is in it: a SQLite file that is
+/// not there is an error naming it (a mistyped --database), not a new empty database.
+async fn open_existing_store(config: &ConfigArgs) -> anyhow::Result<hookwarden_store::Store> {
+    open_store_if(config, true).await
+}
+
+async fn open_store_if(
+    config: &ConfigArgs,
+    must_exist: bool,
+) -> anyhow::Result<hookwarden_store::Store> {
     let settings = load_config(config, None)?.settings()?;
+    if let Some(file) = hookwarden_store::sqlite_file(&settings.database) {
+        anyhow::ensure!(
+            !must_exist || file.exists(),
+            "there is no database at {}: give the one the server uses (--database or HOOKWARDEN_DATABASE), or create an account first (hookwarden accounts create NAME)",
+            file.display()
+        );
+    }
     hookwarden_store::Store::open(&settings.database, settings.master_key)
         .await
         .with_context(|| {
@@ -269,14 +289,19 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 "the account name must be 1 to 200 characters"
             );
             let store = open_store(&config).await?;
-            let (account, api_key) = store.create_account(name).await?;
+            let (account, api_key) = match store.create_account(name).await {
+                Err(hookwarden_store::StoreError::Conflict(why)) => anyhow::bail!(
+                    "{why}: give the new account another name, or make a key for that one (hookwarden accounts new-key {name:?})"
+                ),
+                other => other?,
+            };
             store.close().await;
             eprintln!("created account {} ({})", account.name, account.id);
             println!("{api_key}");
             Ok(())
         }
         AccountsCommand::List { config } => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             for account in store.list_accounts().await? {
                 let keys = store.list_api_keys(&account.id).await?.len();
                 println!(
@@ -290,7 +315,7 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AccountsCommand::Keys { account, config } => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let account = find_account(&store, &account).await?;
             for key in store.list_api_keys(&account.id).await? {
                 println!(
@@ -305,7 +330,7 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AccountsCommand::NewKey { account, config } => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let account = find_account(&store, &account).await?;
             let (info, api_key) = store.create_api_key(&account.id).await?;
             store.close().await;
@@ -318,7 +343,7 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             key_id,
             config,
         } => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let account = find_account(&store, &account).await?;
             let outcome = store.revoke_api_key(&account.id, key_id.trim()).await?;
             store.close().await;

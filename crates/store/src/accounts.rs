@@ -72,7 +72,14 @@ impl Store {
                 .bind(&account.name)
                 .bind(account.created_at)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| match e.as_database_error() {
+                    Some(db) if db.is_unique_violation() => StoreError::Conflict(format!(
+                        "an account named {:?} exists already",
+                        account.name
+                    )),
+                    _ => StoreError::from(e),
+                })?;
             sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)")
                 .bind(hash_api_key(&api_key))
                 .bind(account.id.as_str())
@@ -82,6 +89,15 @@ impl Store {
             tx.commit().await?;
         });
         Ok((account, api_key))
+    }
+
+    /// The account of that name (names are unique).
+    pub async fn account_named(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self
+            .list_accounts()
+            .await?
+            .into_iter()
+            .find(|a| a.name == name))
     }
 
     /// A new API key for the account, returned once (stored hashed).

@@ -9,6 +9,11 @@ struct Migration {
     postgres: &'static str,
 }
 
+/// Every migration's version, in order (what a database is at once migrated).
+pub(crate) fn versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
+}
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -54,6 +59,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 9,
         sqlite: include_str!("../migrations/sqlite/0009_diagnosis_codes.sql"),
         postgres: include_str!("../migrations/postgres/0009_diagnosis_codes.sql"),
+    },
+    Migration {
+        version: 10,
+        sqlite: include_str!("../migrations/sqlite/0010_unique_account_names.sql"),
+        postgres: include_str!("../migrations/postgres/0010_unique_account_names.sql"),
     },
 ];
 

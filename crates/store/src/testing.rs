@@ -104,6 +104,12 @@ pub async fn databases(dir: &std::path::Path) -> Vec<String> {
     urls
 }
 
+/// Test only: the versions of every migration this build carries, in order: what
+/// `hookwarden_schema` lists once a database is migrated.
+pub fn migration_versions() -> Vec<i64> {
+    crate::migrate::versions()
+}
+
 /// One of the store's own statements, for `sqlite_query_plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlannedQuery {

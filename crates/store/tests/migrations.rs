@@ -195,3 +195,48 @@ async fn rows_written_before_diagnosis_codes_read_back_unclassified() {
         store.close().await;
     }
 }
+
+#[tokio::test]
+async fn accounts_that_shared_a_name_are_told_apart_and_names_stay_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in testing::databases(dir.path()).await {
+        let key = MasterKey::generate();
+        let store = Store::open(&url, MasterKeySource::Given(key.clone()))
+            .await
+            .unwrap();
+        let (first, _) = store.create_account("acme").await.unwrap();
+        store.close().await;
+        // Before names were unique, a second "acme" could be made.
+        raw(&url, "DROP INDEX accounts_name").await;
+        raw(
+            &url,
+            "INSERT INTO accounts (id, name, created_at) VALUES ('acc_zzz', 'acme', 1)",
+        )
+        .await;
+        unapply(&url, 10).await;
+
+        let store = Store::open(&url, MasterKeySource::Given(key))
+            .await
+            .unwrap();
+        let names: Vec<(String, String)> = store
+            .list_accounts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.id.as_str().to_owned(), a.name))
+            .collect();
+        assert!(
+            names.contains(&(first.id.as_str().to_owned(), "acme".to_owned())),
+            "{names:?} on {url}"
+        );
+        assert!(
+            names.contains(&("acc_zzz".to_owned(), "acme (acc_zzz)".to_owned())),
+            "{names:?} on {url}"
+        );
+        assert!(matches!(
+            store.create_account("acme").await,
+            Err(hookwarden_store::StoreError::Conflict(_))
+        ));
+        store.close().await;
+    }
+}

@@ -91,3 +91,41 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
     assert!(!ok);
     assert!(err.contains("accounts list"), "{err}");
 }
+
+/// A mistyped database is said, not created empty; a name already taken is refused with what
+/// to do instead.
+#[test]
+fn accounts_need_an_existing_database_and_unique_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.db");
+    let db = format!("sqlite://{}", file.display());
+    for args in [
+        vec!["accounts", "list"],
+        vec!["accounts", "keys", "acme"],
+        vec!["accounts", "new-key", "acme"],
+    ] {
+        hookwarden()
+            .args(&args)
+            .args(["--database", &db])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("there is no database at"));
+        assert!(!file.exists(), "{args:?} created the database");
+    }
+    hookwarden()
+        .args(["accounts", "create", "acme", "--database", &db])
+        .assert()
+        .success();
+    hookwarden()
+        .args(["accounts", "create", "acme", "--database", &db])
+        .assert()
+        .failure()
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("exists already"))
+        .stderr(predicate::str::contains("accounts new-key"));
+    hookwarden()
+        .args(["accounts", "list", "--database", &db])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("acme"));
+}

@@ -97,7 +97,12 @@ async fn events_written_before_the_without_rowid_migration_are_still_delivered()
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(
+        versions,
+        testing::migration_versions(),
+        "every migration ran"
+    );
+    assert_eq!(&versions[..7], [1, 2, 3, 4, 5, 6, 7]);
 }
 
 #[tokio::test]
