@@ -276,7 +276,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     for (name, value) in [
         ("connector", &args.connector),
         ("status", &args.status),
-        ("packageId", &args.package_id),
+        ("package_id", &args.package_id),
         ("since", &args.since),
         ("until", &args.until),
     ] {

@@ -87,8 +87,9 @@ pub struct DeliveryQuery {
     pub connector: Option<String>,
     /// `pending`, `held`, `delivered` or `failed`.
     pub status: Option<String>,
-    #[serde(rename = "packageId")]
-    #[param(rename = "packageId")]
+    /// The package the deliveries are about, as `package_id` shows it (`packageId`, the
+    /// event's own name for it, is accepted too).
+    #[serde(alias = "packageId")]
     pub package_id: Option<String>,
     /// RFC 3339: deliveries created at or after it.
     pub since: Option<String>,

@@ -248,6 +248,11 @@ async fn a_failing_connector_backs_off_as_a_whole_and_pages_of_history() {
     );
     assert!(e["message"].as_str().unwrap().contains("stauts"), "{e}");
     assert_eq!(h.list("packageId=p3").await.len(), 1);
+    assert_eq!(
+        h.list("package_id=p3").await.len(),
+        1,
+        "named as the field it filters"
+    );
     // A time window: `since` and `until` (created before it).
     assert!(h.list("until=2000-01-01T00:00:00Z").await.is_empty());
     let all = h.list("limit=1000").await.len();
