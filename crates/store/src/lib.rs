@@ -31,8 +31,8 @@ pub use accounts::{api_key_id, Account, ApiKeyInfo, KeyRevocation};
 pub use connectors::{ConnectorRecord, NewConnector, Seen, DEFAULT_CALLBACK_NAME};
 pub use crypto::{Cipher, MasterKey};
 pub use deliveries::{
-    AttemptRecord, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRecord, IdempotencyRecord,
-    IngestOutcome, IngestWrite, NewAttempt, NewDelivery, NewEvent, QueueDepth, RetryOutcome,
+    AttemptRecord, ClaimedDelivery, Completion, ConnectorGauges, DeliveryFilter, DeliveryRecord,
+    IdempotencyRecord, IngestOutcome, IngestWrite, NewAttempt, NewDelivery, NewEvent, RetryOutcome,
 };
 pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
 pub use retention::Pruned;

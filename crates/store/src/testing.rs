@@ -115,8 +115,8 @@ pub fn migration_versions() -> Vec<i64> {
 pub enum PlannedQuery {
     /// `Store::list_deliveries` with this status filter.
     ListDeliveries(Option<DeliveryStatus>),
-    /// `Store::queue_depths`.
-    QueueDepths,
+    /// `Store::connector_gauges`.
+    ConnectorGauges,
     /// The UPDATE of `Store::claim_due` on SQLite when it leaves connectors out.
     ClaimExcluding,
 }
@@ -133,7 +133,7 @@ pub async fn sqlite_query_plan(
     };
     let (sql, params) = match query {
         PlannedQuery::ListDeliveries(status) => (deliveries::list_sql(status), 8),
-        PlannedQuery::QueueDepths => (deliveries::DEPTHS.to_owned(), 1),
+        PlannedQuery::ConnectorGauges => (deliveries::DEPTHS.to_owned(), 1),
         // The claim's text is its UPDATE, then the read-back of what it took.
         PlannedQuery::ClaimExcluding => {
             let (update, _) = deliveries::CLAIM_EXCLUDING_AND_READ_SQLITE

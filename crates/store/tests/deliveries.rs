@@ -294,7 +294,7 @@ async fn open_deliveries_are_found_by_index_and_delivered_ones_by_history() {
         assert_eq!(ids(Some(DeliveryStatus::Failed)).await, ["dlv-p-1"]);
         assert_eq!(ids(Some(DeliveryStatus::Pending)).await, ["dlv-p-2"]);
         assert_eq!(ids(None).await, ["dlv-p-2", "dlv-p-1", "dlv-p-0"]);
-        let depths = s.queue_depths(300).await.unwrap();
+        let depths = s.connector_gauges(300).await.unwrap();
         assert!(depths.is_empty(), "no connector row, no gauge");
         assert_eq!(
             s.hold_connector_deliveries(&"con".into(), 300)
@@ -335,8 +335,11 @@ async fn open_deliveries_are_found_by_index_and_delivered_ones_by_history() {
             );
             assert!(!p.contains("TEMP B-TREE"), "read in order, not sorted: {p}");
         }
-        let p = plan(PlannedQuery::QueueDepths).await;
-        assert_eq!(p.matches("deliveries_connector").count(), 3, "{p}");
+        let p = plan(PlannedQuery::ConnectorGauges).await;
+        // Due, held, failed, and the oldest pending's seq: four probes of the connector index;
+        // then that one delivery read by its key.
+        assert_eq!(p.matches("deliveries_connector").count(), 4, "{p}");
+        assert!(p.contains("USING INTEGER PRIMARY KEY"), "{p}");
     }
 }
 

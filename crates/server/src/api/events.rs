@@ -124,6 +124,7 @@ pub async fn post_event(
     ingest(
         &state,
         IngestRequest {
+            account_name: authed.0.name,
             account: authed.0.id,
             events: vec![event],
             shape: Shape::Single,
@@ -169,6 +170,7 @@ pub async fn post_event_batch(
     ingest(
         &state,
         IngestRequest {
+            account_name: authed.0.name,
             account: authed.0.id,
             events,
             shape: Shape::Batch,

@@ -52,7 +52,11 @@ impl<T: TokenSource> Workers<T> {
             Err(TokenFailure::NeedsReauth { .. }) => Some("needs_reauth"),
         };
         if let Some(outcome) = outcome {
-            metrics::grant(record.account_id.as_str(), &record.name, outcome);
+            metrics::grant(
+                &self.account_label(&record.account_id).await,
+                &record.name,
+                outcome,
+            );
         }
         result
     }

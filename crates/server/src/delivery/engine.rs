@@ -97,6 +97,7 @@ impl<T: TokenSource> Engine<T> {
                 node: uuid::Uuid::new_v4().simple().to_string(),
                 batches: AtomicU64::new(0),
                 retention_days: settings.history_retention_days,
+                account_names: Mutex::default(),
             }),
         })
     }
@@ -106,6 +107,12 @@ impl<T: TokenSource> Engine<T> {
     /// and old Idempotency-Keys, removed a chunk per write transaction.
     pub async fn prune_history(&self) -> Result<Pruned, StoreError> {
         self.inner.prune_history().await
+    }
+
+    /// Set the operator's gauges of every connector (queue depths, status, token expiry, the
+    /// oldest pending delivery's age); the maintenance task does it every 5 s.
+    pub async fn publish_gauges(&self) -> Result<(), StoreError> {
+        self.inner.publish_gauges().await
     }
 
     /// Claim one batch, run every delivery in it to its outcome, and record the outcomes.

@@ -50,6 +50,8 @@ pub enum Shape {
 
 pub struct IngestRequest {
     pub account: AccountId,
+    /// For the metrics' labels.
+    pub account_name: String,
     pub events: Vec<Event>,
     pub shape: Shape,
     /// (Idempotency-Key, hash of the body).
@@ -361,6 +363,17 @@ async fn write_group(
         let _turn = writes.enter().await;
         store.commit_ingest(&batch, now).await?
     };
+    // Events ingested per account: those written now, not an Idempotency-Key's replay.
+    let mut ingested: HashMap<&str, u64> = HashMap::new();
+    for (job, outcome) in jobs.iter().zip(&outcomes) {
+        if matches!(outcome, IngestOutcome::Written) {
+            *ingested.entry(&job.request.account_name).or_default() +=
+                job.request.events.len() as u64;
+        }
+    }
+    for (account, n) in ingested {
+        super::metrics::events_ingested(account, n);
+    }
     let answers = outcomes
         .into_iter()
         .zip(answers)

@@ -72,22 +72,25 @@ pub(super) async fn maintenance_loop<T: TokenSource>(
             }
         }
         if tick % 5 == 1 {
-            match inner.store.queue_depths(inner.now()).await {
-                Ok(depths) => {
-                    for d in depths {
-                        let account = d.account_id.as_str();
-                        metrics::queue_depth(account, &d.connector_name, "due", d.due);
-                        metrics::queue_depth(account, &d.connector_name, "held", d.held);
-                        metrics::queue_depth(account, &d.connector_name, "failed", d.failed);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "reading queue depths failed"),
+            if let Err(e) = inner.publish_gauges().await {
+                tracing::warn!(error = %e, "reading the connectors' gauges failed");
             }
         }
     }
 }
 
 impl<T: TokenSource> Workers<T> {
+    /// Every connector's gauges, and the account names the other metrics' labels use.
+    pub(super) async fn publish_gauges(&self) -> Result<(), StoreError> {
+        let now = self.now();
+        let gauges = self.store.connector_gauges(now).await?;
+        self.learn_account_names(&gauges);
+        for g in &gauges {
+            metrics::connector(g, now);
+        }
+        Ok(())
+    }
+
     /// Re-checks held deliveries against their connector's status, and wakes the claimer for
     /// those due again.
     pub(super) async fn maintain_held(&self) -> Result<(), StoreError> {

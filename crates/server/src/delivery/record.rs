@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookwarden_core::AccountId;
 use hookwarden_core::ConnectorId;
 use hookwarden_store::{Completion, NewAttempt, StoreError};
 use tokio::sync::mpsc;
@@ -89,26 +90,31 @@ impl<T: TokenSource> Workers<T> {
             }
         }
         // Metrics per (account, connector): one lookup and no label strings per delivery.
-        let mut counts: HashMap<(&str, &str, OutcomeKind), u64> = HashMap::new();
-        let mut latencies: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
+        let mut counts: HashMap<(&AccountId, &str, OutcomeKind), u64> = HashMap::new();
+        let mut latencies: HashMap<(&AccountId, &str), Vec<f64>> = HashMap::new();
         for o in outcomes {
             *counts
-                .entry((o.account.as_str(), o.connector.as_str(), o.kind))
+                .entry((&o.account, o.connector.as_str(), o.kind))
                 .or_default() += 1;
             for a in o.attempts.iter().map(|a| &a.record) {
                 if a.status_code.is_some() || a.duration_ms > 0 {
                     latencies
-                        .entry((o.account.as_str(), o.connector.as_str()))
+                        .entry((&o.account, o.connector.as_str()))
                         .or_default()
                         .push(a.duration_ms as f64 / 1000.0);
                 }
             }
         }
         for ((account, connector, kind), n) in counts {
-            metrics::delivery_outcomes(account, connector, kind.label(), n);
+            metrics::delivery_outcomes(
+                &self.account_label(account).await,
+                connector,
+                kind.label(),
+                n,
+            );
         }
         for ((account, connector), seconds) in latencies {
-            metrics::attempt_latencies(account, connector, &seconds);
+            metrics::attempt_latencies(&self.account_label(account).await, connector, &seconds);
         }
         Ok(())
     }

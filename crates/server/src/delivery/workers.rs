@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
-use hookwarden_core::ConnectorId;
+use hookwarden_core::{AccountId, ConnectorId};
 use hookwarden_store::Store;
 use tokio::sync::Notify;
 
@@ -37,9 +37,45 @@ pub(super) struct Workers<T> {
     pub(super) batches: AtomicU64,
     /// Days finished deliveries are kept (`history_retention_days`); 0 keeps them all.
     pub(super) retention_days: u32,
+    /// Account names for the metrics' labels, learnt with the connectors' gauges and when an
+    /// account is first seen.
+    pub(super) account_names: Mutex<HashMap<AccountId, String>>,
 }
 
 impl<T: TokenSource> Workers<T> {
+    /// The account's name as a metrics label. An account not seen before has the names read
+    /// again (once per new account); its id stands in only if that read fails.
+    pub(super) async fn account_label(&self, account: &AccountId) -> String {
+        if let Some(name) = self.known_account_name(account) {
+            return name;
+        }
+        if let Ok(accounts) = self.store.list_accounts().await {
+            let mut names = self.account_names.lock().expect("account names lock");
+            for a in accounts {
+                names.insert(a.id, a.name);
+            }
+        }
+        self.known_account_name(account)
+            .unwrap_or_else(|| account.as_str().to_owned())
+    }
+
+    fn known_account_name(&self, account: &AccountId) -> Option<String> {
+        self.account_names
+            .lock()
+            .expect("account names lock")
+            .get(account)
+            .cloned()
+    }
+
+    pub(super) fn learn_account_names(&self, gauges: &[hookwarden_store::ConnectorGauges]) {
+        let mut names = self.account_names.lock().expect("account names lock");
+        for g in gauges {
+            if names.get(&g.account_id) != Some(&g.account_name) {
+                names.insert(g.account_id.clone(), g.account_name.clone());
+            }
+        }
+    }
+
     pub(super) fn now(&self) -> i64 {
         self.opts.clock.now_ms()
     }

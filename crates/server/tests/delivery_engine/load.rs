@@ -328,3 +328,111 @@ async fn another_node_is_woken_by_the_ingesting_nodes_notification() {
     // Not `close`: B's LISTEN connection stays out of the pool until its hub is gone.
     node_b.shutdown().await;
 }
+
+/// The operator's metrics, labelled by the account's and the connector's names: each
+/// connector's status as a 0/1 gauge an alert can fire on, seconds until its token expires, the
+/// age of its oldest pending delivery, and the events each account ingested.
+#[tokio::test]
+async fn metrics_show_each_connectors_status_token_and_oldest_pending_delivery() {
+    // The recorder, installed before anything is recorded (a server does it as it starts).
+    hookwarden_server::metrics::handle();
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&sqlite(&dir)).await;
+    // An account of its own: the recorder is shared by every test of this process.
+    let account = format!("metrics-{}", std::process::id());
+    let (_, key) = h.state.store.create_account(&account).await.unwrap();
+    let call = |method: Method, path: &str, body: Value| {
+        h.http
+            .request(method, format!("{}{path}", h.base))
+            .header("Authorization", format!("Basic {key}"))
+            .json(&body)
+    };
+    let broken_key = b64(&json!({
+        "host": "acme.my.salesforce.com", "client_id": hookwarden_fake_org::DEFAULT_CLIENT_ID,
+        "refresh_token": "not-a-token-the-org-issued", "token_url": h.org.token_url(),
+    }));
+    for (name, k) in [("good", h.cc_key()), ("broken", broken_key)] {
+        let (s, body) = json_of(
+            call(
+                Method::POST,
+                &format!("/api/callback/connectors/{name}"),
+                json!({"url": h.org.callback_url(), "events": ["PACKAGE_COMPLETE"], "key": k, "preset": "salesforce"}),
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let post = || async {
+        let (s, body) = json_of(
+            call(
+                Method::POST,
+                "/api/events",
+                event("PACKAGE_COMPLETE", "m-1"),
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(s, 202, "{body}");
+    };
+    post().await;
+    h.engine.run_until_idle().await.unwrap();
+    assert_eq!(
+        h.connector_of(&key, "broken").await["status"],
+        "needs_reauth"
+    );
+    // One more event, left waiting a minute.
+    post().await;
+    h.clock.advance(Duration::from_secs(60));
+    h.engine.publish_gauges().await.unwrap();
+
+    let text = hookwarden_server::metrics::handle().render();
+    let value = |metric: &str, labels: &[(&str, &str)]| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("{metric}{{"))
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .unwrap_or_else(|| panic!("no {metric} {labels:?} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let of = |connector| [("account", account.as_str()), ("connector", connector)];
+    let status = |connector, status| {
+        let mut l = of(connector).to_vec();
+        l.push(("status", status));
+        value("hookwarden_connector_status", &l)
+    };
+    assert_eq!(status("broken", "needs_reauth"), 1.0);
+    assert_eq!(status("broken", "active"), 0.0);
+    assert_eq!(status("good", "active"), 1.0);
+    assert_eq!(status("good", "needs_reauth"), 0.0);
+    // The fake org's sessions last 7,200 s; a minute of it has gone.
+    let expires = value("hookwarden_token_expires_in_seconds", &of("good"));
+    assert!((7_000.0..=7_141.0).contains(&expires), "{expires}");
+    let oldest = value(
+        "hookwarden_oldest_pending_delivery_age_seconds",
+        &of("good"),
+    );
+    assert!((59.0..120.0).contains(&oldest), "{oldest}");
+    assert_eq!(
+        value("hookwarden_events_ingested_total", &[("account", &account)]),
+        2.0
+    );
+    // The delivery counter names the account too, once its name is known.
+    let delivered = value(
+        "hookwarden_deliveries_total",
+        &[
+            ("account", &account),
+            ("connector", "good"),
+            ("outcome", "delivered"),
+        ],
+    );
+    assert!(delivered >= 1.0, "{delivered}");
+}

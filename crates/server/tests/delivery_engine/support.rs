@@ -248,6 +248,20 @@ impl Harness {
         .1
     }
 
+    /// A connector of another account, by that account's API key.
+    pub async fn connector_of(&self, api_key: &str, name: &str) -> Value {
+        json_of(
+            self.http
+                .get(format!("{}/api/callback/connectors/{name}", self.base))
+                .header("Authorization", format!("Basic {api_key}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .1
+    }
+
     pub async fn list(&self, query: &str) -> Vec<Value> {
         let (status, answer) = json_of(
             self.req(reqwest::Method::GET, &format!("/api/deliveries?{query}"))

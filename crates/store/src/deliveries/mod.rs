@@ -11,7 +11,9 @@
 //! writes events and deliveries, `queue` claims them and records what became of them, `query`
 //! reads them back (and re-queues them by hand).
 
-use hookwarden_core::{AccountId, ConnectorId, DeliveryId, DeliveryStatus, DiagnosisView, EventId};
+use hookwarden_core::{
+    AccountId, ConnectorId, ConnectorStatus, DeliveryId, DeliveryStatus, DiagnosisView, EventId,
+};
 use serde::Serialize;
 
 use crate::multirow::{self, Dialect};
@@ -165,14 +167,21 @@ pub struct DeliveryFilter {
     pub limit: i64,
 }
 
-/// Due, held and failed deliveries of one connector, for the queue-depth gauges.
+/// What the operator's gauges show of one connector: its queue (due, held and failed
+/// deliveries, the oldest waiting one), its status and when its access token expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueDepth {
+pub struct ConnectorGauges {
     pub account_id: AccountId,
+    pub account_name: String,
     pub connector_name: String,
+    pub status: ConnectorStatus,
     pub due: i64,
     pub held: i64,
     pub failed: i64,
+    /// When the oldest `pending` delivery (due or waiting for a retry) was created.
+    pub oldest_pending_at: Option<i64>,
+    /// When the access token of its current credentials expires, if one is held.
+    pub token_expires_at: Option<i64>,
 }
 
 /// What `retry_delivery` found.

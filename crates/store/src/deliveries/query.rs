@@ -1,10 +1,10 @@
 //! Reading deliveries back (listings, one delivery, its attempts, queue depths) and the
 //! requests that re-queue them by hand (retry, replay).
 
-use hookwarden_core::{AccountId, DeliveryId, DeliveryStatus, DiagnosisView};
+use hookwarden_core::{AccountId, ConnectorStatus, DeliveryId, DeliveryStatus, DiagnosisView};
 use sqlx::Row;
 
-use super::{AttemptRecord, DeliveryFilter, DeliveryRecord, QueueDepth, RetryOutcome};
+use super::{AttemptRecord, ConnectorGauges, DeliveryFilter, DeliveryRecord, RetryOutcome};
 use crate::{on_db, Store, StoreError};
 
 const ATTEMPTS_OF_SQLITE: &str = "SELECT delivery_id, at, status_code, duration_ms, response_excerpt, error, diagnosis, refreshed \
@@ -24,14 +24,24 @@ fn status_term(status: Option<DeliveryStatus>) -> &'static str {
 }
 
 /// Due, held and failed deliveries per connector (`queue_depths`), each by index probes.
-pub(crate) const DEPTHS: &str = "SELECT c.account_id, c.name AS connector_name, \
+/// The oldest pending delivery is found by its `seq` (deliveries are numbered as they are
+/// created), which the connector index gives in order, then read once.
+pub(crate) const DEPTHS: &str = "SELECT c.account_id, a.name AS account_name, c.name AS connector_name, \
+       c.status, \
        (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id \
           AND d.status = 'pending' AND d.status <> 'delivered' AND d.next_attempt_at <= $1) AS due, \
        (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id \
           AND d.status = 'held' AND d.status <> 'delivered') AS held, \
        (SELECT COUNT(*) FROM deliveries d WHERE d.connector_id = c.id \
-          AND d.status = 'failed' AND d.status <> 'delivered') AS failed \
-     FROM connectors c ORDER BY c.account_id, c.name";
+          AND d.status = 'failed' AND d.status <> 'delivered') AS failed, \
+       (SELECT o.created_at FROM deliveries o WHERE o.seq = (SELECT MIN(p.seq) FROM deliveries p \
+          WHERE p.connector_id = c.id AND p.status = 'pending' AND p.status <> 'delivered')) \
+          AS oldest_pending_at, \
+       t.access_expires_at AS token_expires_at \
+     FROM connectors c JOIN accounts a ON a.id = c.account_id \
+     LEFT JOIN token_state t ON t.connector_id = c.id \
+       AND t.credentials_version = c.credentials_version AND t.access_sealed IS NOT NULL \
+     ORDER BY c.account_id, c.name";
 
 /// `list_deliveries`: account, connector name, status, packageId, since, before seq, limit,
 /// until.
@@ -228,20 +238,27 @@ impl Store {
         }))
     }
 
-    /// Due, held and failed deliveries of every connector, zeros included (a gauge that is
-    /// no longer reported would keep its last value). Index probes per connector and status,
-    /// so the cost follows the open and failed deliveries, not the whole history.
-    pub async fn queue_depths(&self, now: i64) -> Result<Vec<QueueDepth>, StoreError> {
+    /// Every connector's gauges, zeros included (a gauge that is no longer reported would
+    /// keep its last value). Index probes per connector and status, so the cost follows the
+    /// open and failed deliveries, not the whole history.
+    pub async fn connector_gauges(&self, now: i64) -> Result<Vec<ConnectorGauges>, StoreError> {
         Ok(on_db!(&self.reads, pool => {
             let rows = sqlx::query(DEPTHS).bind(now).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                out.push(QueueDepth {
+                let status: String = row.try_get("status")?;
+                out.push(ConnectorGauges {
                     account_id: row.try_get::<String, _>("account_id")?.into(),
+                    account_name: row.try_get("account_name")?,
                     connector_name: row.try_get("connector_name")?,
+                    status: ConnectorStatus::parse(&status).ok_or_else(|| {
+                        StoreError::Corrupt(format!("connector status {status:?}"))
+                    })?,
                     due: row.try_get("due")?,
                     held: row.try_get("held")?,
                     failed: row.try_get("failed")?,
+                    oldest_pending_at: row.try_get("oldest_pending_at")?,
+                    token_expires_at: row.try_get("token_expires_at")?,
                 });
             }
             out

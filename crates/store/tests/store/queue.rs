@@ -95,7 +95,7 @@ async fn queue_depths_list_every_connector_and_orphans_are_failed_by_connector()
         ];
         store.commit_ingest(&writes, 100).await.unwrap();
 
-        let depths = store.queue_depths(1_000).await.unwrap();
+        let depths = store.connector_gauges(1_000).await.unwrap();
         let of = |name: &str| {
             depths
                 .iter()
@@ -134,7 +134,7 @@ async fn queue_depths_list_every_connector_and_orphans_are_failed_by_connector()
         assert_eq!(d.status, hookwarden_core::DeliveryStatus::Failed);
         assert_eq!(d.last_error.as_deref(), Some("connector_deleted"));
         // The others are untouched, and the deleted connector no longer has a gauge.
-        let depths = store.queue_depths(1_000).await.unwrap();
+        let depths = store.connector_gauges(1_000).await.unwrap();
         assert_eq!(depths.len(), 3, "{url}: {depths:?}");
         assert!(depths.iter().all(|d| d.connector_name != "gone"));
     })
