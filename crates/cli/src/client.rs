@@ -4,6 +4,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use crate::table;
+
 #[derive(Args, Clone)]
 pub struct ServerArgs {
     /// The hookwarden server's base URL.
@@ -20,13 +22,17 @@ pub struct ServerArgs {
 
 #[derive(Subcommand)]
 pub enum ConnectorsCommand {
-    /// List the account's connectors.
+    /// List the account's connectors: name, status, preset, flow, url, and why one is not active.
     List {
+        /// Print the server's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Show one connector (secrets masked).
-    Get {
+    /// Show one connector (secrets masked), as JSON; why it is not active on stderr.
+    #[command(alias = "get")]
+    Show {
         name: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -78,9 +84,114 @@ pub enum ConnectorsCommand {
         name: String,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print the server's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Register a connector (or replace the one of that name) and print it, with its signing
+    /// secret in full this once.
+    Create {
+        name: String,
+        #[command(flatten)]
+        settings: ConnectorSettings,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Change only the settings given; a new key rotates the credentials.
+    Update {
+        name: String,
+        #[command(flatten)]
+        settings: ConnectorSettings,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove a connector (its pending deliveries fail with connector_deleted).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// A new signing secret (whsec_...), printed once; the old one keeps signing beside it for
+    /// 24 hours.
+    RotateSecret {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// A connector's settings as `create` and `update` take them (the API's field names).
+#[derive(Args, Clone)]
+pub struct ConnectorSettings {
+    /// The destination, e.g. https://acme.my.salesforce.com/services/apexrest/OSS/callback.
+    #[arg(long)]
+    url: Option<String>,
+    /// The key (base64 of its JSON, as `hookwarden key encode` prints it).
+    #[arg(long, conflicts_with = "key_file")]
+    key: Option<String>,
+    /// Read the key from FILE (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<std::path::PathBuf>,
+    /// Event names, comma-separated: PACKAGE_COMPLETE,PACKAGE_CREATE.
+    #[arg(long, value_delimiter = ',')]
+    events: Option<Vec<String>>,
+    /// salesforce, dynamics or generic [default: the connector's, or the one its name selects].
+    #[arg(long, value_parser = ["salesforce", "dynamics", "generic"])]
+    preset: Option<String>,
+    /// Origins whose events it takes, comma-separated [default: OSS for salesforce, else *].
+    #[arg(long, value_delimiter = ',')]
+    origins: Option<Vec<String>>,
+    /// Who answers for it.
+    #[arg(long)]
+    owner: Option<String>,
+    /// `none` or `per_package`.
+    #[arg(long, value_parser = ["none", "per_package"])]
+    ordering: Option<String>,
+    #[arg(long)]
+    max_per_second: Option<f64>,
+    #[arg(long)]
+    max_concurrency: Option<u32>,
+}
+
+impl ConnectorSettings {
+    /// The JSON body: only the settings given.
+    fn body(&self) -> anyhow::Result<Value> {
+        let key = match (&self.key, &self.key_file) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some(file)) => Some(read_text(file).context("--key-file")?.trim().to_owned()),
+            (None, None) => None,
+        };
+        let mut body = serde_json::Map::new();
+        let mut put = |name: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                body.insert(name.to_owned(), value);
+            }
+        };
+        put("url", self.url.clone().map(Value::from));
+        put("key", key.map(Value::from));
+        put("events", self.events.clone().map(Value::from));
+        put("preset", self.preset.clone().map(Value::from));
+        put("origins", self.origins.clone().map(Value::from));
+        put("owner", self.owner.clone().map(Value::from));
+        put("ordering", self.ordering.clone().map(Value::from));
+        put("max_per_second", self.max_per_second.map(Value::from));
+        put("max_concurrency", self.max_concurrency.map(Value::from));
+        Ok(Value::Object(body))
+    }
+}
+
+/// A file's text, or standard input's for `-`.
+pub(crate) fn read_text(file: &std::path::Path) -> anyhow::Result<String> {
+    if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading standard input")?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+    }
 }
 
 pub(crate) struct Api {
@@ -191,25 +302,33 @@ pub(crate) fn tell_diagnosis(what: &str, shown: &Shown<'_>) {
 pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
     use reqwest::Method;
     match command {
-        ConnectorsCommand::List { server } => {
+        ConnectorsCommand::List { json, server } => {
             let list = Api::new(&server)
                 .call(Method::GET, "/api/callback/connectors")
                 .await?;
-            for c in list["connectors"].as_array().into_iter().flatten() {
-                let code = diagnosis_of(c)
-                    .map(|d| format!(" [{}]", d.code))
-                    .unwrap_or_default();
-                println!(
-                    "{:<24} {:<14} {:<20} {}{code}",
-                    c["name"].as_str().unwrap_or(""),
-                    c["status"].as_str().unwrap_or(""),
-                    c["flow"].as_str().unwrap_or("-"),
-                    c["url"].as_str().unwrap_or("")
-                );
+            if json {
+                println!("{list}");
+                return Ok(true);
             }
+            let mut rows = table::new(&["name", "status", "preset", "flow", "url", "diagnosis"]);
+            for c in list["connectors"].as_array().into_iter().flatten() {
+                let text = |field: &str| c[field].as_str().unwrap_or("-").to_owned();
+                let code = diagnosis_of(c)
+                    .map(|d| format!("[{}]", d.code))
+                    .unwrap_or_default();
+                rows.add_row(vec![
+                    text("name"),
+                    text("status"),
+                    text("preset"),
+                    text("flow"),
+                    text("url"),
+                    code,
+                ]);
+            }
+            table::print(&rows, "no connectors");
             Ok(true)
         }
-        ConnectorsCommand::Get { name, server } => {
+        ConnectorsCommand::Show { name, server } => {
             let c = Api::new(&server)
                 .call(
                     Method::GET,
@@ -312,6 +431,7 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
         ConnectorsCommand::History {
             name,
             limit,
+            json,
             server,
         } => {
             let history = Api::new(&server)
@@ -323,27 +443,110 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
                     ),
                 )
                 .await?;
-            for e in history["entries"].as_array().into_iter().flatten() {
+            if json {
+                println!("{history}");
+                return Ok(true);
+            }
+            let entries: Vec<&Value> = history["entries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .collect();
+            let mut rows = table::new(&["at", "kind", "outcome", "http", "took", "diagnosis"]);
+            // Each diagnosis's fix once, under the table: one line per entry above it.
+            let mut fixes: Vec<(String, String)> = Vec::new();
+            for e in &entries {
                 let diagnosis = diagnosis_of(e);
                 let said = match &diagnosis {
                     Some(d) => format!("[{}] {}", d.code, d.cause),
                     None => e["provider_error"].as_str().unwrap_or("").to_owned(),
                 };
-                println!(
-                    "{} {:<14} {:<10} {:>4} {:>6}ms {said}",
-                    e["at"].as_str().unwrap_or(""),
-                    e["kind"].as_str().unwrap_or(""),
-                    e["outcome"].as_str().unwrap_or(""),
+                if let Some(d) = diagnosis.filter(|d| !d.fix.is_empty()) {
+                    if !fixes.iter().any(|(code, _)| code == d.code) {
+                        fixes.push((d.code.to_owned(), d.fix.to_owned()));
+                    }
+                }
+                rows.add_row(vec![
+                    e["at"].as_str().unwrap_or("").to_owned(),
+                    e["kind"].as_str().unwrap_or("").to_owned(),
+                    e["outcome"].as_str().unwrap_or("").to_owned(),
                     e["http_status"]
                         .as_i64()
                         .map(|s| s.to_string())
                         .unwrap_or_default(),
-                    e["duration_ms"].as_i64().unwrap_or(0),
-                );
-                if let Some(d) = diagnosis.filter(|d| !d.fix.is_empty()) {
-                    println!("     fix: {}", d.fix);
-                }
+                    format!("{}ms", e["duration_ms"].as_i64().unwrap_or(0)),
+                    said,
+                ]);
             }
+            table::print(&rows, "no calls to the provider yet");
+            for (code, fix) in fixes {
+                println!("fix [{code}]: {fix}");
+            }
+            Ok(true)
+        }
+        ConnectorsCommand::Create {
+            name,
+            settings,
+            server,
+        } => {
+            let c = Api::new(&server)
+                .send(
+                    Method::POST,
+                    &format!("/api/callback/connectors/{}", segment(&name)),
+                    Some(&settings.body()?),
+                    None,
+                )
+                .await?;
+            print_json(&c);
+            for w in c["warnings"].as_array().into_iter().flatten() {
+                eprintln!("warning: {}", w.as_str().unwrap_or(""));
+            }
+            Ok(true)
+        }
+        ConnectorsCommand::Update {
+            name,
+            settings,
+            server,
+        } => {
+            let c = Api::new(&server)
+                .send(
+                    Method::PATCH,
+                    &format!("/api/callback/connectors/{}", segment(&name)),
+                    Some(&settings.body()?),
+                    None,
+                )
+                .await?;
+            print_json(&c);
+            if let Some(d) = diagnosis_of(&c) {
+                let status = c["status"].as_str().unwrap_or("not active");
+                tell_diagnosis(&format!("{name} is {status}"), &d);
+            }
+            Ok(true)
+        }
+        ConnectorsCommand::Delete { name, server } => {
+            Api::new(&server)
+                .send(
+                    Method::DELETE,
+                    &format!("/api/callback/connectors/{}", segment(&name)),
+                    None,
+                    None,
+                )
+                .await?;
+            println!("deleted {name}");
+            Ok(true)
+        }
+        ConnectorsCommand::RotateSecret { name, server } => {
+            let c = Api::new(&server)
+                .call(
+                    Method::POST,
+                    &format!(
+                        "/api/callback/connectors/{}/signing-secret/rotate",
+                        segment(&name)
+                    ),
+                )
+                .await?;
+            println!("{}", c["signing_secret"].as_str().unwrap_or(""));
+            eprintln!("the old secret keeps signing beside it for 24 hours");
             Ok(true)
         }
     }

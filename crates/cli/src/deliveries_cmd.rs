@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use hookwarden_server::api::events::MAX_BATCH;
 
 use crate::client::{diagnosis_of, print_json, segment, tell_diagnosis, Api, ServerArgs};
+use crate::table;
 
 #[derive(Subcommand)]
 pub enum EventsCommand {
@@ -59,7 +60,8 @@ pub enum DeliveriesCommand {
     /// Deliveries, newest first: id, status, connector, event, package, attempts, last answer.
     List(ListArgs),
     /// One delivery with every attempt (JSON).
-    Get {
+    #[command(alias = "get")]
+    Show {
         id: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -245,7 +247,8 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_row(d: &Value) {
+/// One delivery as a table row: id, status, connector, event, package, attempts, last answer.
+fn add_row(rows: &mut comfy_table::Table, d: &Value) {
     let attempts = d["attempts"].as_array().map_or(&[][..], Vec::as_slice);
     let last = attempts.last().map(|a| {
         let answer = a["status_code"]
@@ -258,16 +261,16 @@ fn print_row(d: &Value) {
             None => answer,
         }
     });
-    println!(
-        "{} {:<9} {:<20} {:<20} {:<16} {:>3} {}",
-        d["id"].as_str().unwrap_or(""),
-        d["status"].as_str().unwrap_or(""),
-        d["connector"].as_str().unwrap_or(""),
-        d["event"].as_str().unwrap_or(""),
-        d["package_id"].as_str().unwrap_or(""),
-        attempts.len(),
-        last.unwrap_or_default()
-    );
+    let text = |field: &str| d[field].as_str().unwrap_or("").to_owned();
+    rows.add_row(vec![
+        text("id"),
+        text("status"),
+        text("connector"),
+        text("event"),
+        text("package_id"),
+        attempts.len().to_string(),
+        last.unwrap_or_default(),
+    ]);
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
@@ -285,6 +288,16 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         }
     }
     let mut cursor: Option<String> = None;
+    // With --all, every page in one table.
+    let mut rows = table::new(&[
+        "id",
+        "status",
+        "connector",
+        "event",
+        "package",
+        "attempts",
+        "last answer",
+    ]);
     loop {
         let mut path = format!("/api/deliveries?{}", query.join("&"));
         if let Some(cursor) = &cursor {
@@ -295,11 +308,14 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
             println!("{page}");
         } else {
             for d in page["deliveries"].as_array().into_iter().flatten() {
-                print_row(d);
+                add_row(&mut rows, d);
             }
         }
         cursor = page["next_cursor"].as_str().map(str::to_owned);
         if !args.all || cursor.is_none() {
+            if !args.json {
+                table::print(&rows, "no deliveries");
+            }
             return Ok(());
         }
     }
@@ -314,7 +330,7 @@ pub async fn run_events(command: EventsCommand) -> anyhow::Result<()> {
 pub async fn run_deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {
     match command {
         DeliveriesCommand::List(args) => list(args).await,
-        DeliveriesCommand::Get { id, server } => {
+        DeliveriesCommand::Show { id, server } => {
             let d = Api::new(&server)
                 .call(Method::GET, &format!("/api/deliveries/{}", segment(&id)))
                 .await?;

@@ -6,6 +6,7 @@ mod deliveries_cmd;
 mod demo;
 mod doctor;
 mod key_cmd;
+mod table;
 mod time_arg;
 
 use std::path::PathBuf;
@@ -302,31 +303,29 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
         }
         AccountsCommand::List { config } => {
             let store = open_existing_store(&config).await?;
+            let mut rows = table::new(&["id", "name", "keys"]);
             for account in store.list_accounts().await? {
                 let keys = store.list_api_keys(&account.id).await?.len();
-                println!(
-                    "{}  {:<30} {keys} key{}",
-                    account.id,
-                    account.name,
-                    if keys == 1 { "" } else { "s" }
-                );
+                rows.add_row(vec![account.id.to_string(), account.name, keys.to_string()]);
             }
             store.close().await;
+            table::print(&rows, "no accounts");
             Ok(())
         }
         AccountsCommand::Keys { account, config } => {
             let store = open_existing_store(&config).await?;
             let account = find_account(&store, &account).await?;
+            let mut rows = table::new(&["id", "created"]);
             for key in store.list_api_keys(&account.id).await? {
-                println!(
-                    "{}  created {}",
+                rows.add_row(vec![
                     key.id,
                     chrono::DateTime::from_timestamp_millis(key.created_at)
                         .unwrap_or_default()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                );
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ]);
             }
             store.close().await;
+            table::print(&rows, "no API keys");
             Ok(())
         }
         AccountsCommand::NewKey { account, config } => {

@@ -216,7 +216,9 @@ async fn a_refused_connector_shows_its_diagnosis_from_the_command_line() {
             .stdout(predicate::str::contains(
                 "[no_run_as_user] no \"Run As\" user",
             ))
-            .stdout(predicate::str::contains(format!("     fix: {fix}")));
+            .stdout(predicate::str::contains(format!(
+                "fix [no_run_as_user]: {fix}"
+            )));
     })
     .await
     .unwrap();
@@ -390,5 +392,140 @@ async fn resume_from_the_command_line() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(org.stats().grants_ok("client_credentials"), 1);
+    server.shutdown().await.unwrap();
+}
+
+/// A connector's whole life from the command line: create (the signing secret shown once),
+/// list (a table with a header), show (and its old name, get), update, rotate its signing
+/// secret, delete; and each refusal with the server's code and fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_are_created_updated_and_deleted_from_the_command_line() {
+    let org = FakeOrg::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server(
+        &format!("sqlite://{}", dir.path().join("crud.db").display()),
+        MasterKey::generate(),
+    )
+    .await;
+    let (_, api_key) = server.state.store.create_account("acme").await.unwrap();
+    let base = server.base_url();
+    let key = hookwarden_core::key::encode(&json!({
+        "host": "acme.my.salesforce.com",
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+        "token_url": org.token_url(),
+    }));
+    let url = org.callback_url();
+    tokio::task::spawn_blocking(move || {
+        let json_of = |cmd: &mut Command| -> serde_json::Value {
+            let out = cmd.assert().success().get_output().stdout.clone();
+            serde_json::from_slice(&out).unwrap()
+        };
+        let created = json_of(
+            cli(&base, &api_key)
+                .args([
+                    "connectors",
+                    "create",
+                    "acmeProd",
+                    "--preset",
+                    "salesforce",
+                    "--url",
+                    &url,
+                    "--events",
+                    "PACKAGE_COMPLETE,PACKAGE_CREATE",
+                    "--key-file",
+                    "-",
+                ])
+                .write_stdin(key.clone()),
+        );
+        assert_eq!(created["preset"], "salesforce", "{created}");
+        assert_eq!(
+            created["events"],
+            json!(["PACKAGE_COMPLETE", "PACKAGE_CREATE"])
+        );
+        let secret = created["signing_secret"].as_str().unwrap().to_owned();
+        assert!(
+            secret.starts_with("whsec_"),
+            "shown in full once: {created}"
+        );
+
+        let list = cli(&base, &api_key)
+            .args(["connectors", "list"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let list = String::from_utf8(list).unwrap();
+        let lines: Vec<&str> = list.lines().collect();
+        assert!(
+            lines[0].starts_with("NAME") && lines[0].contains("PRESET"),
+            "{list}"
+        );
+        assert!(
+            lines[1].starts_with("acmeProd") && lines[1].contains("salesforce"),
+            "{list}"
+        );
+
+        for verb in ["show", "get"] {
+            let shown = json_of(cli(&base, &api_key).args(["connectors", verb, "acmeProd"]));
+            assert!(
+                shown["signing_secret"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("****"),
+                "{shown}"
+            );
+        }
+        let updated = json_of(cli(&base, &api_key).args([
+            "connectors",
+            "update",
+            "acmeProd",
+            "--events",
+            "DOCUMENT_SIGNED",
+            "--owner",
+            "integration-team@acme.example",
+        ]));
+        assert_eq!(updated["events"], json!(["DOCUMENT_SIGNED"]), "{updated}");
+        assert_eq!(updated["owner"], "integration-team@acme.example");
+        assert_eq!(updated["url"], url.as_str(), "the rest is kept");
+
+        let rotated = cli(&base, &api_key)
+            .args(["connectors", "rotate-secret", "acmeProd"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let rotated = String::from_utf8(rotated).unwrap();
+        assert!(
+            rotated.trim().starts_with("whsec_") && rotated.trim() != secret,
+            "{rotated}"
+        );
+
+        cli(&base, &api_key)
+            .args(["connectors", "update", "acmeProd", "--url", "not a url"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("400"))
+            .stderr(predicate::str::contains("fix: "));
+        cli(&base, &api_key)
+            .args(["connectors", "delete", "acmeProd"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("deleted acmeProd"));
+        cli(&base, &api_key)
+            .args(["connectors", "delete", "acmeProd"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("404"));
+        cli(&base, &api_key)
+            .args(["connectors", "list"])
+            .assert()
+            .success()
+            .stdout(predicate::str::diff("no connectors\n"));
+    })
+    .await
+    .unwrap();
     server.shutdown().await.unwrap();
 }

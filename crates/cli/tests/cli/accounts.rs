@@ -55,8 +55,10 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
     assert!(ok, "{err}");
     let (ok, list, err) = run(&["accounts", "list"]);
     assert!(ok, "{err}");
-    assert!(list.contains("acme") && list.contains("1 key"), "{list}");
-    let account_id = list.split_whitespace().next().unwrap().to_owned();
+    // A header row, then one line per account: id, name, number of keys.
+    let row: Vec<&str> = list.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[1..], ["acme", "1"], "{list}");
+    let account_id = row[0].to_owned();
     assert!(account_id.starts_with("acc_"), "{list}");
 
     // By name or by id.
@@ -66,16 +68,32 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
     assert_ne!(second_key, first_key);
     let (ok, keys, err) = run(&["accounts", "keys", &account_id]);
     assert!(ok, "{err}");
-    assert_eq!(keys.lines().count(), 2, "{keys}");
+    assert_eq!(keys.lines().count(), 1 + 2, "a header and two keys: {keys}");
     assert!(!keys.contains("hwk_"), "keys are listed by id only: {keys}");
-    let first_id = keys.split_whitespace().next().unwrap().to_owned();
+    let id_on = |line: usize| {
+        keys.lines()
+            .nth(line)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let first_id = id_on(1);
 
     let (ok, out, err) = run(&["accounts", "revoke-key", "acme", &first_id]);
     assert!(ok, "{err}");
     assert!(out.contains("revoked"), "{out}");
     let (_, keys, _) = run(&["accounts", "keys", "acme"]);
-    assert_eq!(keys.lines().count(), 1, "{keys}");
-    let last_id = keys.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(keys.lines().count(), 1 + 1, "{keys}");
+    let last_id = keys
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
 
     // What cannot be done says why and what to do instead.
     let (ok, _, err) = run(&["accounts", "revoke-key", "acme", &last_id]);
