@@ -128,7 +128,7 @@ enum AccountsCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// List an account's API keys by id (never the keys themselves).
+    /// List an account's API keys: id, first characters, created, last used (never the keys).
     Keys {
         /// The account's id (acc_...) or name.
         account: String,
@@ -315,13 +315,19 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
         AccountsCommand::Keys { account, config } => {
             let store = open_existing_store(&config).await?;
             let account = find_account(&store, &account).await?;
-            let mut rows = table::new(&["id", "created"]);
+            let time = |ms: i64| {
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            };
+            let mut rows = table::new(&["id", "prefix", "created", "last used"]);
             for key in store.list_api_keys(&account.id).await? {
                 rows.add_row(vec![
                     key.id,
-                    chrono::DateTime::from_timestamp_millis(key.created_at)
-                        .unwrap_or_default()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    key.prefix
+                        .map_or_else(|| "-".to_owned(), |p| format!("{p}…")),
+                    time(key.created_at),
+                    key.last_used_at.map_or_else(|| "never".to_owned(), time),
                 ]);
             }
             store.close().await;

@@ -31,12 +31,29 @@ pub fn api_key_id(key: &str) -> String {
 
 const API_KEY_ID_LEN: usize = 16;
 
-/// An API key as it is listed: its id and age, never the key.
+/// An API key as it is listed: its id, its first characters and its age and last use, never
+/// the key.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiKeyInfo {
     pub id: String,
+    /// `hwk_` and the next characters of the key (none for keys made before they were kept).
+    pub prefix: Option<String>,
     pub created_at: i64,
+    /// When a server last looked the key up (at most once a minute is written).
+    pub last_used_at: Option<i64>,
 }
+
+/// How much of a key is kept in the clear to recognise it by: `hwk_` and 6 of its 43 random
+/// characters (36 bits of 256, nothing to guess the rest from).
+const API_KEY_PREFIX_LEN: usize = 10;
+
+fn key_prefix(key: &str) -> String {
+    key.chars().take(API_KEY_PREFIX_LEN).collect()
+}
+
+/// A key's use is written again only when the last written one is this old: a key used all day
+/// long costs a write a minute, not one per request.
+const LAST_USE_EVERY_MS: i64 = 60_000;
 
 /// What `revoke_api_key` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,10 +97,11 @@ impl Store {
                     )),
                     _ => StoreError::from(e),
                 })?;
-            sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at, prefix) VALUES ($1, $2, $3, $4)")
                 .bind(hash_api_key(&api_key))
                 .bind(account.id.as_str())
                 .bind(account.created_at)
+                .bind(key_prefix(&api_key))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -108,17 +126,20 @@ impl Store {
         let api_key = generate_api_key();
         let created_at = now_ms();
         on_db!(&self.db, pool => {
-            sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at, prefix) VALUES ($1, $2, $3, $4)")
                 .bind(hash_api_key(&api_key))
                 .bind(account.as_str())
                 .bind(created_at)
+                .bind(key_prefix(&api_key))
                 .execute(pool)
                 .await?;
         });
         Ok((
             ApiKeyInfo {
                 id: api_key_id(&api_key),
+                prefix: Some(key_prefix(&api_key)),
                 created_at,
+                last_used_at: None,
             },
             api_key,
         ))
@@ -128,8 +149,8 @@ impl Store {
     pub async fn list_api_keys(&self, account: &AccountId) -> Result<Vec<ApiKeyInfo>, StoreError> {
         let keys = on_db!(&self.reads, pool => {
             let rows = sqlx::query(
-                "SELECT key_hash, created_at FROM api_keys WHERE account_id = $1 \
-                 ORDER BY created_at, key_hash",
+                "SELECT key_hash, prefix, created_at, last_used_at FROM api_keys \
+                 WHERE account_id = $1 ORDER BY created_at, key_hash",
             )
             .bind(account.as_str())
             .fetch_all(pool)
@@ -139,7 +160,9 @@ impl Store {
                 let hash: String = row.try_get("key_hash")?;
                 keys.push(ApiKeyInfo {
                     id: hash[..API_KEY_ID_LEN.min(hash.len())].to_owned(),
+                    prefix: row.try_get("prefix")?,
                     created_at: row.try_get("created_at")?,
+                    last_used_at: row.try_get("last_used_at")?,
                 });
             }
             keys
@@ -203,21 +226,38 @@ impl Store {
         Ok(accounts)
     }
 
-    /// The account an API key belongs to, if any.
+    /// The account an API key belongs to, if any; the key's use is noted (at most once a
+    /// minute).
     pub async fn account_by_api_key(&self, api_key: &str) -> Result<Option<Account>, StoreError> {
         let hash = hash_api_key(api_key);
-        const SQL: &str = "SELECT a.id, a.name, a.created_at FROM api_keys k \
+        const SQL: &str = "SELECT a.id, a.name, a.created_at, k.last_used_at FROM api_keys k \
                            JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1";
-        let account = on_db!(&self.reads, pool => {
+        let found = on_db!(&self.reads, pool => {
             match sqlx::query(SQL).bind(&hash).fetch_optional(pool).await? {
-                Some(row) => Some(Account {
-                    id: AccountId::from(row.try_get::<String, _>("id")?),
-                    name: row.try_get("name")?,
-                    created_at: row.try_get("created_at")?,
-                }),
+                Some(row) => Some((
+                    Account {
+                        id: AccountId::from(row.try_get::<String, _>("id")?),
+                        name: row.try_get("name")?,
+                        created_at: row.try_get("created_at")?,
+                    },
+                    row.try_get::<Option<i64>, _>("last_used_at")?,
+                )),
                 None => None,
             }
         });
-        Ok(account)
+        let Some((account, last_used_at)) = found else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if last_used_at.is_none_or(|at| now - at >= LAST_USE_EVERY_MS) {
+            on_db!(&self.db, pool => {
+                sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE key_hash = $2")
+                    .bind(now)
+                    .bind(&hash)
+                    .execute(pool)
+                    .await?;
+            });
+        }
+        Ok(Some(account))
     }
 }

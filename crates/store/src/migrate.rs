@@ -65,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_unique_account_names.sql"),
         postgres: include_str!("../migrations/postgres/0010_unique_account_names.sql"),
     },
+    Migration {
+        version: 11,
+        sqlite: include_str!("../migrations/sqlite/0011_api_key_prefix_and_last_use.sql"),
+        postgres: include_str!("../migrations/postgres/0011_api_key_prefix_and_last_use.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";

@@ -69,7 +69,25 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
     let (ok, keys, err) = run(&["accounts", "keys", &account_id]);
     assert!(ok, "{err}");
     assert_eq!(keys.lines().count(), 1 + 2, "a header and two keys: {keys}");
-    assert!(!keys.contains("hwk_"), "keys are listed by id only: {keys}");
+    // Each key with its first characters, to recognise it by, and its last use.
+    let header: Vec<&str> = keys
+        .lines()
+        .next()
+        .unwrap()
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(header, ["ID", "PREFIX", "CREATED", "LAST USED"], "{keys}");
+    assert!(
+        keys.contains(&format!("{}…", &first_key.trim()[..10])),
+        "{keys}"
+    );
+    assert!(keys.lines().nth(1).unwrap().ends_with("never"), "{keys}");
+    assert!(
+        !keys.contains(first_key.trim()) && !keys.contains(second_key.trim()),
+        "never a key in full: {keys}"
+    );
     let id_on = |line: usize| {
         keys.lines()
             .nth(line)

@@ -26,7 +26,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct KeyOut {
     /// The first 16 hex digits of the key's SHA-256: names the key, cannot be used as one.
     pub id: String,
+    /// The key's first characters (`hwk_` and 6 more), to recognise it by; `null` for keys
+    /// made before they were kept.
+    pub prefix: Option<String>,
     pub created_at: String,
+    /// When a server last accepted it (noted at most once a minute); `null` if never since.
+    pub last_used_at: Option<String>,
     /// This request was made with this key.
     pub current: bool,
 }
@@ -47,7 +52,9 @@ pub struct NewKeyOut {
 fn key_out(info: &ApiKeyInfo, current: &str) -> KeyOut {
     KeyOut {
         id: info.id.clone(),
+        prefix: info.prefix.clone(),
         created_at: rfc3339(info.created_at),
+        last_used_at: info.last_used_at.map(rfc3339),
         current: info.id == current,
     }
 }

@@ -23,6 +23,39 @@ async fn accounts_are_found_by_their_api_key_only() {
     .await;
 }
 
+/// A key is listed with its first characters (never the rest) and its last use, which a
+/// lookup notes.
+#[tokio::test]
+async fn keys_are_listed_with_their_prefix_and_last_use() {
+    each_database(async |store, url| {
+        let (account, key) = store.create_account("acme").await.unwrap();
+        let (_, second) = store.create_api_key(&account.id).await.unwrap();
+        let listed = store.list_api_keys(&account.id).await.unwrap();
+        assert_eq!(listed.len(), 2, "{url}");
+        for (info, key) in listed.iter().zip([&key, &second]) {
+            let prefix = info.prefix.as_deref().unwrap();
+            assert!(
+                prefix.starts_with("hwk_") && key.starts_with(prefix),
+                "{url}"
+            );
+            assert!(prefix.len() < 12, "most of the key stays unknown: {prefix}");
+            assert_eq!(info.last_used_at, None, "{url}");
+        }
+        store.account_by_api_key(&key).await.unwrap().unwrap();
+        let listed = store.list_api_keys(&account.id).await.unwrap();
+        let used = listed
+            .iter()
+            .find(|i| key.starts_with(i.prefix.as_deref().unwrap()))
+            .unwrap();
+        assert!(used.last_used_at.is_some(), "{url}: {listed:?}");
+        assert!(
+            listed.iter().any(|i| i.last_used_at.is_none()),
+            "the other key was not used: {listed:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn connectors_register_replace_rotate_and_delete() {
     each_database(async |store, url| {
