@@ -37,6 +37,7 @@ pub use config::{
     ClientApp, FakeOrgConfig, Faults, DEFAULT_APEX_PATH, DEFAULT_CALLBACK_LOG_CAPACITY,
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SESSION_TIMEOUT_S,
 };
+pub use http::{ControlRoute, CONTROL_ROUTES};
 pub use org::{FakeOrgStats, ReceivedCallback};
 
 use org::Org;

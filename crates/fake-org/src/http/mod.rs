@@ -1,7 +1,8 @@
 //! HTTP handlers: the Salesforce-shaped endpoints and the `/_fake` control plane.
 //!
-//! This parent holds the route table and what the endpoints share: the REST error shape and the
-//! fault injection; the handlers live with their endpoints.
+//! This parent holds the route table (the control plane's built from [`CONTROL_ROUTES`]) and what
+//! the endpoints share: the REST error shape and the fault injection; the handlers live with their
+//! endpoints.
 
 mod apex;
 mod control;
@@ -17,10 +18,12 @@ use serde_json::json;
 
 use crate::FakeOrgState;
 
+pub use control::{ControlRoute, CONTROL_ROUTES};
+
 const APEX_PREFIX: &str = "/services/apexrest";
 
 pub(crate) fn routes(state: FakeOrgState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/services/oauth2/token", post(oauth::token))
         .route(
             "/services/oauth2/revoke",
@@ -33,22 +36,12 @@ pub(crate) fn routes(state: FakeOrgState) -> Router {
         )
         .route(APEX_PREFIX, any(apex::apex))
         .route("/services/apexrest/", any(apex::apex))
-        .route("/services/apexrest/{*path}", any(apex::apex))
-        .route("/_fake/health", get(control::health))
-        .route(
-            "/_fake/config",
-            get(control::get_config).post(control::patch_config),
-        )
-        .route("/_fake/clients", post(control::upsert_client))
-        .route("/_fake/refresh-tokens", post(control::mint_refresh_token))
-        .route("/_fake/access-tokens", post(control::mint_access_token))
-        .route("/_fake/revoke-all", post(control::revoke_all))
-        .route("/_fake/clock/advance", post(control::advance_clock))
-        .route("/_fake/stats", get(control::stats))
-        .route("/_fake/reset-stats", post(control::reset_stats))
-        .route("/_fake/callbacks", get(control::callbacks))
-        .fallback(not_found)
-        .with_state(state)
+        .route("/services/apexrest/{*path}", any(apex::apex));
+    // Two rows of one path (GET and POST /_fake/config) merge into one route.
+    let router = CONTROL_ROUTES.iter().fold(router, |router, route| {
+        router.route(route.path, control::handler(route))
+    });
+    router.fallback(not_found).with_state(state)
 }
 
 // ---- shared answers ----
