@@ -6,36 +6,102 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Args;
 use hookwarden_core::AddressPolicy;
-use hookwarden_fake_org::{FakeOrgConfig, RunningFakeOrg, DEFAULT_SESSION_TIMEOUT_S};
+use hookwarden_fake_org::{
+    FakeOrgConfig, RunningFakeOrg, CONTROL_ROUTES, DEFAULT_SESSION_TIMEOUT_S,
+};
 use hookwarden_server::{RunningServer, Settings};
 use serde_json::json;
 
+/// Where `fake-org` listens unless told otherwise (`serve --demo` starts its org there too).
+const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
+
+/// The width `fake-org --help` wraps the control plane's descriptions to.
+const HELP_WIDTH: usize = 100;
+
 #[derive(Args)]
+#[command(
+    after_help = "The org's knobs change at run time over HTTP under /_fake/: see --help.",
+    after_long_help = control_plane_help()
+)]
 pub struct FakeOrgArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8081")]
+    #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// Access-token lifetime in seconds (the org's session timeout).
+    /// Access-token lifetime in seconds (the org's session timeout; knob `session_timeout_s`).
     #[arg(long, default_value_t = DEFAULT_SESSION_TIMEOUT_S)]
     session_timeout_s: u64,
-    /// Rotate refresh tokens on every refresh, with reuse detection.
+    /// Rotate refresh tokens on every refresh, with reuse detection (knob `rotate_refresh_tokens`).
     #[arg(long)]
     rotate_refresh_tokens: bool,
-    /// No "Run As" user: client-credentials grants fail as in a misconfigured org.
+    /// No "Run As" user: client-credentials grants fail as in a misconfigured org (knob
+    /// `run_as_user` set to null).
     #[arg(long)]
     no_run_as_user: bool,
-    /// Act as login.salesforce.com: client-credentials grants are refused.
+    /// Act as login.salesforce.com: client-credentials grants are refused (knob `login_host`).
     #[arg(long)]
     login_host: bool,
-    /// The user is inactive: grants fail with inactive_user.
+    /// The user is inactive: grants fail with inactive_user (knob `user_inactive`).
     #[arg(long)]
     inactive_user: bool,
-    /// Namespace prefix of the Apex class (the endpoint becomes /services/apexrest/NS/OSS/callback).
+    /// Namespace prefix of the Apex class (the endpoint becomes /services/apexrest/NS/OSS/callback;
+    /// knob `namespace`).
     #[arg(long)]
     namespace: Option<String>,
-    /// Scopes the connected app allows (space-separated).
+    /// Scopes the connected app allows (space-separated; knob `allowed_scopes`).
     #[arg(long)]
     scopes: Option<String>,
+}
+
+/// `fake-org --help`'s epilogue: the control plane, from the table the org's router serves, and
+/// how to change a knob.
+fn control_plane_help() -> String {
+    let paragraph = |text: &str| wrap(text, HELP_WIDTH).join("\n") + "\n";
+    let mut help = paragraph(&format!(
+        "The control plane: the org's knobs, tokens, clock and counters over HTTP, under its base \
+         URL (http://{DEFAULT_LISTEN} by default, as in `serve --demo`). Each flag above sets a \
+         knob at start; every knob can be changed at run time."
+    ));
+    help.push('\n');
+    for route in CONTROL_ROUTES {
+        help.push_str(&format!("  {:<5}{}\n", route.method, route.path));
+        for line in wrap(route.does, HELP_WIDTH - 6) {
+            help.push_str(&format!("      {line}\n"));
+        }
+    }
+    help.push('\n');
+    help.push_str(&paragraph(
+        "Change a knob at run time: POST the knobs to change, the others stay (null unsets an \
+         optional one):",
+    ));
+    help.push_str(&format!(
+        "  curl -X POST http://{DEFAULT_LISTEN}/_fake/config -H 'Content-Type: application/json' \
+         -d '{{\"run_as_user\": null}}'\n  \
+         curl http://{DEFAULT_LISTEN}/_fake/config      # every knob and its value\n\n"
+    ));
+    help.push_str(&paragraph(
+        "Every knob with its type, default and effect, and which knob causes which diagnosis: the \
+         README's section \"The fake org\".",
+    ));
+    help
+}
+
+/// `text` in lines of at most `width` characters (a longer word gets a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 pub async fn run_fake_org(args: FakeOrgArgs) -> anyhow::Result<()> {
@@ -148,4 +214,50 @@ fn say(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args, Command};
+
+    use super::*;
+
+    #[test]
+    fn fake_org_long_help_lists_every_control_route_and_how_to_change_a_knob() {
+        let help = FakeOrgArgs::augment_args(Command::new("fake-org"))
+            .render_long_help()
+            .to_string();
+        let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for route in CONTROL_ROUTES {
+            let does = route.does.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                words.contains(&format!("{} {} {does}", route.method, route.path)),
+                "{} {} is missing from:\n{help}",
+                route.method,
+                route.path
+            );
+        }
+        assert!(help.contains(
+            "curl -X POST http://127.0.0.1:8081/_fake/config -H 'Content-Type: application/json' \
+             -d '{\"run_as_user\": null}'"
+        ));
+        assert!(help.contains("\"The fake org\""));
+        assert!(!FakeOrgArgs::augment_args(Command::new("fake-org"))
+            .render_help()
+            .to_string()
+            .contains("/_fake/config"));
+    }
+
+    #[test]
+    fn wrap_keeps_every_word_within_the_width() {
+        let text = "a bb ccc dddd eeeee ffffffffffffffff g";
+        let lines = wrap(text, 10);
+        assert_eq!(
+            lines,
+            ["a bb ccc", "dddd eeeee", "ffffffffffffffff", "g"],
+            "a word longer than the width stands alone"
+        );
+        assert_eq!(lines.join(" "), text);
+        assert!(wrap("", 10).is_empty());
+    }
 }
