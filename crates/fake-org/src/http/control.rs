@@ -76,7 +76,8 @@ pub const CONTROL_ROUTES: &[ControlRoute] = &[
         method: "GET",
         path: "/_fake/stats",
         does: "counters: grants by type and outcome, refresh-token reuse, revocations, \
-               introspections, authorizations, callbacks received, Apex rejections",
+               introspections, authorizations, callbacks received and their distinct \
+               webhook-ids, Apex rejections",
     },
     ControlRoute {
         method: "POST",
