@@ -1,5 +1,7 @@
 //! The org's knobs. Everything here can be set through [`crate::FakeOrgBuilder`] before start and
 //! patched at runtime (`POST /_fake/config`, deep JSON merge) by tests running in another process.
+//! The README's section "The fake org" has a row for each field, with its default; a field added
+//! here needs its row there (`tests/readme_fake_org.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -159,12 +161,16 @@ pub struct FakeOrgConfig {
     /// The org's base URL as clients should see it (`instance_url`). `None`: `http://` + the
     /// request's `Host` header, so the same org works on any address it is reached at.
     pub public_url: Option<String>,
+    /// In the `id` URL of each grant (`/id/{org_id}/{user_id}`) and at the start of its access
+    /// tokens.
     pub org_id: String,
     /// The user behind refresh tokens and authorization codes.
     pub user_id: String,
+    /// That user's username, as introspection shows it.
     pub username: String,
     /// The client credentials flow's "Run As" user (username); `None` = not set.
     pub run_as_user: Option<String>,
+    /// The Run As user's id, behind client-credentials tokens.
     pub run_as_user_id: String,
     /// Deactivated user: grants fail with `inactive_user`, existing sessions stop working.
     pub user_inactive: bool,
@@ -180,6 +186,7 @@ pub struct FakeOrgConfig {
     /// The org (or the token's user) has no API access: Apex calls answer 403
     /// `API_DISABLED_FOR_ORG`.
     pub api_disabled: bool,
+    /// The connected apps registered in the org; any other `client_id` is `invalid_client_id`.
     pub clients: Vec<ClientApp>,
     /// Scopes the connected app allows.
     pub allowed_scopes: Vec<String>,
@@ -194,7 +201,9 @@ pub struct FakeOrgConfig {
     /// `urlMapping`s of deployed Apex REST classes, without leading slash; a trailing `/*`
     /// matches any suffix, as in Apex.
     pub deployed_classes: Vec<String>,
+    /// Injected trouble at the token endpoint.
     pub token_faults: Faults,
+    /// Injected trouble at the Apex endpoint.
     pub apex_faults: Faults,
     /// Answer 401 `INVALID_SESSION_ID` to the next N Apex calls even with a valid token
     /// (a session revoked behind the caller's back).

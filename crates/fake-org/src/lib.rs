@@ -6,6 +6,12 @@
 //! namespace, injected faults, ...) are set with [`FakeOrg::builder`] or at runtime, in Rust
 //! through [`FakeOrgState`] or over HTTP under `/_fake/` for tests that run it in another process.
 //!
+//! Where they are documented: each knob ([`FakeOrgConfig`], [`Faults`], [`ClientApp`]) with its
+//! type, default and effect, the `/_fake/` endpoints ([`CONTROL_ROUTES`]), and which knob causes
+//! which of hookwarden's diagnoses, in the README's section "The fake org"
+//! (`tests/readme_fake_org.rs` fails when it and the code differ); `hookwarden fake-org --help`
+//! lists the endpoints too.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! let org = hookwarden_fake_org::FakeOrg::builder().rotate_refresh_tokens(true).start().await?;
