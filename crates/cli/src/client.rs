@@ -488,41 +488,12 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
             name,
             settings,
             server,
-        } => {
-            let c = Api::new(&server)
-                .send(
-                    Method::POST,
-                    &format!("/api/callback/connectors/{}", segment(&name)),
-                    Some(&settings.body()?),
-                    None,
-                )
-                .await?;
-            print_json(&c);
-            for w in c["warnings"].as_array().into_iter().flatten() {
-                eprintln!("warning: {}", w.as_str().unwrap_or(""));
-            }
-            Ok(true)
-        }
+        } => write_connector(Method::POST, &name, &settings, &server).await,
         ConnectorsCommand::Update {
             name,
             settings,
             server,
-        } => {
-            let c = Api::new(&server)
-                .send(
-                    Method::PATCH,
-                    &format!("/api/callback/connectors/{}", segment(&name)),
-                    Some(&settings.body()?),
-                    None,
-                )
-                .await?;
-            print_json(&c);
-            if let Some(d) = diagnosis_of(&c) {
-                let status = c["status"].as_str().unwrap_or("not active");
-                tell_diagnosis(&format!("{name} is {status}"), &d);
-            }
-            Ok(true)
-        }
+        } => write_connector(Method::PATCH, &name, &settings, &server).await,
         ConnectorsCommand::Delete { name, server } => {
             Api::new(&server)
                 .send(
@@ -550,4 +521,31 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// `create` (POST) or `update` (PATCH): the connector as the server answers it, its warnings,
+/// and why it is not active, if it is not.
+async fn write_connector(
+    method: reqwest::Method,
+    name: &str,
+    settings: &ConnectorSettings,
+    server: &ServerArgs,
+) -> anyhow::Result<bool> {
+    let c = Api::new(server)
+        .send(
+            method,
+            &format!("/api/callback/connectors/{}", segment(name)),
+            Some(&settings.body()?),
+            None,
+        )
+        .await?;
+    print_json(&c);
+    for w in c["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", w.as_str().unwrap_or(""));
+    }
+    if let Some(d) = diagnosis_of(&c) {
+        let status = c["status"].as_str().unwrap_or("not active");
+        tell_diagnosis(&format!("{name} is {status}"), &d);
+    }
+    Ok(true)
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use hookwarden_core::diagnosis::FailureClass;
+use hookwarden_core::ConnectorId;
 use hookwarden_store::{ConnectorRecord, TokenState};
 
 use super::{AccessToken, Inner, Need};
@@ -171,21 +172,38 @@ impl Inner {
         // leaves, so the reads above cannot have eaten into it. If it was lost meanwhile (it
         // expired and another node took it), that node grants; sending the same refresh token
         // from here would spend it twice.
+        self.renew_lease(
+            &c.id,
+            &self.options.node_id,
+            "nothing to do: its token is used once it is saved",
+        )
+        .await?;
+        self.grant(current, &state).await
+    }
+
+    /// Take the grant lease again for the whole grant that follows; `grant_lease_busy` (try
+    /// again shortly, `fix` says how) when another node holds it now.
+    pub(super) async fn renew_lease(
+        &self,
+        id: &ConnectorId,
+        owner: &str,
+        fix: &str,
+    ) -> Result<(), TokenError> {
         let renewed = self
             .store
-            .acquire_grant_lease(&c.id, &self.options.node_id, self.lease_ttl_ms())
+            .acquire_grant_lease(id, owner, self.lease_ttl_ms())
             .await
             .map_err(TokenError::store)?;
-        if !renewed {
-            return Err(TokenError::new(
-                "grant_lease_busy",
-                FailureClass::Transient,
-                "another node took over this connector's grant",
-                "nothing to do: its token is used once it is saved",
-            )
-            .with_retry_after(Duration::from_millis(200)));
+        if renewed {
+            return Ok(());
         }
-        self.grant(current, &state).await
+        Err(TokenError::new(
+            "grant_lease_busy",
+            FailureClass::Transient,
+            "another node took over this connector's grant",
+            fix,
+        )
+        .with_retry_after(Duration::from_millis(200)))
     }
 }
 

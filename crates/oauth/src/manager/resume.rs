@@ -2,8 +2,6 @@
 //! stored credentials of a `needs_reauth` connector, under the grant lease; when it works the
 //! connector is `active` again and its held deliveries are due.
 
-use std::time::Duration;
-
 use hookwarden_core::diagnosis::FailureClass;
 use hookwarden_core::ConnectorStatus;
 use hookwarden_store::ConnectorRecord;
@@ -47,20 +45,8 @@ impl Inner {
             .map_err(TokenError::store)?
             .unwrap_or_default();
         // The lease runs from now for the whole grant, as in `grant_with_lease`.
-        let renewed = self
-            .store
-            .acquire_grant_lease(&c.id, owner, self.lease_ttl_ms())
-            .await
-            .map_err(TokenError::store)?;
-        if !renewed {
-            return Err(TokenError::new(
-                "grant_lease_busy",
-                FailureClass::Transient,
-                "another node took over this connector's grant",
-                "try the resume again in a moment",
-            )
-            .with_retry_after(Duration::from_millis(200)));
-        }
+        self.renew_lease(&c.id, owner, "try the resume again in a moment")
+            .await?;
         let cv = current.credentials_version;
         // The grant of any other caller: recorded in the history, the tokens saved and cached,
         // the cache's block lifted; a refusal is recorded with its diagnosis and blocks again,
