@@ -208,7 +208,7 @@ impl Inner {
         let (expires_at, refresh_at) = self.expiry(&mut ctx, &tokens, true).await;
         let granted = GrantedTokens {
             credentials_version: saved.credentials_version,
-            access_token: tokens.access_token.clone(),
+            access_token: Some(tokens.access_token.clone()),
             access_expires_at: expires_at,
             refresh_at,
             // The refresh token now lives in the key.

@@ -70,7 +70,7 @@ impl Inner {
                 let (mut expires_at, mut refresh_at) = self.expiry(&mut ctx, &tokens, false).await;
                 let granted = GrantedTokens {
                     credentials_version: cv,
-                    access_token: tokens.access_token.clone(),
+                    access_token: Some(tokens.access_token.clone()),
                     access_expires_at: expires_at,
                     refresh_at,
                     refresh_token: tokens.refresh_token.clone(),
