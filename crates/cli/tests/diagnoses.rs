@@ -48,6 +48,8 @@ struct Case {
     url: fn(&RunningFakeOrg) -> String,
     shown: Shown,
     cause: Cause,
+    /// The preset registered; `None`: the one the connector's name selects (generic here).
+    preset: Option<&'static str>,
 }
 
 fn healthy(org: FakeOrgBuilder) -> FakeOrgBuilder {
@@ -77,6 +79,7 @@ fn cases() -> Vec<Case> {
         url: apex,
         shown,
         cause: Cause::Generic,
+        preset: None,
     };
     let with_cause = |c: Case, cause| Case {
         cause: Cause::Contains(cause),
@@ -243,6 +246,24 @@ fn cases() -> Vec<Case> {
         Case {
             url: |_| "http://127.0.0.1:9/services/apexrest/OSS/callback".to_owned(),
             ..case(Code::EndpointUnreachable, healthy, cc, Shown::Attempt(0))
+        },
+        // A salesforce-preset grant from an org whose instance_url is another host: the org
+        // is reached at its address, and says it is elsewhere.
+        Case {
+            url: |o| format!("http://{}/services/apexrest/OSS/callback", o.addr()),
+            preset: Some("salesforce"),
+            ..with_cause(
+                case(
+                    Code::UrlNotInOrg,
+                    |o| o.public_url("https://acme.my.salesforce.com"),
+                    |o| {
+                        json!({"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
+                               "token_url": format!("http://{}/services/oauth2/token", o.addr())})
+                    },
+                    Shown::Grant,
+                ),
+                "https://acme.my.salesforce.com",
+            )
         },
         // The connector's status, and its test.
         case(
@@ -418,8 +439,11 @@ async fn each_diagnosis_the_fake_org_can_cause_is_shown_by_the_api_and_printed_b
         if let Shown::KeyCheck = case.shown {
             key = wrapped(key);
         }
-        let body = json!({"url": (case.url)(&org), "events": ["PACKAGE_COMPLETE"],
-                          "origins": [name], "key": key});
+        let mut body = json!({"url": (case.url)(&org), "events": ["PACKAGE_COMPLETE"],
+                              "origins": [name], "key": key});
+        if let Some(preset) = case.preset {
+            body["preset"] = preset.into();
+        }
         let (status, registered) = api
             .call(
                 reqwest::Method::POST,

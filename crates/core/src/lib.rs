@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod connector;
 pub mod credentials;
+pub mod destination;
 pub mod diagnosis;
 pub mod event;
 pub mod ids;

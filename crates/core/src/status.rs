@@ -41,7 +41,8 @@ impl ConnectorStatus {
             Self::Active => None,
             Self::NeedsReauth => Some(Code::ConnectorNeedsReauth),
             Self::Revoked => Some(Code::ConnectorRevoked),
-            // Only a 410 Gone from the endpoint disables a connector.
+            // A 410 Gone from the endpoint; a url outside the org (`url_not_in_org`) is
+            // stored as the connector's own diagnosis.
             Self::Disabled => Some(Code::EndpointGone),
         }
     }

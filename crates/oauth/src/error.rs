@@ -17,6 +17,9 @@ pub enum Remedy {
     /// Our own refusal (an endpoint address not allowed, an unusable stored key): the
     /// configuration's fault, not the credentials'; wait while someone fixes it.
     FixConfiguration,
+    /// The connector's url is not in the org whose token it would receive (`url_not_in_org`):
+    /// it is disabled and its deliveries are held until its url (or its credentials) change.
+    FixUrl,
 }
 
 /// Boxed so `Result<_, TokenError>` stays small on the hot path.
@@ -148,6 +151,12 @@ impl TokenError {
         Self::new("nothing_to_resume", FailureClass::Permanent, message, fix).in_conflict()
     }
 
+    /// A grant's org is not the connector's url's (`url_not_in_org`): no token goes there.
+    /// `what` says what happened to the grant (its token not used, or no grant made).
+    pub(crate) fn outside_org(what: &str, diagnosis: Diagnosis) -> Self {
+        Self::diagnosed(what, diagnosis, None, None, None)
+    }
+
     /// Re-authentication in a browser asked of a client-credentials connector.
     pub(crate) fn wrong_flow() -> Self {
         Self::new(
@@ -224,6 +233,8 @@ impl TokenError {
     pub fn remedy(&self) -> Remedy {
         if self.is_transient() {
             Remedy::Wait
+        } else if self.0.code == Code::UrlNotInOrg.as_str() {
+            Remedy::FixUrl
         } else if self.0.http_status.is_some() || self.0.awaits_credentials {
             Remedy::NewCredentials
         } else {

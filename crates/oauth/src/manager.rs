@@ -6,12 +6,14 @@
 //! This module owns the public types and the entry points; the work is in its children:
 //! `cache` (fresh tokens and what went wrong), `flight` (single flight and the lease),
 //! `exchange` (one grant and its persistence), `expiry` (a new token's expiry, introspection),
-//! `call` (one provider call and its history line), `revoke`, `authorize` (re-authentication),
-//! `resume` (one more grant once a refusal's cause is fixed at the provider).
+//! `call` (one provider call and its history line), `destination` (a Salesforce token goes only
+//! to its org), `revoke`, `authorize` (re-authentication), `resume` (one more grant once a
+//! refusal's cause is fixed at the provider).
 
 mod authorize;
 mod cache;
 mod call;
+mod destination;
 mod exchange;
 mod expiry;
 mod flight;

@@ -44,7 +44,9 @@ pub struct TokenState {
 #[derive(Debug, Clone)]
 pub struct GrantedTokens {
     pub credentials_version: i64,
-    pub access_token: SecretString,
+    /// `None` for a grant whose access token must not be used (its org is not the url's):
+    /// the rest (a rotated refresh token, the `instance_url`) is still the provider's latest.
+    pub access_token: Option<SecretString>,
     pub access_expires_at: Option<i64>,
     pub refresh_at: Option<i64>,
     /// `Some` replaces the stored refresh token (rotation); `None` keeps it when the
@@ -253,9 +255,10 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         self.ensure_token_row(connector_id).await?;
         let now = now_ms();
-        let access = self
-            .cipher
-            .seal_secret(&access_aad(connector_id), &granted.access_token);
+        let access = granted
+            .access_token
+            .as_ref()
+            .map(|a| self.cipher.seal_secret(&access_aad(connector_id), a));
         let refresh = granted
             .refresh_token
             .as_ref()
@@ -416,6 +419,49 @@ impl Store {
             .bind(connector_id.as_str())
             .bind(credentials_version)
             .bind(diagnosis.to_stored())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if moved {
+                sqlx::query(HOLD_CONNECTOR_DELIVERIES)
+                    .bind(connector_id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            moved
+        });
+        self.connectors_changed();
+        Ok(moved)
+    }
+
+    /// A grant for credentials `credentials_version` came from an org whose `instance_url` is
+    /// not where the connector's `url` points: the connector becomes `disabled` with the
+    /// `diagnosis` (`url_not_in_org`) and its deliveries waiting to be sent are held, in one
+    /// transaction. The one place a connector moves there for that reason; a `PATCH {"url"}`
+    /// makes it `active` again. Not when its credentials or its url changed meanwhile (the
+    /// grant was checked against the old ones), nor over a revocation. True when it moved.
+    pub async fn mark_url_not_in_org(
+        &self,
+        connector_id: &ConnectorId,
+        credentials_version: i64,
+        url: &str,
+        diagnosis: &DiagnosisView,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let moved = on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let moved = sqlx::query(
+                "UPDATE connectors SET status = 'disabled', status_diagnosis = $4, updated_at = $1 \
+                 WHERE id = $2 AND credentials_version = $3 AND url = $5 AND status <> 'revoked'",
+            )
+            .bind(now)
+            .bind(connector_id.as_str())
+            .bind(credentials_version)
+            .bind(diagnosis.to_stored())
+            .bind(url)
             .execute(&mut *tx)
             .await?
             .rows_affected()

@@ -43,7 +43,7 @@ async fn each_database(test: impl AsyncFn(Store, ConnectorRecord)) {
 fn granted(cv: i64, access: &str, refresh: Option<&str>) -> GrantedTokens {
     GrantedTokens {
         credentials_version: cv,
-        access_token: SecretString::from(access.to_owned()),
+        access_token: Some(SecretString::from(access.to_owned())),
         access_expires_at: Some(2_000),
         refresh_at: Some(1_900),
         refresh_token: refresh.map(|r| SecretString::from(r.to_owned())),
@@ -315,6 +315,90 @@ async fn a_refusal_makes_the_connector_need_reauth_and_holds_its_waiting_deliver
             reread().await.diagnosis().map(|d| d.code),
             Some("connector_revoked".to_owned()),
             "a revocation shows its own diagnosis, not the refusal before it"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_grant_whose_token_must_not_be_used_keeps_its_refresh_token_and_org_but_no_access_token()
+{
+    each_database(async |store, c| {
+        let refused = GrantedTokens {
+            access_token: None,
+            instance_url: Some("https://other.my.salesforce.com".into()),
+            ..granted(1, "unused", Some("rt-rotated"))
+        };
+        let v = store
+            .save_granted_tokens(&c.id, None, &refused, "a")
+            .await
+            .unwrap();
+        assert_eq!(v, Some(1));
+        let s = store.get_token_state(&c.id).await.unwrap().unwrap();
+        assert!(s.access_token.is_none(), "no access token to use");
+        assert_eq!(s.refresh_token.unwrap().expose_secret(), "rt-rotated");
+        assert_eq!(
+            s.instance_url.as_deref(),
+            Some("https://other.my.salesforce.com")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_url_outside_the_org_disables_the_connector_and_holds_its_waiting_deliveries_at_once() {
+    each_database(async |store, c| {
+        store.commit_ingest(&[backlog(&c, 3)], 10).await.unwrap();
+        let leased = store.claim_due(20, 60_000, "n:1", 1, &[]).await.unwrap();
+        assert_eq!(leased.len(), 1);
+        let reread = async || {
+            store
+                .get_connector(&c.account_id, &c.name)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let cv = c.credentials_version;
+        let outside = DiagnosisView::from(Code::UrlNotInOrg);
+        assert!(
+            !store
+                .mark_url_not_in_org(&c.id, cv + 1, &c.url, &outside, 30)
+                .await
+                .unwrap(),
+            "a grant of other credentials changes nothing"
+        );
+        assert!(
+            !store
+                .mark_url_not_in_org(&c.id, cv, "https://elsewhere.example/x", &outside, 30)
+                .await
+                .unwrap(),
+            "a grant checked against another url changes nothing"
+        );
+        assert_eq!(reread().await.status, ConnectorStatus::Active);
+        assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 0);
+
+        assert!(store
+            .mark_url_not_in_org(&c.id, cv, &c.url, &outside, 30)
+            .await
+            .unwrap());
+        let now = reread().await;
+        assert_eq!(now.status, ConnectorStatus::Disabled);
+        assert_eq!(now.diagnosis().as_ref(), Some(&outside));
+        assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 2);
+        assert_eq!(count(&store, &c, DeliveryStatus::Pending).await, 1);
+
+        store
+            .set_connector_status(&c.id, ConnectorStatus::Revoked, None)
+            .await
+            .unwrap();
+        assert!(!store
+            .mark_url_not_in_org(&c.id, cv, &c.url, &outside, 40)
+            .await
+            .unwrap());
+        assert_eq!(
+            reread().await.status,
+            ConnectorStatus::Revoked,
+            "a revocation stays"
         );
     })
     .await;

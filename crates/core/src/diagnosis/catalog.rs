@@ -217,6 +217,10 @@ catalog! {
     ConnectorRevoked = "connector_revoked", Permanent,
         cause: "the connector's tokens were revoked; no token is granted and its deliveries are held until it is re-authenticated",
         fix: "give the key again (PATCH {\"key\": ...}), or re-authenticate a refresh-token connector (GET .../oauth/url)";
+    /// A Salesforce token is sent only to the org that issued it (the connector is disabled).
+    UrlNotInOrg = "url_not_in_org", Permanent,
+        cause: "the connector's url is not in the org whose credentials it holds (the scheme, host and port of the instance_url the org returns with its tokens), so no token is sent there; the connector is disabled and its deliveries are held",
+        fix: "PATCH {\"url\": ...} to a url in the org (on its instance_url), which enables the connector again without the key; or give the credentials of the org the url belongs to (PATCH {\"url\": ..., \"key\": ...})";
     /// Read back from a row written before diagnoses had codes.
     Unclassified = "unclassified", Permanent,
         cause: "recorded before diagnoses had codes: the cause is the text recorded then",

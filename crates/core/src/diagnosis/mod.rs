@@ -246,6 +246,7 @@ mod tests {
             diagnose_transport(TransportFailure::Timeout).code,
             diagnose_transport(TransportFailure::Connect).code,
             diagnose_transport(TransportFailure::AddressRefused).code,
+            crate::destination::url_not_in_org("https://a.example", "https://b.example").code,
         ]
         .into_iter()
         .collect();

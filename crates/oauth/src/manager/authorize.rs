@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::cache::Trouble;
 use super::call::Attempt;
+use super::destination::check_grant;
 use super::{AccessToken, Ctx, Inner};
 use crate::error::TokenError;
 use crate::grant::{self, GrantKind};
@@ -186,7 +187,13 @@ impl Inner {
                 "check the app's scopes: a code exchange must return a refresh token (refresh_token / offline_access scope)",
             )
         })?;
-        self.record_ok(&ctx, attempt, &answer).await;
+        // The new credentials are kept either way (the user authorized them); a token whose
+        // org is not the url's is not.
+        let outside = check_grant(&ctx, &tokens).err();
+        match &outside {
+            None => self.record_ok(&ctx, attempt, &answer).await,
+            Some(d) => self.record_outside_org(&ctx, attempt, &answer, d).await,
+        }
 
         let seen = ctx.record.seen();
         let mut record = ctx.record.clone();
@@ -205,10 +212,13 @@ impl Inner {
         ctx.key = new_key;
         ctx.record = saved.clone();
         // The refresh token is already stored in the key: introspection may go first here.
-        let (expires_at, refresh_at) = self.expiry(&mut ctx, &tokens, true).await;
+        let (expires_at, refresh_at) = match outside {
+            None => self.expiry(&mut ctx, &tokens, true).await,
+            Some(_) => (None, None),
+        };
         let granted = GrantedTokens {
             credentials_version: saved.credentials_version,
-            access_token: tokens.access_token.clone(),
+            access_token: outside.is_none().then(|| tokens.access_token.clone()),
             access_expires_at: expires_at,
             refresh_at,
             // The refresh token now lives in the key.
@@ -225,9 +235,18 @@ impl Inner {
             .unwrap_or(0);
         self.cache
             .trouble_mut(&saved.id, |t| *t = Trouble::default());
+        if let Some(d) = outside {
+            self.disable_outside_org(&saved, &d).await;
+            tracing::info!(connector = %saved.id, "re-authenticated by code exchange; its url is not in the org");
+            return Err(TokenError::outside_org(
+                "re-authenticated (the new credentials are kept), but the token was not used",
+                d,
+            ));
+        }
         self.cache.put(
             &saved.id,
             saved.credentials_version,
+            &saved.url,
             &AccessToken {
                 secret: tokens.access_token,
                 version,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use hookwarden_core::{ConnectorId, ConnectorStatus};
 use hookwarden_store::ConnectorRecord;
 
+use super::destination::outside_org_waiting;
 use super::{AccessToken, Need};
 use crate::error::{Remedy, TokenError};
 
@@ -20,6 +21,9 @@ const SHARDS: usize = 16;
 struct Cached {
     token: AccessToken,
     credentials_version: i64,
+    /// The connector's url the token was checked for: a Salesforce token goes only to its org
+    /// (`destination`), so a url changed since is a miss and the token is checked again.
+    url: String,
     /// `i64::MAX` for `session: none`.
     refresh_at: i64,
 }
@@ -67,7 +71,7 @@ impl Cache {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let e = shard.get(&c.id)?;
-        (e.credentials_version == c.credentials_version && now < e.refresh_at)
+        (e.credentials_version == c.credentials_version && now < e.refresh_at && e.url == c.url)
             .then(|| e.token.clone())
     }
 
@@ -75,6 +79,7 @@ impl Cache {
         &self,
         id: &ConnectorId,
         credentials_version: i64,
+        url: &str,
         token: &AccessToken,
         refresh_at: Option<i64>,
     ) {
@@ -84,6 +89,7 @@ impl Cache {
                 ..token.clone()
             },
             credentials_version,
+            url: url.to_owned(),
             refresh_at: refresh_at.unwrap_or(i64::MAX),
         });
         let mut shard = self
@@ -156,7 +162,12 @@ impl Cache {
                 let last = self.trouble(&c.id, |t| t.blocked.as_ref().map(|(_, e)| e.to_string()));
                 return Err(TokenError::needs_reauth(last.as_deref()));
             }
-            _ => {}
+            ConnectorStatus::Disabled => {
+                if let Some(e) = outside_org_waiting(c) {
+                    return Err(e);
+                }
+            }
+            ConnectorStatus::Active => {}
         }
         let map = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(t) = map.get(&c.id) {
@@ -189,6 +200,8 @@ pub(super) mod tests {
 
     const NOW: i64 = 1_700_000_000_000;
     const FRESH: Need = Need::Fresh { stale: None };
+    /// The url of every `record`.
+    const URL: &str = "https://example.com/hook";
 
     /// A connector record as the store hands it out, for decisions that only read it.
     pub(in crate::manager) fn record(
@@ -200,7 +213,7 @@ pub(super) mod tests {
             id: id.into(),
             account_id: AccountId::from("acct"),
             name: "salesforceOauth2".into(),
-            url: "https://example.com/hook".into(),
+            url: URL.into(),
             events: vec![],
             origins: vec![],
             owner: None,
@@ -260,7 +273,7 @@ pub(super) mod tests {
         let cache = Cache::new();
         let c = record("c1", 1, ConnectorStatus::Active);
         assert!(cache.get(&c, NOW).is_none());
-        cache.put(&"c1".into(), 1, &token("a", 1), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, URL, &token("a", 1), Some(NOW + 900));
         let hit = cache.get(&c, NOW).unwrap();
         assert_eq!(hit.secret.expose_secret(), "a");
         assert!(
@@ -274,7 +287,7 @@ pub(super) mod tests {
     #[test]
     fn session_none_is_served_forever() {
         let cache = Cache::new();
-        cache.put(&"c1".into(), 1, &token("a", 1), None);
+        cache.put(&"c1".into(), 1, URL, &token("a", 1), None);
         let c = record("c1", 1, ConnectorStatus::Active);
         assert!(cache.get(&c, i64::MAX - 1).is_some());
     }
@@ -282,7 +295,7 @@ pub(super) mod tests {
     #[test]
     fn a_token_of_other_credentials_or_a_blocked_connector_is_not_served() {
         let cache = Cache::new();
-        cache.put(&"c1".into(), 1, &token("a", 1), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, URL, &token("a", 1), Some(NOW + 900));
         assert!(cache
             .get(&record("c1", 2, ConnectorStatus::Active), NOW)
             .is_none());
@@ -295,14 +308,43 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_token_is_served_only_for_the_url_it_was_checked_for() {
+        let cache = Cache::new();
+        cache.put(&"c1".into(), 1, URL, &token("a", 1), Some(NOW + 900));
+        let mut moved = record("c1", 1, ConnectorStatus::Active);
+        moved.url = "https://elsewhere.example/hook".into();
+        assert!(
+            cache.get(&moved, NOW).is_none(),
+            "another url: checked again"
+        );
+        assert!(cache
+            .get(&record("c1", 1, ConnectorStatus::Active), NOW)
+            .is_some());
+    }
+
+    #[test]
+    fn precheck_refuses_a_connector_disabled_for_a_url_outside_its_org_until_the_url_changes() {
+        let cache = Cache::new();
+        let mut outside = record("c1", 1, ConnectorStatus::Disabled);
+        outside.status_diagnosis = Some(hookwarden_core::diagnosis::Code::UrlNotInOrg.into());
+        let e = cache.precheck(&outside, Need::Force, NOW).unwrap_err();
+        assert_eq!(e.code(), "url_not_in_org");
+        assert!(e.is_conflict(), "nothing was tried");
+        assert_eq!(e.remedy(), Remedy::FixUrl);
+        // A 410 disables too, and grants are still made for it (the endpoint is gone, not the org).
+        let gone = record("c1", 1, ConnectorStatus::Disabled);
+        assert!(cache.precheck(&gone, FRESH, NOW).is_ok());
+    }
+
+    #[test]
     fn an_older_token_never_replaces_a_newer_one() {
         let cache = Cache::new();
         let c = record("c1", 1, ConnectorStatus::Active);
-        cache.put(&"c1".into(), 1, &token("new", 5), Some(NOW + 900));
-        cache.put(&"c1".into(), 1, &token("old", 4), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, URL, &token("new", 5), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, URL, &token("old", 4), Some(NOW + 900));
         assert_eq!(secret_of(cache.get(&c, NOW)).as_deref(), Some("new"));
         // New credentials start their own versions: their token wins whatever its version.
-        cache.put(&"c1".into(), 2, &token("recreds", 1), Some(NOW + 900));
+        cache.put(&"c1".into(), 2, URL, &token("recreds", 1), Some(NOW + 900));
         let c2 = record("c1", 2, ConnectorStatus::Active);
         assert_eq!(secret_of(cache.get(&c2, NOW)).as_deref(), Some("recreds"));
     }
@@ -311,7 +353,7 @@ pub(super) mod tests {
     fn invalidate_drops_only_the_refused_version_and_remembers_the_newest_refused() {
         let cache = Cache::new();
         let c = record("c1", 1, ConnectorStatus::Active);
-        cache.put(&"c1".into(), 1, &token("v5", 5), Some(NOW + 900));
+        cache.put(&"c1".into(), 1, URL, &token("v5", 5), Some(NOW + 900));
         // A late 401 on v4 keeps v5.
         cache.invalidate(&"c1".into(), 4);
         assert!(cache.get(&c, NOW).is_some());

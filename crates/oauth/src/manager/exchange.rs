@@ -10,7 +10,8 @@ use hookwarden_core::DiagnosisView;
 use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, TokenState};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::call::Attempt;
+use super::call::{Answer, Attempt};
+use super::destination::check_grant;
 use super::expiry::needs_introspection;
 use super::{live_tokens, AccessToken, Ctx, Inner};
 use crate::error::{Remedy, TokenError};
@@ -56,13 +57,24 @@ impl Inner {
         };
 
         match outcome {
-            Ok(mut tokens) => {
+            Ok(Granted {
+                mut tokens,
+                answer,
+                attempt,
+            }) => {
                 // A "rotation" to the same value is no rotation.
                 if tokens.refresh_token.as_ref().map(|s| s.expose_secret())
                     == refresh_token.as_ref().map(|s| s.expose_secret())
                 {
                     tokens.refresh_token = None;
                 }
+                // Before anything else sees the token: is its org the url's?
+                if let Err(d) = check_grant(&ctx, &tokens) {
+                    return Err(self
+                        .refuse_outside_org(&ctx, state, attempt, &answer, tokens, d)
+                        .await);
+                }
+                self.record_ok(&ctx, attempt, &answer).await;
                 // The rotated refresh token is persisted before the new access token goes
                 // anywhere, introspection included: first with the session timeout as expiry,
                 // corrected below when introspection knows better.
@@ -70,7 +82,7 @@ impl Inner {
                 let (mut expires_at, mut refresh_at) = self.expiry(&mut ctx, &tokens, false).await;
                 let granted = GrantedTokens {
                     credentials_version: cv,
-                    access_token: tokens.access_token.clone(),
+                    access_token: Some(tokens.access_token.clone()),
                     access_expires_at: expires_at,
                     refresh_at,
                     refresh_token: tokens.refresh_token.clone(),
@@ -96,7 +108,7 @@ impl Inner {
                     refreshed: true,
                     instance_url: tokens.instance_url,
                 };
-                self.cache.put(&id, cv, &token, refresh_at);
+                self.cache.put(&id, cv, &ctx.record.url, &token, refresh_at);
                 self.cache.trouble_mut(&id, |t| {
                     t.backoff = None;
                     t.blocked = None;
@@ -111,7 +123,7 @@ impl Inner {
     /// Compare-and-swap save; if the swap is lost (our lease expired and someone wrote), the
     /// tokens we hold are still the provider's latest, so they are written anyway rather than
     /// losing a rotated refresh token.
-    async fn save(
+    pub(super) async fn save(
         &self,
         id: &ConnectorId,
         expected: i64,
@@ -225,7 +237,7 @@ impl Inner {
         ctx: &mut Ctx,
         kind: HistoryKind,
         grant: &GrantKind<'_>,
-    ) -> Result<Tokens, TokenError> {
+    ) -> Result<Granted, TokenError> {
         let attempt = Attempt {
             kind,
             grant_type: grant.grant_type(),
@@ -240,8 +252,11 @@ impl Inner {
         );
         let answer = self.exchange(ctx, attempt, out, &[]).await?;
         let tokens = self.tokens_of(ctx, attempt, &answer).await?;
-        self.record_ok(ctx, attempt, &answer).await;
-        Ok(tokens)
+        Ok(Granted {
+            tokens,
+            answer,
+            attempt,
+        })
     }
 
     /// Seed 004's custom refresh: POST the current values, read the new ones.
@@ -251,7 +266,7 @@ impl Inner {
         hook: &str,
         access_token: Option<&SecretString>,
         refresh_token: Option<&SecretString>,
-    ) -> Result<Tokens, TokenError> {
+    ) -> Result<Granted, TokenError> {
         let out = Outgoing {
             url: hook.to_owned(),
             field: "refresh_hook",
@@ -275,9 +290,19 @@ impl Inner {
             return Err(self.unusable(ctx, attempt, &answer, d).await);
         }
         let tokens = self.tokens_of(ctx, attempt, &answer).await?;
-        self.record_ok(ctx, attempt, &answer).await;
-        Ok(tokens)
+        Ok(Granted {
+            tokens,
+            answer,
+            attempt,
+        })
     }
+}
+
+/// A usable answer to a grant, not yet recorded: whether it went `ok` depends on its org.
+struct Granted {
+    tokens: Tokens,
+    answer: Answer,
+    attempt: Attempt<'static>,
 }
 
 /// How long to wait after a transient failure, the `failures` before it included: what the

@@ -10,6 +10,7 @@ use hookwarden_core::diagnosis::FailureClass;
 use hookwarden_core::ConnectorId;
 use hookwarden_store::{ConnectorRecord, TokenState};
 
+use super::destination::{moved_meanwhile, stays_in_org};
 use super::{AccessToken, Inner, Need};
 use crate::error::TokenError;
 
@@ -60,7 +61,13 @@ impl Inner {
                 }
             }
         };
-        flight.await
+        let token = flight.await?;
+        // The flight may have granted for the connector as another caller, or the store, read
+        // it: its token goes to this caller's url only if that is in the token's org too.
+        if !stays_in_org(c, &token) {
+            return Err(moved_meanwhile());
+        }
+        Ok(token)
     }
 
     pub(super) fn lease_ttl_ms(&self) -> i64 {
@@ -94,9 +101,11 @@ impl Inner {
                 .await
                 .map_err(TokenError::store)?
             {
-                if let Some(t) = usable(&state, c.credentials_version, need, self.now_ms()) {
+                let usable = usable(&state, c.credentials_version, need, self.now_ms())
+                    .filter(|t| stays_in_org(c, t));
+                if let Some(t) = usable {
                     self.cache
-                        .put(&c.id, c.credentials_version, &t, state.refresh_at);
+                        .put(&c.id, c.credentials_version, &c.url, &t, state.refresh_at);
                     return Ok(Err(t));
                 }
             }
@@ -150,8 +159,12 @@ impl Inner {
             .map_err(TokenError::store)?
             .unwrap_or_default();
         let cv = current.credentials_version;
-        if let Some(t) = usable(&state, cv, need, self.now_ms()) {
-            self.cache.put(&c.id, cv, &t, state.refresh_at);
+        // A saved token whose org is not the url's is no token: the grant below checks again.
+        if let Some(t) =
+            usable(&state, cv, need, self.now_ms()).filter(|t| stays_in_org(&current, t))
+        {
+            self.cache
+                .put(&c.id, cv, &current.url, &t, state.refresh_at);
             return Ok(t);
         }
         if need != Need::Force && state.backoff_until.is_some_and(|t| t > self.now_ms()) {

@@ -81,17 +81,25 @@ impl Env {
     }
 
     /// Register a connector named `name` with `key` (a JSON object), the way the API does:
-    /// the key is checked by `Key::parse` and stored in its storage form.
+    /// the key is checked by `Key::parse` and stored in its storage form. Its url is in the org
+    /// whose token endpoint the key names (a Salesforce token goes nowhere else).
     pub async fn connector(&self, name: &str, key: Value) -> ConnectorRecord {
         let kind = ConnectorKind::of(name);
         let encoded = hookwarden_core::key::encode(&key);
         let parsed = Key::parse(&encoded, kind).unwrap_or_else(|e| panic!("key {key}: {e}"));
+        let org = key["token_url"]
+            .as_str()
+            .and_then(|u| url::Url::parse(u).ok())
+            .map_or_else(
+                || "http://127.0.0.1:9".to_owned(),
+                |u| u.origin().ascii_serialization(),
+            );
         let (record, _) = self
             .store
             .upsert_connector(NewConnector {
                 account_id: self.account.id.clone(),
                 name: name.to_owned(),
-                url: "http://127.0.0.1:9/services/apexrest/OSS/callback".into(),
+                url: format!("{org}/services/apexrest/OSS/callback"),
                 events: vec!["PACKAGE_COMPLETE".into()],
                 origins: vec!["OSS".into()],
                 owner: None,

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::validate::{self, DeliverySettings, Ordering, RetryPolicy};
-use super::{rfc3339, DiagnosisOut};
+use super::{destination, rfc3339, DiagnosisOut};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -283,6 +283,7 @@ fn validate_full(
         warnings: key_warnings,
         repairs,
     } = validate::key(&input.key, kind, settings)?;
+    destination::url_in_key_org(&url, &key, kind)?;
 
     warnings.extend(key_warnings.iter().cloned());
     warnings.extend(event_warnings);
@@ -311,7 +312,9 @@ fn validate_full(
 /// Register a connector, or replace the one of that name.
 ///
 /// Answers 201 with the full `signing_secret` on first registration, 200 on a replace (which
-/// keeps the signing secret and makes the connector `active` with the new credentials).
+/// keeps the signing secret and makes the connector `active` with the new credentials). A
+/// salesforce key whose `host` is a My Domain and that overrides no endpoint keeps the url on
+/// that host (`400 url_not_in_org`).
 #[utoipa::path(post, path = "/api/callback/connectors/{name}", tag = "connectors",
     params(("name" = String, Path, description = "salesforceOauth2, dynamicsOauth2 or any [A-Za-z0-9_-]{1,64}")),
     request_body = ConnectorIn,
@@ -384,10 +387,13 @@ pub async fn replace_connector(
 }
 
 /// Change only the fields given. `{"key": ...}` rotates the credentials and makes a
-/// `needs_reauth` or `revoked` connector `active` again.
+/// `needs_reauth` or `revoked` connector `active` again; `{"url": ...}` makes a `disabled` one
+/// `active` again. A url on another host needs the key in the same request (`409
+/// credentials_required`), unless it is on the host of the org's last `instance_url`.
 #[utoipa::path(patch, path = "/api/callback/connectors/{name}", tag = "connectors",
     params(("name" = String, Path)), request_body = ConnectorPatch,
-    responses((status = 200, body = ConnectorOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ConnectorOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
 pub async fn patch_connector(
     State(state): State<AppState>,
     authed: Authed,
@@ -436,6 +442,17 @@ pub async fn patch_connector(
     let url_given = patch.url.is_some();
     let url_raw = patch.url.unwrap_or_else(|| record.url.clone());
     let (url, mut warnings) = validate::url(&url_raw, kind, &state.settings)?;
+    if url_given {
+        // The org's own host is where its tokens already go (a disabled connector's way back).
+        let org = state.tokens.token_status(&record).await.instance_url;
+        destination::move_allowed(
+            &record.url,
+            &url,
+            patch.key.is_some(),
+            org.as_deref(),
+            "send the key with the url in one PATCH: {\"url\": ..., \"key\": ...}",
+        )?;
+    }
     let (events, event_warnings) = validate::events(patch.events.unwrap_or(record.events.clone()))?;
     if patch.origins.is_some() {
         record.origins = validate::origins(patch.origins, kind)?;
@@ -456,7 +473,8 @@ pub async fn patch_connector(
     if patch.max_concurrency.is_some() {
         delivery.max_concurrency = validate::max_concurrency(patch.max_concurrency)?;
     }
-    // A disabled connector (its endpoint answered 410) comes back with a new url.
+    // A disabled connector (its endpoint answered 410, or its url was not in its org) comes
+    // back with a new url; the next grant checks it against the org.
     if url_given && record.status == ConnectorStatus::Disabled {
         record.status = ConnectorStatus::Active;
     }
@@ -488,6 +506,11 @@ pub async fn patch_connector(
             ) {
                 record.status = ConnectorStatus::Active;
             }
+        }
+    }
+    if url_given || patch.key.is_some() {
+        if let Ok((kind, key)) = record.credentials.oauth() {
+            destination::url_in_key_org(&url, key, kind)?;
         }
     }
     warnings.extend(delivery.key_warnings.iter().cloned());

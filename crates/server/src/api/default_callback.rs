@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::validate::{self, DeliverySettings};
-use super::{rfc3339, DiagnosisOut};
+use super::{destination, rfc3339, DiagnosisOut};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -34,8 +34,10 @@ const MAX_BASIC_KEY: usize = 4096;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DefaultCallbackIn {
     pub url: String,
-    /// Sent to the listener as `Authorization: Basic <key>`.
-    pub key: String,
+    /// Sent to the listener as `Authorization: Basic <key>`. Required to set one; a replace
+    /// without it keeps the current key, on the same host only: a url on another host needs
+    /// the key in the same request (`409 credentials_required`).
+    pub key: Option<String>,
     #[serde(default)]
     pub events: Vec<String>,
     #[serde(flatten)]
@@ -84,11 +86,12 @@ fn none_set() -> ApiError {
     )
 }
 
-/// Set or replace the default callback.
+/// Set or replace the default callback. A replace without `key` keeps the current key, for a
+/// url on the same host: moving it to another host needs the key (`409 credentials_required`).
 #[utoipa::path(post, path = "/api/callback", tag = "default callback",
     request_body = DefaultCallbackIn,
     responses((status = 201, body = DefaultCallbackOut), (status = 200, body = DefaultCallbackOut),
-              (status = 400, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn set_default_callback(
     State(state): State<AppState>,
     authed: Authed,
@@ -96,14 +99,40 @@ pub async fn set_default_callback(
 ) -> ApiResult<(StatusCode, Json<DefaultCallbackOut>)> {
     let (url, mut warnings) = validate::url(&input.url, ConnectorKind::Generic, &state.settings)?;
     let (events, event_warnings) = validate::events(input.events)?;
-    let key = input.key.trim();
-    if key.is_empty() || key.len() > MAX_BASIC_KEY || key.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_callback_key",
-            format!("key: must be 1 to {MAX_BASIC_KEY} printable characters"),
-            "give the value your listener expects after `Authorization: Basic `",
-        ));
-    }
+    let credentials = match input.key.as_deref().map(str::trim) {
+        Some(key) => {
+            if key.is_empty() || key.len() > MAX_BASIC_KEY || key.chars().any(char::is_control) {
+                return Err(ApiError::bad_request(
+                    "invalid_callback_key",
+                    format!("key: must be 1 to {MAX_BASIC_KEY} printable characters"),
+                    "give the value your listener expects after `Authorization: Basic `",
+                ));
+            }
+            Credentials::basic(SecretString::from(key.to_owned()))
+        }
+        None => {
+            let current = state
+                .store
+                .get_connector(&authed.0.id, DEFAULT_CALLBACK_NAME)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_callback_key",
+                        "key: missing; a new default callback needs the key its listener expects",
+                        "give {\"url\", \"key\", \"events\"}: the key is sent as `Authorization: Basic <key>`",
+                    )
+                })?;
+            // Its key goes wherever its url points: only its holder moves it to another host.
+            destination::move_allowed(
+                &current.url,
+                &url,
+                false,
+                None,
+                "send the key with the url: POST /api/callback {\"url\", \"key\", \"events\"}",
+            )?;
+            current.credentials
+        }
+    };
     warnings.extend(event_warnings);
     warnings.extend(validate::unknown_fields(&input.extra));
     let new = NewConnector {
@@ -119,7 +148,7 @@ pub async fn set_default_callback(
         })
         .expect("settings serialise"),
         warnings,
-        credentials: Credentials::basic(SecretString::from(key.to_owned())),
+        credentials,
     };
     let (record, created) = state.store.upsert_connector(new).await?;
     let status = if created {

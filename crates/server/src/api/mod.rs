@@ -1,6 +1,7 @@
 pub mod connectors;
 pub mod default_callback;
 pub mod deliveries;
+mod destination;
 pub mod events;
 pub mod health;
 pub mod keys;

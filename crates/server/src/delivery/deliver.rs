@@ -50,6 +50,7 @@ impl<T: TokenSource> Workers<T> {
             Ok(_) => None,
             Err(TokenFailure::Transient { .. }) => Some("transient_failure"),
             Err(TokenFailure::NeedsReauth { .. }) => Some("needs_reauth"),
+            Err(TokenFailure::Disabled { .. }) => Some("url_not_in_org"),
         };
         if let Some(outcome) = outcome {
             metrics::grant(

@@ -73,6 +73,10 @@ pub enum TokenFailure {
     /// token source has made it `needs_reauth` and held its deliveries
     /// (`Store::mark_needs_reauth`), so they wait until the credentials change.
     NeedsReauth { message: String },
+    /// `url_not_in_org`: the connector's url is not in the org whose token it would get. The
+    /// token source has made it `disabled` and held its deliveries
+    /// (`Store::mark_url_not_in_org`), so they wait until its url changes.
+    Disabled { message: String },
 }
 
 /// How long a delivery waits when no token can be had because of a configuration problem.
@@ -96,6 +100,11 @@ impl TokenSource for hookwarden_oauth::TokenManager {
                 // The token manager has made the connector needs_reauth and held its
                 // deliveries (or it was already waiting for new credentials).
                 Remedy::NewCredentials => TokenFailure::NeedsReauth {
+                    message: e.to_string(),
+                },
+                // No token goes to a url outside the org: the token manager has disabled the
+                // connector and held its deliveries.
+                Remedy::FixUrl => TokenFailure::Disabled {
                     message: e.to_string(),
                 },
                 // Not the credentials' fault, so no needs_reauth; the delivery waits and says why.

@@ -318,6 +318,9 @@ impl<T: TokenSource> Workers<T> {
                     "held: the connector needs re-authentication: {message}"
                 ))
             }
+            // Likewise disabled, its url not in the org: no token was sent anywhere.
+            TokenFailure::Disabled { message } => Outcome::new(row, DeliveryStatus::Held, attempts)
+                .error(format!("held: the connector is disabled: {message}")),
         }
     }
 }

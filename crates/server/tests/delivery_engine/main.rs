@@ -1,6 +1,8 @@
 //! The delivery engine end to end over HTTP: ingest, routing, signatures, the outcome policy
-//! with an injected clock, held deliveries, SSRF, rotation under load, and fairness.
+//! with an injected clock, held deliveries, SSRF, rotation under load, fairness, and no token
+//! for a url outside its org.
 
+mod destination;
 mod ingest;
 mod load;
 mod outcomes;

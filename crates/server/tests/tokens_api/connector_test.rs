@@ -235,3 +235,84 @@ async fn connector_test_explains_a_missing_apex_class_and_a_refused_token() {
         assert!(body["fix"].as_str().is_some(), "{body}");
     }
 }
+
+#[tokio::test]
+async fn connector_test_sends_no_probe_to_a_url_outside_the_org() {
+    let (urls, _dir) = each_database().await;
+    for db in urls {
+        let org = FakeOrg::builder().start().await.unwrap();
+        let t = TestServer::start(&db).await;
+        register(&t, &org.callback_url(), cc_key(&org)).await;
+        // The org's token answers say it is elsewhere.
+        let elsewhere = "https://acme.my.salesforce.com";
+        org.update_config(|c| c.public_url = Some(elsewhere.to_owned()))
+            .unwrap();
+        let (status, report) = json(
+            t.req(Method::POST, &format!("{PATH}/test"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["ok"], false, "{report}");
+        let check = |name: &str| {
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {name} check in {report}"))
+        };
+        let token = check("token");
+        assert_eq!(token["ok"], false, "{token}");
+        assert_eq!(token["diagnosis"]["code"], "url_not_in_org", "{token}");
+        assert!(
+            token["detail"].as_str().unwrap().contains(elsewhere),
+            "{token}"
+        );
+        let endpoint = check("endpoint");
+        assert_eq!(endpoint["ok"], false, "{endpoint}");
+        assert_eq!(
+            endpoint["diagnosis"]["code"], "url_not_in_org",
+            "{endpoint}"
+        );
+        assert!(
+            endpoint["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not in the org"),
+            "{endpoint}"
+        );
+        assert!(
+            endpoint["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("PATCH {\"url\"")),
+            "{endpoint}"
+        );
+        assert_eq!(org.stats().grants_ok("client_credentials"), 1);
+        assert_eq!(
+            org.stats().callbacks_received,
+            0,
+            "no probe, so no token, was sent"
+        );
+
+        let (_, history) = json(
+            t.req(Method::GET, &format!("{PATH}/history"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let entries = history["entries"].as_array().unwrap();
+        assert!(entries.iter().all(|e| e["kind"] != "test"), "{history}");
+        assert_eq!(
+            entries[0]["diagnosis"]["code"], "url_not_in_org",
+            "{history}"
+        );
+        let (_, got) = json(t.req(Method::GET, PATH).send().await.unwrap()).await;
+        assert_eq!(got["status"], "disabled", "{got}");
+        t.server.shutdown().await.unwrap();
+    }
+}

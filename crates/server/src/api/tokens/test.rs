@@ -217,9 +217,15 @@ pub async fn test_connector(
         Some(token) => checks.push(probe(&state, &record, token.secret.expose_secret()).await),
         None => {
             let blocked = blocking(&checks);
-            checks.push(
-                check("endpoint", false, "skipped: no token to send", None).with_diagnosis(blocked),
-            )
+            // The grant's org is not the url's: the probe would carry its token there.
+            let (detail, fix) = match &blocked {
+                Some(d) if d.code == Code::UrlNotInOrg.as_str() => (
+                    "skipped: the url is not in the org whose credentials the connector holds, so no token is sent there",
+                    Some(d.fix.clone()),
+                ),
+                _ => ("skipped: no token to send", None),
+            };
+            checks.push(check("endpoint", false, detail, fix).with_diagnosis(blocked))
         }
     }
     let ok = checks.iter().all(|c| c.ok);
