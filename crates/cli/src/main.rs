@@ -142,7 +142,7 @@ enum AccountsCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Revoke one of an account's API keys (not its last one). Servers refuse it within 10 s.
+    /// Revoke one of an account's API keys (not its last admin key). Servers refuse it within 10 s.
     RevokeKey {
         /// The account's id (acc_...) or name.
         account: String,
@@ -362,8 +362,8 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                     account.name,
                     account.id
                 ),
-                hookwarden_store::KeyRevocation::LastKey => anyhow::bail!(
-                    "{key_id} is the only API key of account {}: revoking it would lock the account out; \
+                hookwarden_store::KeyRevocation::LastAdminKey => anyhow::bail!(
+                    "{key_id} is the last admin key of account {}: revoking it would leave no key that can manage the account; \
                      create another first (`hookwarden accounts new-key {}`)",
                     account.name,
                     account.id

@@ -117,7 +117,7 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
     let (ok, _, err) = run(&["accounts", "revoke-key", "acme", &last_id]);
     assert!(!ok);
     assert!(
-        err.contains("only API key") && err.contains("new-key"),
+        err.contains("last admin key") && err.contains("new-key"),
         "{err}"
     );
     let (ok, _, err) = run(&["accounts", "revoke-key", "acme", &first_id]);

@@ -89,7 +89,7 @@ pub async fn create_key(
 }
 
 /// Revoke one of the account's keys; requests with it are refused from then on (on other
-/// nodes within seconds). The account's last key cannot be revoked.
+/// nodes within seconds). The account's last admin key cannot be revoked.
 #[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys",
     params(("id" = String, Path, description = "the key's id, as GET /api/keys lists it")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -108,11 +108,11 @@ pub async fn revoke_key(
             format!("this account has no API key with id {id}"),
             "use an id from GET /api/keys (16 hex digits)",
         )),
-        KeyRevocation::LastKey => Err(ApiError::new(
+        KeyRevocation::LastAdminKey => Err(ApiError::new(
             StatusCode::CONFLICT,
             "last_api_key",
-            "this is the account's only API key: revoking it would lock the account out",
-            "create another key first (POST /api/keys), move your producers to it, then revoke this one",
+            "this is the account's last admin key: revoking it would leave no key that can manage the account",
+            "create another admin key first (POST /api/keys {\"scopes\": [\"admin\"]}), move to it, then revoke this one",
         )),
     }
 }
