@@ -142,6 +142,7 @@ async fn api_keys_are_created_listed_and_revoked_and_a_revoked_key_is_refused_at
         // A second key, shown once, works at once.
         let (status, created) = json(
             t.req(reqwest::Method::POST, "/api/keys")
+                .json(&json!({"scopes": ["admin"]}))
                 .send()
                 .await
                 .unwrap(),
