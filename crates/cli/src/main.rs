@@ -50,6 +50,9 @@ enum Command {
     FakeOrg(demo::FakeOrgArgs),
     /// `serve --demo`: the API with a fake Salesforce org, a demo account and connector.
     Demo(DemoArgs),
+    /// Print the OpenAPI document a server serves at /api/openapi.json (no server needed), e.g.
+    /// to generate a client or validate it.
+    Openapi,
     /// Check what `serve` would run with: configuration, master key, database and its secrets,
     /// listen address, network rules; with an API key, the account's connectors. Exits 1 when a
     /// check fails.
@@ -408,6 +411,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Accounts(command) => accounts(command).await,
         Command::Key(command) => return key_cmd::run(command),
+        Command::Openapi => serde_json::to_string_pretty(&hookwarden_server::openapi())
+            .map(|doc| println!("{doc}"))
+            .map_err(Into::into),
         Command::FakeOrg(args) => demo::run_fake_org(args).await,
         Command::Demo(args) => {
             serve(ServeArgs {

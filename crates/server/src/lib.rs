@@ -46,9 +46,9 @@ pub use state::AppState;
 )]
 struct ApiDoc;
 
-/// The router and its OpenAPI document, both from the handlers' annotations.
-pub fn router(state: AppState) -> Router {
-    let max_body = state.settings.max_body_bytes;
+/// The API's routes and their OpenAPI document, both from the handlers' annotations and each
+/// route's declared scope (`auth::needs`).
+fn api_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::connectors::router())
         .merge(api::default_callback::router())
@@ -59,6 +59,18 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(api::health::healthz))
         .split_for_parts();
     auth::add_security_scheme(&mut openapi);
+    (api, openapi)
+}
+
+/// The OpenAPI document `GET /api/openapi.json` serves (`hookwarden openapi` prints it).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_and_document().1
+}
+
+/// The router, serving its OpenAPI document at `/api/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    let (api, openapi) = api_and_document();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");
     api.route(
         "/api/openapi.json",
