@@ -137,16 +137,25 @@ impl FromRequestParts<AppState> for Authed {
 }
 
 fn insufficient_scope(required: Scope, held: Scopes) -> ApiError {
+    let also = if required == Scope::Admin {
+        ""
+    } else {
+        " (or admin)"
+    };
     let mut error = ApiError::new(
         StatusCode::FORBIDDEN,
         "insufficient_scope",
         format!(
             "this endpoint needs a key with the {required} scope; this key has {}",
-            held.names().join(", ")
+            match held.names().join(", ") {
+                none if none.is_empty() => "none".to_owned(),
+                names => names,
+            }
         ),
         format!(
-            "use a key with the {required} (or admin) scope; an admin key makes one with POST /api/keys {{\"scopes\": [\"{required}\"]}}, \
-             the server's operator with `hookwarden accounts new-key ACCOUNT --scope {required}`"
+            "use a key with the {required}{also} scope: an admin key makes one with POST /api/keys \
+             {{\"scopes\": [\"{required}\"]}} (hookwarden keys create --scope {required}), the \
+             server's operator with hookwarden accounts new-key ACCOUNT --scope {required}"
         ),
     );
     error.required_scope = Some(required);
