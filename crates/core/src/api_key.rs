@@ -181,8 +181,8 @@ impl Problem for ApiKeyError {
     fn code(&self) -> &'static str {
         match self {
             Self::NoScopes => "scopes_required",
-            Self::UnknownScope(_) => "invalid_scope",
-            Self::BadName(_) => "invalid_key_name",
+            Self::UnknownScope(_) => "invalid_api_key_scope",
+            Self::BadName(_) => "invalid_api_key_name",
         }
     }
 
@@ -249,7 +249,7 @@ mod tests {
         let none: [&str; 0] = [];
         assert_eq!(Scopes::parse(&none), Err(ApiKeyError::NoScopes));
         let err = Scopes::parse(&["read", "write"]).unwrap_err();
-        assert_eq!(err.code(), "invalid_scope");
+        assert_eq!(err.code(), "invalid_api_key_scope");
         assert!(err.message().contains("\"write\""), "{}", err.message());
         assert!(
             err.fix().contains("ingest, read, admin"),
@@ -266,7 +266,7 @@ mod tests {
         );
         for bad in ["", "   ", "two\nlines", &"x".repeat(KEY_NAME_MAX + 1)] {
             let err = KeyName::parse(bad).unwrap_err();
-            assert_eq!(err.code(), "invalid_key_name", "{bad:?}");
+            assert_eq!(err.code(), "invalid_api_key_name", "{bad:?}");
         }
         assert!(KeyName::parse(&"é".repeat(KEY_NAME_MAX)).is_ok());
     }

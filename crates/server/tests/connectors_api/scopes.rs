@@ -244,10 +244,10 @@ async fn keys_are_made_with_scopes_and_a_name_and_the_last_admin_key_stays() {
             (None, "scopes_required"),
             (Some(json!({})), "scopes_required"),
             (Some(json!({"scopes": []})), "scopes_required"),
-            (Some(json!({"scopes": ["write"]})), "invalid_scope"),
+            (Some(json!({"scopes": ["write"]})), "invalid_api_key_scope"),
             (
                 Some(json!({"scopes": ["read"], "name": "two\nlines"})),
-                "invalid_key_name",
+                "invalid_api_key_name",
             ),
         ] {
             let mut request = t.req(Method::POST, "/api/keys");
@@ -256,7 +256,7 @@ async fn keys_are_made_with_scopes_and_a_name_and_the_last_admin_key_stays() {
             }
             let (status, err) = json(request.send().await.unwrap()).await;
             assert_error(status, &err, 400, code);
-            if code != "invalid_key_name" {
+            if code != "invalid_api_key_name" {
                 assert!(
                     err["fix"].as_str().unwrap().contains("ingest, read, admin"),
                     "{err}"
