@@ -6,6 +6,7 @@ mod deliveries_cmd;
 mod demo;
 mod doctor;
 mod key_cmd;
+mod keys_cmd;
 mod table;
 mod time_arg;
 
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use hookwarden_core::{KeyName, Problem, Scopes};
 use hookwarden_server::{Config, Overrides};
 
 #[derive(Parser)]
@@ -37,6 +39,9 @@ enum Command {
     /// Encode, decode and check connector keys (no server needed).
     #[command(subcommand)]
     Key(key_cmd::KeyCommand),
+    /// Talk to a running server about the account's API keys: list, create with scopes, revoke.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
     /// Talk to a running server about connectors (test, revoke, resume, re-authenticate, replay, history).
     #[command(subcommand)]
     Connectors(client::ConnectorsCommand),
@@ -50,6 +55,9 @@ enum Command {
     FakeOrg(demo::FakeOrgArgs),
     /// `serve --demo`: the API with a fake Salesforce org, a demo account and connector.
     Demo(DemoArgs),
+    /// Print the OpenAPI document a server serves at /api/openapi.json (no server needed), e.g.
+    /// to generate a client or validate it.
+    Openapi,
     /// Check what `serve` would run with: configuration, master key, database and its secrets,
     /// listen address, network rules; with an API key, the account's connectors. Exits 1 when a
     /// check fails.
@@ -121,6 +129,8 @@ enum AccountsCommand {
         /// A name for the account, e.g. your team or customer.
         name: String,
         #[command(flatten)]
+        scopes: ScopeArgs,
+        #[command(flatten)]
         config: ConfigArgs,
     },
     /// List the accounts: id, name, number of API keys.
@@ -128,7 +138,8 @@ enum AccountsCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// List an account's API keys: id, first characters, created, last used (never the keys).
+    /// List an account's API keys: id, name, scopes, first characters, created, last used
+    /// (never the keys).
     Keys {
         /// The account's id (acc_...) or name.
         account: String,
@@ -140,9 +151,14 @@ enum AccountsCommand {
         /// The account's id (acc_...) or name.
         account: String,
         #[command(flatten)]
+        scopes: ScopeArgs,
+        /// A name to tell the key by in lists, e.g. producer-eu.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Revoke one of an account's API keys (not its last one). Servers refuse it within 10 s.
+    /// Revoke one of an account's API keys (not its last admin key). Servers refuse it within 10 s.
     RevokeKey {
         /// The account's id (acc_...) or name.
         account: String,
@@ -151,6 +167,24 @@ enum AccountsCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
+}
+
+/// What a key made on the database may do.
+#[derive(Args)]
+struct ScopeArgs {
+    /// ingest (post events only), read (read everything) or admin (everything) [default:
+    /// admin]. Repeat it, or separate with commas, for more than one.
+    #[arg(long = "scope", value_name = "SCOPE", value_delimiter = ',', value_parser = keys_cmd::SCOPES)]
+    scopes: Vec<String>,
+}
+
+impl ScopeArgs {
+    fn scopes(&self) -> anyhow::Result<Scopes> {
+        if self.scopes.is_empty() {
+            return Ok(Scopes::admin());
+        }
+        Scopes::parse(&self.scopes).map_err(|e| anyhow::anyhow!("{}: {}", e.message(), e.fix()))
+    }
 }
 
 fn load_config(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
@@ -283,21 +317,32 @@ async fn find_account(
 
 async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
     match command {
-        AccountsCommand::Create { name, config } => {
+        AccountsCommand::Create {
+            name,
+            scopes,
+            config,
+        } => {
             let name = name.trim();
             anyhow::ensure!(
                 !name.is_empty() && name.len() <= 200,
                 "the account name must be 1 to 200 characters"
             );
+            let scopes = scopes.scopes()?;
             let store = open_store(&config).await?;
-            let (account, api_key) = match store.create_account(name).await {
+            let (account, _, api_key) = match store
+                .create_account_with_key(name, scopes, None)
+                .await
+            {
                 Err(hookwarden_store::StoreError::Conflict(why)) => anyhow::bail!(
                     "{why}: give the new account another name, or make a key for that one (hookwarden accounts new-key {name:?})"
                 ),
                 other => other?,
             };
             store.close().await;
-            eprintln!("created account {} ({})", account.name, account.id);
+            eprintln!(
+                "created account {} ({}) with an API key: {scopes}",
+                account.name, account.id
+            );
             println!("{api_key}");
             Ok(())
         }
@@ -320,10 +365,12 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                     .unwrap_or_default()
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             };
-            let mut rows = table::new(&["id", "prefix", "created", "last used"]);
+            let mut rows = table::new(&["id", "name", "scopes", "prefix", "created", "last used"]);
             for key in store.list_api_keys(&account.id).await? {
                 rows.add_row(vec![
                     key.id,
+                    key.name.unwrap_or_else(|| "-".to_owned()),
+                    key.scopes.to_string(),
                     key.prefix
                         .map_or_else(|| "-".to_owned(), |p| format!("{p}…")),
                     time(key.created_at),
@@ -334,12 +381,28 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             table::print(&rows, "no API keys");
             Ok(())
         }
-        AccountsCommand::NewKey { account, config } => {
+        AccountsCommand::NewKey {
+            account,
+            scopes,
+            name,
+            config,
+        } => {
+            let scopes = scopes.scopes()?;
+            let name = name
+                .as_deref()
+                .map(KeyName::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.message(), e.fix()))?;
             let store = open_existing_store(&config).await?;
             let account = find_account(&store, &account).await?;
-            let (info, api_key) = store.create_api_key(&account.id).await?;
+            let (info, api_key) = store
+                .create_scoped_api_key(&account.id, scopes, name.as_ref())
+                .await?;
             store.close().await;
-            eprintln!("new API key {} for account {}", info.id, account.name);
+            eprintln!(
+                "new API key {} ({}) for account {}",
+                info.id, info.scopes, account.name
+            );
             println!("{api_key}");
             Ok(())
         }
@@ -362,8 +425,8 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                     account.name,
                     account.id
                 ),
-                hookwarden_store::KeyRevocation::LastKey => anyhow::bail!(
-                    "{key_id} is the only API key of account {}: revoking it would lock the account out; \
+                hookwarden_store::KeyRevocation::LastAdminKey => anyhow::bail!(
+                    "{key_id} is the last admin key of account {}: revoking it would leave no key that can manage the account; \
                      create another first (`hookwarden accounts new-key {}`)",
                     account.name,
                     account.id
@@ -408,6 +471,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Accounts(command) => accounts(command).await,
         Command::Key(command) => return key_cmd::run(command),
+        Command::Openapi => serde_json::to_string_pretty(&hookwarden_server::openapi())
+            .map(|doc| println!("{doc}"))
+            .map_err(Into::into),
         Command::FakeOrg(args) => demo::run_fake_org(args).await,
         Command::Demo(args) => {
             serve(ServeArgs {
@@ -426,6 +492,7 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Keys(command) => keys_cmd::run(command).await,
         Command::Events(command) => deliveries_cmd::run_events(command).await,
         Command::Deliveries(command) => deliveries_cmd::run_deliveries(command).await,
         Command::Connectors(command) => match client::run(command).await {

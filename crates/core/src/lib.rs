@@ -1,6 +1,7 @@
 //! hookwarden's domain: what a connector, a key and a callback URL are, and the rules that
 //! decide whether they can be right. Pure: no IO, no async, so every rule is testable in µs.
 
+pub mod api_key;
 pub mod clock;
 pub mod connector;
 pub mod credentials;
@@ -17,6 +18,7 @@ pub mod session;
 pub mod status;
 pub mod url_rules;
 
+pub use api_key::{ApiKeyError, KeyName, Scope, Scopes};
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use connector::{ConnectorKind, ConnectorName, Flow};
 pub use credentials::{Credentials, NoKey};

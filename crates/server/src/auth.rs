@@ -1,17 +1,108 @@
-//! `Authorization: Basic <api_key>` (OneSpan's convention: the key as it is). Clients that
-//! base64-encode `key:` or `:key`, as HTTP Basic libraries do, are accepted too.
+//! Who may call a route. `Authorization: Basic <api_key>` (OneSpan's convention: the key as
+//! it is; clients that base64-encode `key:` or `:key`, as HTTP Basic libraries do, are
+//! accepted too) names the key; the route names the scope it needs with `needs`, the one
+//! declaration both the check and the OpenAPI document's `security` come from.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Extension;
 use base64::Engine;
+use hookwarden_core::{Scope, Scopes};
 use hookwarden_store::Account;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
+use utoipa_axum::router::UtoipaMethodRouter;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The account the request's API key belongs to, and that key's id (see `api_key_id`).
+/// The OpenAPI security scheme every `/api/**` operation names, with the scope it needs as the
+/// requirement's one role.
+pub const SECURITY_SCHEME: &str = "api_key";
+
+/// The account the request's API key belongs to, and that key's id (see `api_key_id`). Only a
+/// route declared with `needs` yields one, and only to a key with the scope it declared.
 pub struct Authed(pub Account, pub String);
+
+/// The scope a route needs, as `needs` put it on each of its requests.
+#[derive(Debug, Clone, Copy)]
+struct RequiredScope(Scope);
+
+/// Declare the scope the routes of `routes!(...)` need: requests without a key that has it are
+/// refused (`Authed`), and each operation's OpenAPI `security` names it.
+pub fn needs(
+    scope: Scope,
+    (schemas, mut paths, router): UtoipaMethodRouter<AppState>,
+) -> UtoipaMethodRouter<AppState> {
+    for item in paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation.security = Some(vec![SecurityRequirement::new(
+                SECURITY_SCHEME,
+                [scope.as_str()],
+            )]);
+            // What every declared route can answer, whether its own list says so or not.
+            let answers = &mut operation.responses.responses;
+            for (status, what) in [
+                ("401", "no API key, or an unknown one"),
+                (
+                    "403",
+                    "the key lacks the scope this operation needs (insufficient_scope)",
+                ),
+            ] {
+                answers
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error_response(what));
+            }
+        }
+    }
+    (
+        schemas,
+        paths,
+        router.route_layer(Extension(RequiredScope(scope))),
+    )
+}
+
+/// An `ErrorBody` answer, for the document.
+fn error_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// The security scheme `needs` refers to, in the document's components.
+pub fn add_security_scheme(doc: &mut OpenApi) {
+    let mut basic = Http::new(HttpAuthScheme::Basic);
+    basic.description = Some(format!(
+        "`Authorization: Basic <api_key>`, the key as it is (base64 of `key:` works too). \
+         Each operation names the scope it needs: {}; a key with `admin` may call every one. \
+         A key without it is refused with `403 insufficient_scope`.",
+        Scope::ALL.map(|s| format!("`{s}`")).join(", ")
+    ));
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(SECURITY_SCHEME, SecurityScheme::Http(basic));
+}
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
@@ -30,12 +121,54 @@ impl FromRequestParts<AppState> for Authed {
             return Err(ApiError::unauthorized());
         }
         for candidate in candidates(credential.trim()) {
-            if let Some((account, key_id)) = state.account_for_api_key(&candidate).await? {
-                return Ok(Authed(account, key_id));
+            if let Some(holder) = state.api_key_holder(&candidate).await? {
+                // A route that forgot to declare a scope lets no key through.
+                let Some(RequiredScope(required)) = parts.extensions.get::<RequiredScope>() else {
+                    return Err(undeclared_scope());
+                };
+                if !holder.scopes.allow(*required) {
+                    return Err(insufficient_scope(*required, holder.scopes));
+                }
+                return Ok(Authed(holder.account, holder.key_id));
             }
         }
         Err(ApiError::unauthorized())
     }
+}
+
+fn insufficient_scope(required: Scope, held: Scopes) -> ApiError {
+    let also = if required == Scope::Admin {
+        ""
+    } else {
+        " (or admin)"
+    };
+    let mut error = ApiError::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!(
+            "this endpoint needs a key with the {required} scope; this key has {}",
+            match held.names().join(", ") {
+                none if none.is_empty() => "none".to_owned(),
+                names => names,
+            }
+        ),
+        format!(
+            "use a key with the {required}{also} scope: an admin key makes one with POST /api/keys \
+             {{\"scopes\": [\"{required}\"]}} (hookwarden keys create --scope {required}), the \
+             server's operator with hookwarden accounts new-key ACCOUNT --scope {required}"
+        ),
+    );
+    error.required_scope = Some(required);
+    error
+}
+
+fn undeclared_scope() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "scope_undeclared",
+        "this endpoint declares no scope, so no key may call it",
+        "this is a fault in hookwarden: report it with the method and path",
+    )
 }
 
 /// The key as sent, then the user or password half of a base64 `user:password` pair.

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hookwarden_core::Problem;
+use hookwarden_core::{Problem, Scope};
 use hookwarden_store::StoreError;
 use serde::{de::DeserializeOwned, Serialize};
 use utoipa::ToSchema;
@@ -21,6 +21,10 @@ pub struct ErrorBody {
     pub message: String,
     /// What to do about it.
     pub fix: String,
+    /// Only with `insufficient_scope`: the scope the endpoint needs (`ingest`, `read` or
+    /// `admin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scope: Option<String>,
 }
 
 #[derive(Debug)]
@@ -31,6 +35,8 @@ pub struct ApiError {
     pub fix: String,
     /// Seconds, sent as `Retry-After` (a provider asked us to wait).
     pub retry_after: Option<u64>,
+    /// The scope a `403 insufficient_scope` names.
+    pub required_scope: Option<Scope>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -48,6 +54,7 @@ impl ApiError {
             message: message.into(),
             fix: fix.into(),
             retry_after: None,
+            required_scope: None,
         }
     }
 
@@ -86,6 +93,7 @@ impl IntoResponse for ApiError {
                 error: self.code,
                 message: self.message,
                 fix: self.fix,
+                required_scope: self.required_scope.map(|s| s.as_str().to_owned()),
             }),
         )
             .into_response();

@@ -33,22 +33,23 @@ pub use state::AppState;
     info(
         title = "hookwarden",
         description = "Delivers event callbacks to OAuth 2.0 protected endpoints and owns the credentials that takes. \
-                       Every /api/** request carries `Authorization: Basic <api_key>`."
+                       Every /api/** request carries `Authorization: Basic <api_key>` with a key that has the scope the operation names \
+                       (its `security`): `ingest` posts events, `read` reads, `admin` does everything."
     ),
     tags(
         (name = "connectors", description = "OAuth 2.0 destinations (OneSpan Sign's callback connector API)"),
         (name = "default callback", description = "The account's Basic-key callback"),
         (name = "tokens", description = "Test, revoke and re-authenticate a connector; its grant history"),
-        (name = "keys", description = "The account's API keys: list, create, revoke"),
+        (name = "keys", description = "The account's API keys and their scopes: list, create, revoke"),
         (name = "operations", description = "Health, metrics, this document")
     )
 )]
 struct ApiDoc;
 
-/// The router and its OpenAPI document, both from the handlers' annotations.
-pub fn router(state: AppState) -> Router {
-    let max_body = state.settings.max_body_bytes;
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The API's routes and their OpenAPI document, both from the handlers' annotations and each
+/// route's declared scope (`auth::needs`).
+fn api_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::connectors::router())
         .merge(api::default_callback::router())
         .merge(api::tokens::router())
@@ -57,6 +58,19 @@ pub fn router(state: AppState) -> Router {
         .merge(api::keys::router())
         .routes(routes!(api::health::healthz))
         .split_for_parts();
+    auth::add_security_scheme(&mut openapi);
+    (api, openapi)
+}
+
+/// The OpenAPI document `GET /api/openapi.json` serves (`hookwarden openapi` prints it).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_and_document().1
+}
+
+/// The router, serving its OpenAPI document at `/api/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    let (api, openapi) = api_and_document();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");
     api.route(
         "/api/openapi.json",

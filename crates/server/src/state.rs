@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hookwarden_core::{Clock, SystemClock};
 use hookwarden_oauth::{TokenManager, TokenOptions};
-use hookwarden_store::{Account, Store};
+use hookwarden_store::{KeyHolder, Store};
 
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -12,11 +12,11 @@ use crate::error::ApiError;
 /// How long a key seen valid is trusted without asking the database again.
 const API_KEY_CACHE: Duration = Duration::from_secs(10);
 
-/// A key seen valid: its account, its id (`api_key_id`, hashed once), and when it was seen.
+/// A key seen valid: its account, its id (`api_key_id`, hashed once) and scopes, and when it
+/// was seen.
 #[derive(Clone)]
 struct CachedKey {
-    account: Account,
-    id: String,
+    holder: KeyHolder,
     /// When it was seen valid, by `AppState::clock` (ms).
     seen: i64,
 }
@@ -96,11 +96,8 @@ impl AppState {
             .unwrap_or_else(|| format!("http://{}", self.settings.listen))
     }
 
-    /// The account an API key belongs to, and the key's id.
-    pub async fn account_for_api_key(
-        &self,
-        api_key: &str,
-    ) -> Result<Option<(Account, String)>, ApiError> {
+    /// Who holds an API key: its account, the key's id and its scopes.
+    pub async fn api_key_holder(&self, api_key: &str) -> Result<Option<KeyHolder>, ApiError> {
         if let Some(cached) = self
             .api_keys
             .read()
@@ -109,25 +106,23 @@ impl AppState {
         {
             let age = self.clock.now_ms().saturating_sub(cached.seen);
             if age < API_KEY_CACHE.as_millis() as i64 {
-                return Ok(Some((cached.account.clone(), cached.id.clone())));
+                return Ok(Some(cached.holder.clone()));
             }
         }
-        let found = self.store.account_by_api_key(api_key).await?;
+        let found = self.store.api_key_holder(api_key).await?;
         let mut cache = self.api_keys.write().expect("api key cache lock poisoned");
-        let Some(account) = found else {
+        let Some(holder) = found else {
             cache.remove(api_key);
             return Ok(None);
         };
-        let id = hookwarden_store::api_key_id(api_key);
         cache.insert(
             api_key.to_owned(),
             CachedKey {
-                account: account.clone(),
-                id: id.clone(),
+                holder: holder.clone(),
                 seen: self.clock.now_ms(),
             },
         );
-        Ok(Some((account, id)))
+        Ok(Some(holder))
     }
 
     /// After a revocation: every key is looked up again.

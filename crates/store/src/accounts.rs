@@ -7,7 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use hookwarden_core::AccountId;
+use hookwarden_core::{AccountId, KeyName, Scope, Scopes};
 
 use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 
@@ -31,11 +31,15 @@ pub fn api_key_id(key: &str) -> String {
 
 const API_KEY_ID_LEN: usize = 16;
 
-/// An API key as it is listed: its id, its first characters and its age and last use, never
-/// the key.
+/// An API key as it is listed: its id, name, scopes, first characters and its age and last
+/// use, never the key.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiKeyInfo {
     pub id: String,
+    /// What its maker called it, if anything.
+    pub name: Option<String>,
+    /// What it may do (keys made before scopes existed are `admin`).
+    pub scopes: Scopes,
     /// `hwk_` and the next characters of the key (none for keys made before they were kept).
     pub prefix: Option<String>,
     pub created_at: i64,
@@ -55,14 +59,27 @@ fn key_prefix(key: &str) -> String {
 /// long costs a write a minute, not one per request.
 const LAST_USE_EVERY_MS: i64 = 60_000;
 
+/// Who holds an API key: its account, the key's id (`api_key_id`) and what it may do.
+#[derive(Debug, Clone)]
+pub struct KeyHolder {
+    pub account: Account,
+    pub key_id: String,
+    pub scopes: Scopes,
+}
+
 /// What `revoke_api_key` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyRevocation {
     Revoked,
     NotFound,
-    /// The account's only key: revoking it would lock the account out of its API.
-    LastKey,
+    /// The account's last `admin` key: revoking it would leave no key that can manage the
+    /// account (its keys, its connectors) through the API.
+    LastAdminKey,
 }
+
+const INSERT_KEY: &str =
+    "INSERT INTO api_keys (key_hash, account_id, created_at, prefix, scopes, name) \
+                          VALUES ($1, $2, $3, $4, $5, $6)";
 
 fn generate_api_key() -> String {
     let mut bytes = [0u8; 32];
@@ -74,14 +91,30 @@ fn generate_api_key() -> String {
 }
 
 impl Store {
-    /// Create an account and its first API key; the key is returned once and stored hashed.
+    /// Create an account and its first API key, an `admin` one; the key is returned once and
+    /// stored hashed.
     pub async fn create_account(&self, name: &str) -> Result<(Account, String), StoreError> {
+        let (account, _, api_key) = self
+            .create_account_with_key(name, Scopes::admin(), None)
+            .await?;
+        Ok((account, api_key))
+    }
+
+    /// Create an account and its first API key with these scopes (and name); the key is
+    /// returned once and stored hashed.
+    pub async fn create_account_with_key(
+        &self,
+        name: &str,
+        scopes: Scopes,
+        key_name: Option<&KeyName>,
+    ) -> Result<(Account, ApiKeyInfo, String), StoreError> {
         let account = Account {
             id: AccountId::generate(),
             name: name.to_owned(),
             created_at: now_ms(),
         };
         let api_key = generate_api_key();
+        let info = new_key_info(&api_key, scopes, key_name, account.created_at);
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
@@ -97,16 +130,18 @@ impl Store {
                     )),
                     _ => StoreError::from(e),
                 })?;
-            sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at, prefix) VALUES ($1, $2, $3, $4)")
+            sqlx::query(INSERT_KEY)
                 .bind(hash_api_key(&api_key))
                 .bind(account.id.as_str())
-                .bind(account.created_at)
-                .bind(key_prefix(&api_key))
+                .bind(info.created_at)
+                .bind(info.prefix.as_deref())
+                .bind(info.scopes.to_stored())
+                .bind(info.name.as_deref())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
         });
-        Ok((account, api_key))
+        Ok((account, info, api_key))
     }
 
     /// The account of that name (names are unique).
@@ -118,38 +153,44 @@ impl Store {
             .find(|a| a.name == name))
     }
 
-    /// A new API key for the account, returned once (stored hashed).
+    /// A new `admin` API key for the account, returned once (stored hashed).
     pub async fn create_api_key(
         &self,
         account: &AccountId,
     ) -> Result<(ApiKeyInfo, String), StoreError> {
+        self.create_scoped_api_key(account, Scopes::admin(), None)
+            .await
+    }
+
+    /// A new API key for the account with these scopes (and name), returned once (stored
+    /// hashed).
+    pub async fn create_scoped_api_key(
+        &self,
+        account: &AccountId,
+        scopes: Scopes,
+        name: Option<&KeyName>,
+    ) -> Result<(ApiKeyInfo, String), StoreError> {
         let api_key = generate_api_key();
-        let created_at = now_ms();
+        let info = new_key_info(&api_key, scopes, name, now_ms());
         on_db!(&self.db, pool => {
-            sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at, prefix) VALUES ($1, $2, $3, $4)")
+            sqlx::query(INSERT_KEY)
                 .bind(hash_api_key(&api_key))
                 .bind(account.as_str())
-                .bind(created_at)
-                .bind(key_prefix(&api_key))
+                .bind(info.created_at)
+                .bind(info.prefix.as_deref())
+                .bind(info.scopes.to_stored())
+                .bind(info.name.as_deref())
                 .execute(pool)
                 .await?;
         });
-        Ok((
-            ApiKeyInfo {
-                id: api_key_id(&api_key),
-                prefix: Some(key_prefix(&api_key)),
-                created_at,
-                last_used_at: None,
-            },
-            api_key,
-        ))
+        Ok((info, api_key))
     }
 
     /// The account's API keys, oldest first.
     pub async fn list_api_keys(&self, account: &AccountId) -> Result<Vec<ApiKeyInfo>, StoreError> {
         let keys = on_db!(&self.reads, pool => {
             let rows = sqlx::query(
-                "SELECT key_hash, prefix, created_at, last_used_at FROM api_keys \
+                "SELECT key_hash, name, scopes, prefix, created_at, last_used_at FROM api_keys \
                  WHERE account_id = $1 ORDER BY created_at, key_hash",
             )
             .bind(account.as_str())
@@ -160,6 +201,8 @@ impl Store {
                 let hash: String = row.try_get("key_hash")?;
                 keys.push(ApiKeyInfo {
                     id: hash[..API_KEY_ID_LEN.min(hash.len())].to_owned(),
+                    name: row.try_get("name")?,
+                    scopes: Scopes::from_stored(&row.try_get::<String, _>("scopes")?),
                     prefix: row.try_get("prefix")?,
                     created_at: row.try_get("created_at")?,
                     last_used_at: row.try_get("last_used_at")?,
@@ -170,7 +213,7 @@ impl Store {
         Ok(keys)
     }
 
-    /// Revoke the account's key with this id, unless it is the account's last one.
+    /// Revoke the account's key with this id, unless it is the account's last `admin` key.
     pub async fn revoke_api_key(
         &self,
         account: &AccountId,
@@ -182,24 +225,37 @@ impl Store {
         let id = id.to_ascii_lowercase();
         let outcome = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
-            let hashes: Vec<String> =
-                sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE account_id = $1")
-                    .bind(account.as_str())
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let matching: Vec<&String> = hashes.iter().filter(|h| h.starts_with(&id)).collect();
-            let outcome = match (matching.as_slice(), hashes.len()) {
-                ([], _) => KeyRevocation::NotFound,
-                (_, 1) => KeyRevocation::LastKey,
-                (found, _) => {
-                    for hash in found {
-                        sqlx::query("DELETE FROM api_keys WHERE key_hash = $1")
-                            .bind(*hash)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    KeyRevocation::Revoked
+            // Hold the account's row: two revocations at once must not each leave the other
+            // the last admin key (PostgreSQL; SQLite's write lock already serialises them).
+            sqlx::query("UPDATE accounts SET name = name WHERE id = $1")
+                .bind(account.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query("SELECT key_hash, scopes FROM api_keys WHERE account_id = $1")
+                .bind(account.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut keys = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let hash: String = row.try_get("key_hash")?;
+                let admin = Scopes::from_stored(&row.try_get::<String, _>("scopes")?)
+                    .contains(Scope::Admin);
+                keys.push((hash, admin));
+            }
+            let (matching, others): (Vec<_>, Vec<_>) =
+                keys.iter().partition(|(hash, _)| hash.starts_with(&id));
+            let outcome = if matching.is_empty() {
+                KeyRevocation::NotFound
+            } else if matching.iter().any(|(_, admin)| *admin) && !others.iter().any(|(_, admin)| *admin) {
+                KeyRevocation::LastAdminKey
+            } else {
+                for (hash, _) in matching {
+                    sqlx::query("DELETE FROM api_keys WHERE key_hash = $1")
+                        .bind(hash)
+                        .execute(&mut *tx)
+                        .await?;
                 }
+                KeyRevocation::Revoked
             };
             tx.commit().await?;
             outcome
@@ -229,23 +285,34 @@ impl Store {
     /// The account an API key belongs to, if any; the key's use is noted (at most once a
     /// minute).
     pub async fn account_by_api_key(&self, api_key: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self.api_key_holder(api_key).await?.map(|h| h.account))
+    }
+
+    /// Who holds an API key and what it may do, if it is one; the key's use is noted (at most
+    /// once a minute).
+    pub async fn api_key_holder(&self, api_key: &str) -> Result<Option<KeyHolder>, StoreError> {
         let hash = hash_api_key(api_key);
-        const SQL: &str = "SELECT a.id, a.name, a.created_at, k.last_used_at FROM api_keys k \
+        const SQL: &str =
+            "SELECT a.id, a.name, a.created_at, k.scopes, k.last_used_at FROM api_keys k \
                            JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1";
         let found = on_db!(&self.reads, pool => {
             match sqlx::query(SQL).bind(&hash).fetch_optional(pool).await? {
                 Some(row) => Some((
-                    Account {
-                        id: AccountId::from(row.try_get::<String, _>("id")?),
-                        name: row.try_get("name")?,
-                        created_at: row.try_get("created_at")?,
+                    KeyHolder {
+                        account: Account {
+                            id: AccountId::from(row.try_get::<String, _>("id")?),
+                            name: row.try_get("name")?,
+                            created_at: row.try_get("created_at")?,
+                        },
+                        key_id: hash[..API_KEY_ID_LEN].to_owned(),
+                        scopes: Scopes::from_stored(&row.try_get::<String, _>("scopes")?),
                     },
                     row.try_get::<Option<i64>, _>("last_used_at")?,
                 )),
                 None => None,
             }
         });
-        let Some((account, last_used_at)) = found else {
+        let Some((holder, last_used_at)) = found else {
             return Ok(None);
         };
         let now = now_ms();
@@ -258,6 +325,23 @@ impl Store {
                     .await?;
             });
         }
-        Ok(Some(account))
+        Ok(Some(holder))
+    }
+}
+
+/// How a key just made is listed.
+fn new_key_info(
+    api_key: &str,
+    scopes: Scopes,
+    name: Option<&KeyName>,
+    created_at: i64,
+) -> ApiKeyInfo {
+    ApiKeyInfo {
+        id: api_key_id(api_key),
+        name: name.map(|n| n.as_str().to_owned()),
+        scopes,
+        prefix: Some(key_prefix(api_key)),
+        created_at,
+        last_used_at: None,
     }
 }

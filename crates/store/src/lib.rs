@@ -27,7 +27,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use accounts::{api_key_id, Account, ApiKeyInfo, KeyRevocation};
+pub use accounts::{api_key_id, Account, ApiKeyInfo, KeyHolder, KeyRevocation};
 pub use connectors::{ConnectorRecord, NewConnector, Seen, DEFAULT_CALLBACK_NAME};
 pub use crypto::{Cipher, MasterKey};
 pub use deliveries::{

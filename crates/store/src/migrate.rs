@@ -70,6 +70,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_api_key_prefix_and_last_use.sql"),
         postgres: include_str!("../migrations/postgres/0011_api_key_prefix_and_last_use.sql"),
     },
+    Migration {
+        version: 12,
+        sqlite: include_str!("../migrations/sqlite/0012_api_key_scopes_and_name.sql"),
+        postgres: include_str!("../migrations/postgres/0012_api_key_scopes_and_name.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";

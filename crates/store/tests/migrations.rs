@@ -240,3 +240,47 @@ async fn accounts_that_shared_a_name_are_told_apart_and_names_stay_unique() {
         store.close().await;
     }
 }
+
+/// Keys made before scopes existed (migration 12) could do everything: they become `admin`,
+/// without a name, and keep working.
+#[tokio::test]
+async fn keys_made_before_scopes_become_admin() {
+    use hookwarden_core::{Scope, Scopes};
+
+    let dir = tempfile::tempdir().unwrap();
+    for url in testing::databases(dir.path()).await {
+        let key = MasterKey::generate();
+        let store = Store::open(&url, MasterKeySource::Given(key.clone()))
+            .await
+            .unwrap();
+        let (acme, api_key) = store.create_account("acme").await.unwrap();
+        store.close().await;
+        // The table as it was before migration 12, with a key written then.
+        raw(&url, "ALTER TABLE api_keys DROP COLUMN scopes").await;
+        raw(&url, "ALTER TABLE api_keys DROP COLUMN name").await;
+        raw(
+            &url,
+            &format!(
+                "INSERT INTO api_keys (key_hash, account_id, created_at) \
+                 VALUES ('{}', '{}', 1)",
+                "ab".repeat(32),
+                acme.id.as_str()
+            ),
+        )
+        .await;
+        unapply(&url, 12).await;
+
+        let store = Store::open(&url, MasterKeySource::Given(key))
+            .await
+            .unwrap();
+        let keys = store.list_api_keys(&acme.id).await.unwrap();
+        assert_eq!(keys.len(), 2, "on {url}");
+        for info in &keys {
+            assert_eq!(info.scopes, Scopes::admin(), "{info:?} on {url}");
+            assert_eq!(info.name, None, "on {url}");
+        }
+        let holder = store.api_key_holder(&api_key).await.unwrap().unwrap();
+        assert!(holder.scopes.allow(Scope::Admin), "on {url}");
+        store.close().await;
+    }
+}

@@ -1,5 +1,5 @@
 //! `hookwarden accounts`: an account created prints its one API key; keys are listed by id,
-//! added and revoked on the database a server would use.
+//! with their names and scopes, added and revoked on the database a server would use.
 
 use predicates::prelude::*;
 
@@ -78,7 +78,11 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
         .filter(|c| !c.is_empty())
         .map(str::trim)
         .collect();
-    assert_eq!(header, ["ID", "PREFIX", "CREATED", "LAST USED"], "{keys}");
+    assert_eq!(
+        header,
+        ["ID", "NAME", "SCOPES", "PREFIX", "CREATED", "LAST USED"],
+        "{keys}"
+    );
     assert!(
         keys.contains(&format!("{}…", &first_key.trim()[..10])),
         "{keys}"
@@ -117,7 +121,7 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
     let (ok, _, err) = run(&["accounts", "revoke-key", "acme", &last_id]);
     assert!(!ok);
     assert!(
-        err.contains("only API key") && err.contains("new-key"),
+        err.contains("last admin key") && err.contains("new-key"),
         "{err}"
     );
     let (ok, _, err) = run(&["accounts", "revoke-key", "acme", &first_id]);
@@ -126,6 +130,80 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
     let (ok, _, err) = run(&["accounts", "keys", "nobody"]);
     assert!(!ok);
     assert!(err.contains("accounts list"), "{err}");
+}
+
+/// `accounts create` and `accounts new-key` make admin keys unless `--scope` says otherwise;
+/// `accounts keys` lists each key's name and scopes.
+#[test]
+fn keys_are_made_with_the_scopes_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hw.db").display());
+    let run = |args: &[&str]| {
+        let out = hookwarden()
+            .args(args)
+            .args(["--database", &url])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (ok, _, err) = run(&["accounts", "create", "producers", "--scope", "ingest"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("ingest"), "{err}");
+    let (ok, _, err) = run(&["accounts", "create", "acme"]);
+    assert!(ok, "{err}");
+    let (ok, key, err) = run(&[
+        "accounts",
+        "new-key",
+        "acme",
+        "--scope",
+        "read",
+        "--scope",
+        "ingest",
+        "--name",
+        "dashboard",
+    ]);
+    assert!(ok, "{err}");
+    assert!(key.trim().starts_with("hwk_"), "{key}");
+    let (ok, _, err) = run(&["accounts", "new-key", "acme", "--scope", "ingest,admin"]);
+    assert!(ok, "{err}");
+
+    // Each row: id, name, scopes, prefix, created, last used.
+    let rows = |account: &str| {
+        let (ok, keys, err) = run(&["accounts", "keys", account]);
+        assert!(ok, "{err}");
+        let mut rows: Vec<(String, String)> = keys
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let cells: Vec<&str> = line.split_whitespace().collect();
+                (cells[1].to_owned(), cells[2].to_owned())
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(rows("producers"), [("-".to_owned(), "ingest".to_owned())]);
+    assert_eq!(
+        rows("acme"),
+        [
+            ("-".to_owned(), "admin".to_owned()),
+            ("-".to_owned(), "ingest,admin".to_owned()),
+            ("dashboard".to_owned(), "ingest,read".to_owned()),
+        ]
+    );
+
+    // What cannot be a scope or a name is refused, naming what can.
+    let (ok, _, err) = run(&["accounts", "new-key", "acme", "--scope", "write"]);
+    assert!(!ok);
+    assert!(err.contains("ingest, read, admin"), "{err}");
+    let (ok, _, err) = run(&["accounts", "new-key", "acme", "--name", "two\nlines"]);
+    assert!(!ok);
+    assert!(err.contains("name"), "{err}");
+    assert_eq!(rows("acme").len(), 3, "nothing was made");
 }
 
 /// A mistyped database is said, not created empty; a name already taken is refused with what

@@ -11,7 +11,8 @@ use predicates::prelude::*;
 use crate::hookwarden;
 
 /// `serve` on a fresh directory: creates the database (WAL) and a 0600 key file, answers
-/// /healthz, and accepts the API key `accounts create` printed.
+/// /healthz, accepts the API key `accounts create` printed, and serves the OpenAPI document
+/// `hookwarden openapi` prints.
 #[test]
 fn serve_creates_its_database_and_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,7 +61,7 @@ fn serve_creates_its_database_and_answers() {
     }
     assert!(ready, "serve did not say it was listening");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (health, list) = rt.block_on(async {
+    let (health, list, served_doc) = rt.block_on(async {
         let http = reqwest::Client::new();
         let health = http
             .get(format!("http://127.0.0.1:{port}/healthz"))
@@ -75,12 +76,24 @@ fn serve_creates_its_database_and_answers() {
             .await
             .unwrap()
             .status();
-        (health, list)
+        let doc: serde_json::Value = http
+            .get(format!("http://127.0.0.1:{port}/api/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (health, list, doc)
     });
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(health, 200);
     assert_eq!(list, 200);
+    // `hookwarden openapi` prints the document the server serves (CI validates that one).
+    let printed = hookwarden().arg("openapi").assert().success();
+    let printed: serde_json::Value = serde_json::from_slice(&printed.get_output().stdout).unwrap();
+    assert_eq!(printed, served_doc);
     let key_file = dir.path().join("served.db.key");
     assert!(key_file.exists());
     #[cfg(unix)]

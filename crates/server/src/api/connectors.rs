@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookwarden_core::key::mask_secret;
+use hookwarden_core::Scope::{Admin, Read};
 use hookwarden_core::{ConnectorKind, ConnectorName, ConnectorStatus, Credentials, ParsedKey};
 use hookwarden_oauth::TokenStatus;
 use hookwarden_store::{ConnectorRecord, NewConnector};
@@ -18,21 +19,24 @@ use utoipa_axum::routes;
 
 use super::validate::{self, DeliverySettings, Ordering, RetryPolicy};
 use super::{destination, rfc3339, DiagnosisOut};
-use crate::auth::Authed;
+use crate::auth::{needs, Authed};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_connectors))
-        .routes(routes!(
-            register_connector,
-            get_connector,
-            replace_connector,
-            patch_connector,
-            delete_connector
+        .routes(needs(Read, routes!(list_connectors)))
+        .routes(needs(Read, routes!(get_connector)))
+        .routes(needs(
+            Admin,
+            routes!(
+                register_connector,
+                replace_connector,
+                patch_connector,
+                delete_connector
+            ),
         ))
-        .routes(routes!(rotate_signing_secret))
+        .routes(needs(Admin, routes!(rotate_signing_secret)))
 }
 
 /// Register or replace a connector.

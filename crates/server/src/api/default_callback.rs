@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookwarden_core::key::mask_secret;
+use hookwarden_core::Scope::{Admin, Read};
 use hookwarden_core::{ConnectorKind, Credentials};
 use hookwarden_store::{ConnectorRecord, NewConnector, DEFAULT_CALLBACK_NAME};
 use secrecy::{ExposeSecret, SecretString};
@@ -17,16 +18,17 @@ use utoipa_axum::routes;
 
 use super::validate::{self, DeliverySettings};
 use super::{destination, rfc3339, DiagnosisOut};
-use crate::auth::Authed;
+use crate::auth::{needs, Authed};
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(
-        set_default_callback,
-        get_default_callback,
-        delete_default_callback
-    ))
+    OpenApiRouter::new()
+        .routes(needs(Read, routes!(get_default_callback)))
+        .routes(needs(
+            Admin,
+            routes!(set_default_callback, delete_default_callback),
+        ))
 }
 
 const MAX_BASIC_KEY: usize = 4096;

@@ -7,6 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use hookwarden_core::Scope::{Admin, Read};
 use hookwarden_core::{ConnectorName, DeliveryId, DeliveryStatus};
 use hookwarden_store::{AttemptRecord, DeliveryFilter, DeliveryRecord, RetryOutcome};
 use serde::{Deserialize, Serialize};
@@ -16,16 +17,16 @@ use utoipa_axum::routes;
 
 use super::connectors::find_connector;
 use super::{rfc3339, DiagnosisOut};
-use crate::auth::Authed;
+use crate::auth::{needs, Authed};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_deliveries))
-        .routes(routes!(get_delivery))
-        .routes(routes!(retry_delivery))
-        .routes(routes!(replay_connector))
+        .routes(needs(Read, routes!(list_deliveries)))
+        .routes(needs(Read, routes!(get_delivery)))
+        .routes(needs(Admin, routes!(retry_delivery)))
+        .routes(needs(Admin, routes!(replay_connector)))
 }
 
 const DEFAULT_LIMIT: i64 = 50;

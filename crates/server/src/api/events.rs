@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use hookwarden_core::Scope::Ingest;
 use hookwarden_core::{Event, EventError};
 use serde::Serialize;
 use serde_json::Value;
@@ -12,15 +13,15 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Authed;
+use crate::auth::{needs, Authed};
 use crate::delivery::{IngestError, IngestRequest, Shape};
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(post_event))
-        .routes(routes!(post_event_batch))
+        .routes(needs(Ingest, routes!(post_event)))
+        .routes(needs(Ingest, routes!(post_event_batch)))
 }
 
 /// The most events one batch request may carry; it is written in one transaction.

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use hookwarden_core::Problem;
+use hookwarden_core::Scope::{Admin, Read};
 use hookwarden_oauth::{RevokeOutcome, TokenError, TokenStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -19,18 +20,20 @@ use utoipa_axum::routes;
 
 use super::connectors::{load_connector, to_out_with_token, ConnectorOut};
 use super::{rfc3339, DiagnosisOut};
-use crate::auth::Authed;
+use crate::auth::{needs, Authed};
 use crate::error::{ApiError, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(test::test_connector))
-        .routes(routes!(revoke_connector))
-        .routes(routes!(resume::resume_connector))
-        .routes(routes!(warm_token))
-        .routes(routes!(authorization_url))
-        .routes(routes!(connector_history))
+        .routes(needs(Admin, routes!(test::test_connector)))
+        .routes(needs(Admin, routes!(revoke_connector)))
+        .routes(needs(Admin, routes!(resume::resume_connector)))
+        .routes(needs(Admin, routes!(warm_token)))
+        // A GET, but it starts a re-authentication.
+        .routes(needs(Admin, routes!(authorization_url)))
+        .routes(needs(Read, routes!(connector_history)))
+        // No key: the provider sends the browser here, and the single-use state is the proof.
         .routes(routes!(oauth_callback))
 }
 
@@ -146,6 +149,7 @@ pub async fn authorization_url(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
@@ -235,6 +239,7 @@ pub async fn oauth_callback(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     /// At most this many entries (1 to 500, default 50).

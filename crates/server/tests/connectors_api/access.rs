@@ -142,6 +142,7 @@ async fn api_keys_are_created_listed_and_revoked_and_a_revoked_key_is_refused_at
         // A second key, shown once, works at once.
         let (status, created) = json(
             t.req(reqwest::Method::POST, "/api/keys")
+                .json(&json!({"scopes": ["admin"]}))
                 .send()
                 .await
                 .unwrap(),
@@ -261,6 +262,25 @@ async fn health_and_openapi() {
         );
     }
     assert!(doc["paths"]["/api/callback/connectors/{name}"]["patch"].is_object());
+    // A parameter "in": "path" is a segment of its path; query parameters say "query".
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for p in operation["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                assert_eq!(
+                    p["in"] == "path",
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path}: parameter {name} is in {}",
+                    p["in"]
+                );
+            }
+        }
+    }
+    assert_eq!(
+        doc,
+        serde_json::to_value(hookwarden_server::openapi()).unwrap(),
+        "the document served is hookwarden_server::openapi()"
+    );
     assert!(doc["components"]["schemas"]["ConnectorIn"].is_object());
     let metrics = t.http.get(t.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);

@@ -1,8 +1,8 @@
 //! Accounts found by their API key, and connectors registered, replaced, rotated, saved and
 //! deleted, alone and at once.
 
-use hookwarden_core::ConnectorStatus;
-use hookwarden_store::StoreError;
+use hookwarden_core::{ConnectorStatus, KeyName, Scope, Scopes};
+use hookwarden_store::{KeyRevocation, StoreError};
 use secrecy::ExposeSecret;
 
 use crate::{each_database, new_connector};
@@ -32,7 +32,10 @@ async fn keys_are_listed_with_their_prefix_and_last_use() {
         let (_, second) = store.create_api_key(&account.id).await.unwrap();
         let listed = store.list_api_keys(&account.id).await.unwrap();
         assert_eq!(listed.len(), 2, "{url}");
-        for (info, key) in listed.iter().zip([&key, &second]) {
+        // Each key by its id: two keys made in the same millisecond have no order of their own.
+        for key in [&key, &second] {
+            let id = hookwarden_store::api_key_id(key);
+            let info = listed.iter().find(|i| i.id == id).unwrap();
             let prefix = info.prefix.as_deref().unwrap();
             assert!(
                 prefix.starts_with("hwk_") && key.starts_with(prefix),
@@ -51,6 +54,135 @@ async fn keys_are_listed_with_their_prefix_and_last_use() {
         assert!(
             listed.iter().any(|i| i.last_used_at.is_none()),
             "the other key was not used: {listed:?}"
+        );
+    })
+    .await;
+}
+
+/// A key is made with the scopes (and name) it is given, listed with them, and its holder
+/// found with them; `create_account` and `create_api_key` make `admin` keys.
+#[tokio::test]
+async fn keys_carry_their_scopes_and_name() {
+    each_database(async |store, url| {
+        let ingest = Scopes::parse(&["ingest"]).unwrap();
+        let name = KeyName::parse("producer-eu").unwrap();
+        let (acme, first, first_key) = store
+            .create_account_with_key("acme", ingest, Some(&name))
+            .await
+            .unwrap();
+        assert_eq!(first.scopes, ingest, "{url}");
+        assert_eq!(first.name.as_deref(), Some("producer-eu"), "{url}");
+        let read_ingest = Scopes::parse(&["read", "ingest"]).unwrap();
+        let (second, second_key) = store
+            .create_scoped_api_key(&acme.id, read_ingest, None)
+            .await
+            .unwrap();
+        let (third, _) = store.create_api_key(&acme.id).await.unwrap();
+        assert_eq!(third.scopes, Scopes::admin(), "{url}");
+        let (_, _, globex_key) = store
+            .create_account_with_key("globex", Scopes::admin(), None)
+            .await
+            .unwrap();
+
+        // By id: keys made in the same millisecond have no order of their own.
+        let mut listed: Vec<(String, Option<String>, Vec<&str>)> = store
+            .list_api_keys(&acme.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.id, k.name, k.scopes.names()))
+            .collect();
+        listed.sort();
+        let mut made = vec![
+            (
+                first.id.clone(),
+                Some("producer-eu".to_owned()),
+                vec!["ingest"],
+            ),
+            (second.id.clone(), None, vec!["ingest", "read"]),
+            (third.id.clone(), None, vec!["admin"]),
+        ];
+        made.sort();
+        assert_eq!(listed, made, "{url}");
+        let holder = store.api_key_holder(&first_key).await.unwrap().unwrap();
+        assert_eq!(
+            (holder.account.id, holder.key_id, holder.scopes),
+            (acme.id.clone(), first.id.clone(), ingest),
+            "{url}"
+        );
+        let holder = store.api_key_holder(&second_key).await.unwrap().unwrap();
+        assert!(
+            holder.scopes.allow(Scope::Read) && !holder.scopes.allow(Scope::Admin),
+            "{url}"
+        );
+        let holder = store.api_key_holder(&globex_key).await.unwrap().unwrap();
+        assert_eq!(holder.account.name, "globex", "{url}");
+        assert!(store.api_key_holder("hwk_wrong").await.unwrap().is_none());
+    })
+    .await;
+}
+
+/// The account's last `admin` key cannot be revoked; any other key can, the last key of all
+/// too when no admin key is left to lose.
+#[tokio::test]
+async fn the_last_admin_key_cannot_be_revoked() {
+    each_database(async |store, url| {
+        let (acme, admin_key) = store.create_account("acme").await.unwrap();
+        let admin_id = hookwarden_store::api_key_id(&admin_key);
+        let (ingest, _) = store
+            .create_scoped_api_key(&acme.id, Scopes::parse(&["ingest"]).unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.revoke_api_key(&acme.id, &admin_id).await.unwrap(),
+            KeyRevocation::LastAdminKey,
+            "an ingest key beside it does not count: {url}"
+        );
+        let (second_admin, _) = store.create_api_key(&acme.id).await.unwrap();
+        assert_eq!(
+            store.revoke_api_key(&acme.id, &admin_id).await.unwrap(),
+            KeyRevocation::Revoked,
+            "{url}"
+        );
+        assert_eq!(
+            store
+                .revoke_api_key(&acme.id, &second_admin.id)
+                .await
+                .unwrap(),
+            KeyRevocation::LastAdminKey,
+            "{url}"
+        );
+        assert_eq!(
+            store.revoke_api_key(&acme.id, &ingest.id).await.unwrap(),
+            KeyRevocation::Revoked,
+            "{url}"
+        );
+        let left: Vec<String> = store
+            .list_api_keys(&acme.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(left, vec![second_admin.id.clone()], "{url}");
+
+        // An account without an admin key (made so from the command line) can lose its last key.
+        let (globex, only, _) = store
+            .create_account_with_key("globex", Scopes::parse(&["read"]).unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.revoke_api_key(&globex.id, &only.id).await.unwrap(),
+            KeyRevocation::Revoked,
+            "{url}"
+        );
+        assert_eq!(
+            store
+                .revoke_api_key(&globex.id, &second_admin.id)
+                .await
+                .unwrap(),
+            KeyRevocation::NotFound,
+            "another account's key: {url}"
         );
     })
     .await;
