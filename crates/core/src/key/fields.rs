@@ -78,9 +78,12 @@ fn one_of<'a>(names: impl Iterator<Item = &'a str>) -> String {
     format!("one of {}", quoted.join(", "))
 }
 
+/// `revoked_allowed`: a stored key may be a refresh-token key whose refresh token was revoked
+/// (`grant_type: refresh_token` and no `refresh_token`); a key a person gives may not.
 pub(super) fn check_fields(
     obj: &Map<String, Value>,
     kind: ConnectorKind,
+    revoked_allowed: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Key, KeyError> {
     let client_id = string_field(obj, "client_id")?.ok_or(KeyError::MissingClientId)?;
@@ -101,15 +104,18 @@ pub(super) fn check_fields(
     let refresh_hook = string_field(obj, "refresh_hook")?;
 
     // The flow: refresh_token when present, else client_credentials (Key::flow).
-    if refresh_token.is_none() && client_secret.is_none() {
+    let revoked = revoked_allowed
+        && refresh_token.is_none()
+        && grant_type.as_deref() == Some("refresh_token");
+    if refresh_token.is_none() && client_secret.is_none() && !revoked {
         return Err(KeyError::NoFlow);
     }
-    let flow = if refresh_token.is_some() {
+    let flow = if refresh_token.is_some() || revoked {
         Flow::RefreshToken
     } else {
         Flow::ClientCredentials
     };
-    if let Some(gt) = grant_type.as_deref() {
+    if let (Some(gt), false) = (grant_type.as_deref(), revoked) {
         check_grant_type(gt, refresh_token.is_some(), client_secret.is_some())?;
     }
 

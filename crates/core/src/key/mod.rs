@@ -110,7 +110,7 @@ impl Key {
     pub fn parse(raw: &str, kind: ConnectorKind) -> Result<ParsedKey, KeyError> {
         let mut warnings = Vec::new();
         let (bytes, repairs) = decode_base64(raw, &mut warnings)?;
-        let mut parsed = from_json(&bytes, kind)?;
+        let mut parsed = from_json(&bytes, kind, Origin::Given)?;
         warnings.append(&mut parsed.warnings);
         parsed.warnings = warnings;
         parsed.repairs = repairs;
@@ -118,9 +118,25 @@ impl Key {
     }
 
     /// Re-read a key from its storage form (`to_storage_json`). Runs the same checks as
-    /// `parse`, since a stored key was valid when it was written.
+    /// `parse`, since a stored key was valid when it was written, and accepts one form `parse`
+    /// does not: a refresh-token key whose refresh token was revoked and taken out
+    /// (`without_refresh_token`), which keeps its flow until it is authorized again.
     pub fn from_storage_json(json: &str, kind: ConnectorKind) -> Result<Key, KeyError> {
-        from_json(json.as_bytes(), kind).map(|p| p.key)
+        from_json(json.as_bytes(), kind, Origin::Stored).map(|p| p.key)
+    }
+
+    /// The storage form `stored` without its refresh token (given with the key or obtained by
+    /// a code exchange), for a revocation: nothing that can mint a token stays. The key keeps
+    /// the refresh-token flow (`grant_type: refresh_token`), so it can be authorized again
+    /// (`…/oauth/url`) and shows what it was. `None` when it holds no refresh token, or is not
+    /// a JSON object (it is then unusable anyway and stays as it is).
+    pub fn without_refresh_token(stored: &str) -> Option<String> {
+        let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(stored) else {
+            return None;
+        };
+        obj.remove("refresh_token")?;
+        obj.insert("grant_type".into(), Value::String("refresh_token".into()));
+        Some(Value::Object(obj).to_string())
     }
 
     /// The full key as JSON, secrets included: only for encryption at rest.
@@ -133,9 +149,10 @@ impl Key {
         mask::to_json(self, true)
     }
 
-    /// `refresh_token` when the key holds one, else `client_credentials`.
+    /// `refresh_token` when the key holds one (or held one that was revoked: `grant_type`
+    /// says so), else `client_credentials`.
     pub fn flow(&self) -> Flow {
-        if self.refresh_token.is_some() {
+        if self.refresh_token.is_some() || self.grant_type.as_deref() == Some("refresh_token") {
             Flow::RefreshToken
         } else {
             Flow::ClientCredentials
@@ -193,8 +210,16 @@ pub const MAX_KEY_LEN: usize = 16 * 1024;
 /// Values longer than this are cut when echoed in an error or warning.
 const ECHO_LIMIT: usize = 64;
 
+/// Where a key's JSON comes from: a person (every rule) or the store (which also holds keys
+/// whose refresh token was revoked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Given,
+    Stored,
+}
+
 /// Check the decoded text of a key, or the storage form written by `to_json`.
-fn from_json(bytes: &[u8], kind: ConnectorKind) -> Result<ParsedKey, KeyError> {
+fn from_json(bytes: &[u8], kind: ConnectorKind, origin: Origin) -> Result<ParsedKey, KeyError> {
     let mut warnings = Vec::new();
     let text = decode_text(bytes, &mut warnings)?;
     let value: Value = serde_json::from_str(text).map_err(|e| not_json(&e, text))?;
@@ -206,7 +231,7 @@ fn from_json(bytes: &[u8], kind: ConnectorKind) -> Result<ParsedKey, KeyError> {
             })
         }
     };
-    let key = check_fields(&obj, kind, &mut warnings)?;
+    let key = check_fields(&obj, kind, origin == Origin::Stored, &mut warnings)?;
     Ok(ParsedKey {
         key,
         warnings,

@@ -102,3 +102,52 @@ fn storage_json_round_trips_losslessly() {
         );
     }
 }
+
+#[test]
+fn a_revoked_refresh_token_leaves_the_key_keeping_its_flow_until_it_is_authorized_again() {
+    use hookwarden_core::Flow;
+    // A public client (no secret) and a confidential one: both stay refresh-token keys.
+    for json in [
+        json!({"host": "acme.my.salesforce.com", "client_id": "c", "refresh_token": REFRESH}),
+        json!({"host": "acme.my.salesforce.com", "client_id": "c", "client_secret": SECRET, "refresh_token": REFRESH}),
+    ] {
+        let key = Key::parse(&b64(&json), Salesforce).unwrap().key;
+        let stored = key.to_storage_json();
+        let wiped = Key::without_refresh_token(&stored).unwrap();
+        assert!(!wiped.contains(REFRESH), "{wiped}");
+        let back = Key::from_storage_json(&wiped, Salesforce).unwrap();
+        assert!(back.refresh_token.is_none());
+        assert_eq!(
+            back.flow(),
+            Flow::RefreshToken,
+            "not silently client credentials"
+        );
+        assert_eq!(back.masked()["grant_type"], "refresh_token");
+        // Nothing more to take out.
+        assert_eq!(Key::without_refresh_token(&wiped), None);
+        // A person may not give such a key: it cannot mint anything.
+        assert_eq!(
+            Key::parse(&b64(&serde_json::from_str(&wiped).unwrap()), Salesforce)
+                .unwrap_err()
+                .code(),
+            if json.get("client_secret").is_some() {
+                "key_grant_type_mismatch"
+            } else {
+                "key_no_flow"
+            }
+        );
+        // A code exchange writes a refresh token back into it: a valid key again.
+        let mut doc: serde_json::Value = serde_json::from_str(&wiped).unwrap();
+        doc["refresh_token"] = json!("5Aep-new-refresh-token-from-a-code");
+        let again = Key::from_storage_json(&doc.to_string(), Salesforce).unwrap();
+        assert_eq!(again.flow(), Flow::RefreshToken);
+        assert!(Key::parse(&b64(&doc), Salesforce).is_ok());
+    }
+    // A client-credentials key holds no refresh token: nothing to take out.
+    let cc = json!({"client_id": "c", "client_secret": SECRET, "token_url": "https://idp.example.com/token"});
+    let stored = Key::parse(&b64(&cc), Generic)
+        .unwrap()
+        .key
+        .to_storage_json();
+    assert_eq!(Key::without_refresh_token(&stored), None);
+}
