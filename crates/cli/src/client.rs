@@ -43,9 +43,13 @@ pub enum ConnectorsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Revoke the connector's tokens at the provider and stop using them (idempotent).
+    /// Wipe the connector's tokens here and make it `revoked` (its deliveries held), then
+    /// revoke the tokens at the provider; says whether the provider confirmed (idempotent).
     Revoke {
         name: String,
+        /// Print the server's JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -107,9 +111,13 @@ pub enum ConnectorsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Remove a connector (its pending deliveries fail with connector_deleted).
+    /// Remove a connector: its tokens are revoked at the provider first (best effort), then it
+    /// is deleted and its pending deliveries fail with connector_deleted.
     Delete {
         name: String,
+        /// Print the server's JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -267,6 +275,16 @@ pub(crate) fn segment(name: &str) -> String {
         .collect()
 }
 
+/// The provider's side of a revocation: confirmed, or what to do because it was not.
+fn print_provider_answer(answer: &Value) {
+    let detail = answer["detail"].as_str().unwrap_or("");
+    if answer["provider_confirmed"].as_bool() == Some(true) {
+        println!("provider: confirmed ({detail})");
+    } else {
+        println!("provider: NOT confirmed: {detail}");
+    }
+}
+
 pub(crate) fn print_json(value: &Value) {
     println!(
         "{}",
@@ -366,15 +384,25 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
             }
             Ok(report["ok"].as_bool().unwrap_or(false))
         }
-        ConnectorsCommand::Revoke { name, server } => {
+        ConnectorsCommand::Revoke { name, json, server } => {
             let c = Api::new(&server)
                 .call(
                     Method::POST,
                     &format!("/api/callback/connectors/{}/revoke", segment(&name)),
                 )
                 .await?;
-            println!("{} is {}", name, c["status"].as_str().unwrap_or("revoked"));
-            Ok(true)
+            if json {
+                print_json(&c);
+            } else {
+                println!("{} is {}", name, c["status"].as_str().unwrap_or("revoked"));
+                print_provider_answer(&c);
+                let held = c["revocation"]["held_deliveries"].as_u64().unwrap_or(0);
+                if held > 0 {
+                    println!("held deliveries: {held} (they go out once it has credentials again)");
+                }
+            }
+            // Revoked here either way; exit 1 says a person still has to act at the provider.
+            Ok(c["provider_confirmed"].as_bool() == Some(true))
         }
         ConnectorsCommand::Resume { name, server } => {
             let c = Api::new(&server)
@@ -494,8 +522,8 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
             settings,
             server,
         } => write_connector(Method::PATCH, &name, &settings, &server).await,
-        ConnectorsCommand::Delete { name, server } => {
-            Api::new(&server)
+        ConnectorsCommand::Delete { name, json, server } => {
+            let c = Api::new(&server)
                 .send(
                     Method::DELETE,
                     &format!("/api/callback/connectors/{}", segment(&name)),
@@ -503,8 +531,17 @@ pub async fn run(command: ConnectorsCommand) -> anyhow::Result<bool> {
                     None,
                 )
                 .await?;
-            println!("deleted {name}");
-            Ok(true)
+            if json {
+                print_json(&c);
+            } else {
+                println!("deleted {name}");
+                print_provider_answer(&c);
+                let failed = c["failed_deliveries"].as_u64().unwrap_or(0);
+                if failed > 0 {
+                    println!("failed deliveries: {failed} (connector_deleted)");
+                }
+            }
+            Ok(c["provider_confirmed"].as_bool() == Some(true))
         }
         ConnectorsCommand::RotateSecret { name, server } => {
             let c = Api::new(&server)

@@ -74,7 +74,8 @@ async fn test_revoke_reauth_and_history_from_the_command_line() {
             .args(["connectors", "revoke", "salesforceOauth2"])
             .assert()
             .success()
-            .stdout(predicate::str::contains("revoked"));
+            .stdout(predicate::str::contains("revoked"))
+            .stdout(predicate::str::contains("provider: confirmed"));
         // The doctor, pointed at the running server with the account's key, names it too,
         // and the way back of a client-credentials connector: its key again.
         let listen = b.trim_start_matches("http://").to_owned();

@@ -101,15 +101,22 @@ pub struct AccessToken {
     pub instance_url: Option<String>,
 }
 
-/// What `revoke` did.
+/// What `revoke` did. The tokens held here are wiped whatever the provider said.
 #[derive(Debug, Clone, Serialize)]
 pub struct RevokeOutcome {
+    /// The provider confirmed that every token held here is revoked (true too when none was
+    /// held); false when it refused, could not be reached, or has no revocation endpoint.
+    pub provider_confirmed: bool,
+    /// What happened at the provider, in a sentence a person can act on.
+    pub detail: String,
     /// It was already revoked with nothing left to revoke: nothing was sent.
     pub already_revoked: bool,
     pub refresh_token_revoked: bool,
     pub access_token_revoked: bool,
-    /// The provider was called (false when it has no revocation endpoint).
+    /// The provider was called (false when it has no revocation endpoint or nothing was held).
     pub provider_called: bool,
+    /// Waiting deliveries this revocation held.
+    pub held_deliveries: u64,
 }
 
 /// What `resume` did.
@@ -307,8 +314,10 @@ impl TokenManager {
         self.inner.fly(connector, Need::Force).await
     }
 
-    /// Revoke the refresh token and the access token at the provider (RFC 7009), wipe the
-    /// token state, set the connector `revoked`. Idempotent.
+    /// Wipe the tokens held here (the access token, the rotated refresh token and the key's own
+    /// refresh token, given or obtained by a code exchange), set the connector `revoked` and
+    /// hold its deliveries, in one transaction; then revoke the tokens at the provider (RFC 7009)
+    /// as best it can. Fails only when the store cannot be written. Idempotent.
     pub async fn revoke(&self, connector: &ConnectorRecord) -> Result<RevokeOutcome, TokenError> {
         self.inner.revoke(connector).await
     }

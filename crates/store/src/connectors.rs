@@ -80,7 +80,7 @@ pub fn generate_signing_secret() -> SecretString {
     ))
 }
 
-fn key_aad(id: &str) -> String {
+pub(crate) fn key_aad(id: &str) -> String {
     format!("connector/{id}/key")
 }
 fn signing_aad(id: &str) -> String {

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod retention;
 pub mod testing;
 pub mod tokens;
+mod transitions;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -37,6 +38,7 @@ pub use deliveries::{
 pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
 pub use retention::Pruned;
 pub use tokens::{GrantedTokens, OAuthState, TokenState};
+pub use transitions::RevokedLocally;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

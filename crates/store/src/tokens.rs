@@ -4,14 +4,15 @@
 //! Every write that matters is conditional: the lease is taken with an UPDATE that only matches
 //! a free or expired lease, and a new token state is saved with compare-and-swap on `version`,
 //! so two nodes sharing one database cannot both grant nor overwrite each other's tokens.
+//! The status changes that go with the tokens (revocation, `needs_reauth`, `url_not_in_org`,
+//! resume) are in `transitions`.
 
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::deliveries::{HOLD_CONNECTOR_DELIVERIES, RELEASE_CONNECTOR_DELIVERIES};
-use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
-use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, DiagnosisView};
+use crate::{now_ms, on_db, Store, StoreError};
+use hookwarden_core::{AccountId, ConnectorId};
 
 /// A connector's token state as stored, secrets opened.
 #[derive(Debug, Clone, Default)]
@@ -349,178 +350,6 @@ impl Store {
             .await?;
         });
         Ok(())
-    }
-
-    /// Wipe the tokens (after revocation); bumps the version so any cached copy is stale.
-    pub async fn clear_token_state(&self, connector_id: &ConnectorId) -> Result<(), StoreError> {
-        self.ensure_token_row(connector_id).await?;
-        on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE token_state SET version = version + 1, access_sealed = NULL, \
-                 access_expires_at = NULL, refresh_at = NULL, refresh_sealed = NULL, \
-                 instance_url = NULL, scope = NULL, issued_at = NULL, backoff_until = NULL, \
-                 consecutive_failures = 0, updated_at = $1 WHERE connector_id = $2",
-            )
-            .bind(now_ms())
-            .bind(connector_id.as_str())
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// Set a connector's status without touching anything else, and only while its
-    /// credentials are still `credentials_version` (when given): a `needs_reauth` decided on
-    /// old credentials must not hit the new ones a user just gave. It then shows the generic
-    /// diagnosis of that status.
-    pub async fn set_connector_status(
-        &self,
-        connector_id: &ConnectorId,
-        status: ConnectorStatus,
-        credentials_version: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        let affected = on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE connectors SET status = $1, status_diagnosis = NULL, updated_at = $2 \
-                 WHERE id = $3 AND ($4 IS NULL OR credentials_version = $4)",
-            )
-            .bind(status.as_str())
-            .bind(now_ms())
-            .bind(connector_id.as_str())
-            .bind(credentials_version)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        self.connectors_changed();
-        Ok(affected == 1)
-    }
-
-    /// The provider refused the credentials of `credentials_version`: the connector becomes
-    /// `needs_reauth` and its deliveries waiting to be sent are held, in one transaction. The
-    /// one place a connector moves there, with the `diagnosis` of the refusal, which it shows
-    /// until it is `active` again. Not when its credentials changed meanwhile (the refusal was
-    /// of the old ones), nor over a revocation. True when it moved.
-    pub async fn mark_needs_reauth(
-        &self,
-        connector_id: &ConnectorId,
-        credentials_version: i64,
-        diagnosis: &DiagnosisView,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let moved = on_db!(&self.db, pool => {
-            let mut tx = pool.begin_write().await?;
-            let moved = sqlx::query(
-                "UPDATE connectors SET status = 'needs_reauth', status_diagnosis = $4, updated_at = $1 \
-                 WHERE id = $2 AND credentials_version = $3 \
-                   AND status NOT IN ('needs_reauth', 'revoked')",
-            )
-            .bind(now)
-            .bind(connector_id.as_str())
-            .bind(credentials_version)
-            .bind(diagnosis.to_stored())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0;
-            if moved {
-                sqlx::query(HOLD_CONNECTOR_DELIVERIES)
-                    .bind(connector_id.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            moved
-        });
-        self.connectors_changed();
-        Ok(moved)
-    }
-
-    /// A grant for credentials `credentials_version` came from an org whose `instance_url` is
-    /// not where the connector's `url` points: the connector becomes `disabled` with the
-    /// `diagnosis` (`url_not_in_org`) and its deliveries waiting to be sent are held, in one
-    /// transaction. The one place a connector moves there for that reason; a `PATCH {"url"}`
-    /// makes it `active` again. Not when its credentials or its url changed meanwhile (the
-    /// grant was checked against the old ones), nor over a revocation. True when it moved.
-    pub async fn mark_url_not_in_org(
-        &self,
-        connector_id: &ConnectorId,
-        credentials_version: i64,
-        url: &str,
-        diagnosis: &DiagnosisView,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let moved = on_db!(&self.db, pool => {
-            let mut tx = pool.begin_write().await?;
-            let moved = sqlx::query(
-                "UPDATE connectors SET status = 'disabled', status_diagnosis = $4, updated_at = $1 \
-                 WHERE id = $2 AND credentials_version = $3 AND url = $5 AND status <> 'revoked'",
-            )
-            .bind(now)
-            .bind(connector_id.as_str())
-            .bind(credentials_version)
-            .bind(diagnosis.to_stored())
-            .bind(url)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0;
-            if moved {
-                sqlx::query(HOLD_CONNECTOR_DELIVERIES)
-                    .bind(connector_id.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            moved
-        });
-        self.connectors_changed();
-        Ok(moved)
-    }
-
-    /// One grant with the stored credentials of `credentials_version` worked again after a
-    /// person fixed the cause at the provider (`…/resume`): the `needs_reauth` connector becomes
-    /// `active` and its held deliveries are due now, in one transaction. Only from
-    /// `needs_reauth` and only while the credentials are still those the grant used (a revocation
-    /// or a new key that landed meanwhile stays). `Some(released deliveries)` when it moved.
-    pub async fn resume_connector(
-        &self,
-        connector_id: &ConnectorId,
-        credentials_version: i64,
-        now: i64,
-    ) -> Result<Option<u64>, StoreError> {
-        let released = on_db!(&self.db, pool => {
-            let mut tx = pool.begin_write().await?;
-            let moved = sqlx::query(
-                "UPDATE connectors SET status = 'active', status_diagnosis = NULL, updated_at = $1 \
-                 WHERE id = $2 AND credentials_version = $3 AND status = 'needs_reauth'",
-            )
-            .bind(now)
-            .bind(connector_id.as_str())
-            .bind(credentials_version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0;
-            let released = if moved {
-                Some(
-                    sqlx::query(RELEASE_CONNECTOR_DELIVERIES)
-                        .bind(connector_id.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected(),
-                )
-            } else {
-                None
-            };
-            tx.commit().await?;
-            released
-        });
-        self.connectors_changed();
-        Ok(released)
     }
 
     /// Remember a pending authorization-code flow under `state` (stored hashed).

@@ -154,7 +154,7 @@ async fn token_state_is_saved_by_compare_and_swap_and_sealed() {
         assert_eq!((s.backoff_until, s.consecutive_failures), (Some(99), 1));
         assert_eq!(s.last_error.as_deref(), Some("provider_unavailable"));
 
-        store.clear_token_state(&c.id).await.unwrap();
+        store.revoke_locally(&c.id, None, 3).await.unwrap().unwrap();
         let s = store.get_token_state(&c.id).await.unwrap().unwrap();
         assert!(s.access_token.is_none() && s.refresh_token.is_none());
         assert_eq!(
@@ -162,6 +162,81 @@ async fn token_state_is_saved_by_compare_and_swap_and_sealed() {
             v1.map(|v| v + 3),
             "a wipe is a new version too"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_local_revocation_wipes_every_token_swaps_the_key_and_holds_deliveries_at_once() {
+    each_database(async |store, c| {
+        store
+            .save_granted_tokens(&c.id, None, &granted(1, "at-1", Some("rt-rotated")), "a")
+            .await
+            .unwrap();
+        store.commit_ingest(&[backlog(&c, 3)], 10).await.unwrap();
+        // A worker holds one of them: its own outcome decides what becomes of it.
+        assert_eq!(
+            store
+                .claim_due(20, 60_000, "n:1", 1, &[])
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let before = store.get_token_state(&c.id).await.unwrap().unwrap();
+
+        let without = SecretString::from(r#"{"client_id":"c","grant_type":"refresh_token"}"#);
+        let done = store
+            .revoke_locally(&c.id, Some(&without), 30)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((done.was_revoked, done.held), (false, 2));
+
+        let s = store.get_token_state(&c.id).await.unwrap().unwrap();
+        assert!(s.access_token.is_none() && s.refresh_token.is_none());
+        assert!(s.access_expires_at.is_none() && s.instance_url.is_none());
+        assert_eq!(
+            s.version,
+            before.version + 1,
+            "a grant in flight loses its CAS"
+        );
+        let got = store
+            .get_connector(&c.account_id, &c.name)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.status, ConnectorStatus::Revoked);
+        assert_eq!(
+            got.credentials.stored().expose_secret(),
+            without.expose_secret(),
+            "the key's own refresh token is gone too"
+        );
+        assert_eq!(
+            got.credentials_version, c.credentials_version,
+            "the credentials stay the same ones, without their token"
+        );
+        assert_eq!(count(&store, &c, DeliveryStatus::Held).await, 2);
+
+        // Again, with no new key: nothing else changes, and it knows it was revoked.
+        let again = store
+            .revoke_locally(&c.id, None, 40)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.was_revoked, again.held), (true, 0));
+        let got = store
+            .get_connector(&c.account_id, &c.name)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got.credentials.stored().expose_secret(),
+            without.expose_secret()
+        );
+
+        let gone = hookwarden_core::ConnectorId::from("con_nobody".to_owned());
+        assert_eq!(store.revoke_locally(&gone, None, 50).await.unwrap(), None);
     })
     .await;
 }

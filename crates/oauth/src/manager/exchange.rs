@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use hookwarden_core::diagnosis::{self, FailureClass};
-use hookwarden_core::ConnectorId;
 use hookwarden_core::DiagnosisView;
+use hookwarden_core::{ConnectorId, Flow};
 use hookwarden_store::{ConnectorRecord, GrantedTokens, HistoryKind, TokenState};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -33,6 +33,14 @@ impl Inner {
         ctx.redactor.add(refresh_token.as_ref());
         ctx.redactor.add(access_token.as_ref());
 
+        // A refresh-token key whose refresh token was revoked mints nothing until it is
+        // authorized again; never a client-credentials grant in its place.
+        if ctx.key.flow() == Flow::RefreshToken
+            && refresh_token.is_none()
+            && ctx.key.refresh_hook.is_none()
+        {
+            return Err(TokenError::connector_revoked());
+        }
         let outcome = match ctx.key.refresh_hook.clone() {
             Some(hook) => {
                 self.hook_grant(

@@ -532,16 +532,33 @@ pub async fn patch_connector(
     Ok(Json(to_out(&saved, None)))
 }
 
-/// Remove a connector.
+/// What deleting a connector did at the provider and to its deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteOut {
+    /// The provider confirmed the revocation of every token held here (true too when none was
+    /// held); false when it refused, could not be reached or has no revocation endpoint.
+    pub provider_confirmed: bool,
+    /// What happened at the provider, and what to do when it did not confirm.
+    pub detail: String,
+    /// Waiting deliveries ended as `failed` (`connector_deleted`); they stay in the delivery
+    /// history.
+    pub failed_deliveries: u64,
+}
+
+/// Remove a connector: its tokens are revoked at the provider first (best effort, as
+/// `…/revoke` does), then the connector, its tokens and its history are deleted, and its
+/// waiting deliveries end as `failed`.
 #[utoipa::path(delete, path = "/api/callback/connectors/{name}", tag = "connectors",
     params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeleteOut), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_connector(
     State(state): State<AppState>,
     authed: Authed,
     ApiPath(name): ApiPath<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Json<DeleteOut>> {
     let (name, record) = load_connector(&state, &authed, &name).await?;
+    // Revoked first, so a delete that fails halfway leaves a revoked connector, not live tokens.
+    let revoked = state.tokens.revoke(&record).await?;
     if !state
         .store
         .delete_connector(&authed.0.id, name.as_str())
@@ -558,8 +575,13 @@ pub async fn delete_connector(
             chrono::Utc::now().timestamp_millis(),
         )
         .await?;
-    tracing::info!(account = %authed.0.id, connector = %name, failed_deliveries = failed, "connector deleted");
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(account = %authed.0.id, connector = %name, failed_deliveries = failed,
+        provider_confirmed = revoked.provider_confirmed, detail = %revoked.detail, "connector deleted");
+    Ok(Json(DeleteOut {
+        provider_confirmed: revoked.provider_confirmed,
+        detail: revoked.detail,
+        failed_deliveries: failed,
+    }))
 }
 
 /// A new `whsec_` signing secret, returned once; the old one keeps signing beside it for 24 h.

@@ -60,19 +60,54 @@ impl From<TokenError> for ApiError {
     }
 }
 
+/// The connector after a revocation, and what the provider said.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RevokeOut {
     #[serde(flatten)]
     pub connector: ConnectorOut,
-    #[schema(value_type = Object)]
-    pub revocation: RevokeOutcome,
+    /// The provider confirmed that every token held here is revoked (true too when none was
+    /// held). False when it refused, could not be reached or has no revocation endpoint: the
+    /// tokens are wiped here all the same, but may stay valid at the provider until they expire.
+    pub provider_confirmed: bool,
+    /// What happened at the provider, and what to do when it did not confirm.
+    pub detail: String,
+    pub revocation: RevocationOut,
 }
 
-/// Revoke the refresh and access tokens at the provider (RFC 7009), wipe them, and stop
-/// granting until new credentials arrive. Idempotent.
+/// The details of a revocation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationOut {
+    /// It was already revoked and held no token: nothing was sent.
+    pub already_revoked: bool,
+    pub refresh_token_revoked: bool,
+    pub access_token_revoked: bool,
+    /// The provider's revocation endpoint was called.
+    pub provider_called: bool,
+    /// Waiting deliveries this revocation held (they go out after new credentials).
+    pub held_deliveries: u64,
+}
+
+impl RevocationOut {
+    pub fn of(o: &RevokeOutcome) -> Self {
+        Self {
+            already_revoked: o.already_revoked,
+            refresh_token_revoked: o.refresh_token_revoked,
+            access_token_revoked: o.access_token_revoked,
+            provider_called: o.provider_called,
+            held_deliveries: o.held_deliveries,
+        }
+    }
+}
+
+/// Revoke, fail-safe: the tokens held here are wiped (including a refresh token in the key,
+/// given or obtained by a code exchange), the connector becomes `revoked` and its waiting
+/// deliveries are held, whatever the provider answers; then each token is revoked at the
+/// provider (RFC 7009), and `provider_confirmed` and `detail` say whether it confirmed (the
+/// history has each answer or network error). Only new credentials (`PATCH {"key"}` or a code
+/// exchange) make it `active` again. Idempotent.
 #[utoipa::path(post, path = "/api/callback/connectors/{name}/revoke", tag = "tokens",
     params(("name" = String, Path)),
-    responses((status = 200, body = RevokeOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = RevokeOut), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn revoke_connector(
     State(state): State<AppState>,
     authed: Authed,
@@ -82,10 +117,13 @@ pub async fn revoke_connector(
     let outcome = state.tokens.revoke(&record).await?;
     let (_, record) = load_connector(&state, &authed, name.as_str()).await?;
     let connector = to_out_with_token(&state, &record).await;
-    tracing::info!(account = %authed.0.id, connector = %name, "connector revoked");
+    tracing::info!(account = %authed.0.id, connector = %name,
+        provider_confirmed = outcome.provider_confirmed, "connector revoked");
     Ok(Json(RevokeOut {
         connector,
-        revocation: outcome,
+        provider_confirmed: outcome.provider_confirmed,
+        revocation: RevocationOut::of(&outcome),
+        detail: outcome.detail,
     }))
 }
 

@@ -100,8 +100,17 @@ async fn salesforce_connector_lifecycle() {
         )
         .await;
         assert_eq!(list["connectors"].as_array().unwrap().len(), 1);
-        let resp = t.req(Method::DELETE, path).send().await.unwrap();
-        assert_eq!(resp.status(), 204);
+        let (status, deleted) = json(t.req(Method::DELETE, path).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{deleted}");
+        // It never had a token: nothing was live at the provider.
+        assert_eq!(deleted["provider_confirmed"], true, "{deleted}");
+        assert!(
+            deleted["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no token was held"),
+            "{deleted}"
+        );
         let (status, gone) = json(t.req(Method::GET, path).send().await.unwrap()).await;
         assert_error(status, &gone, 404, "not_found");
         let (status, gone) = json(t.req(Method::DELETE, path).send().await.unwrap()).await;

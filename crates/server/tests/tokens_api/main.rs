@@ -14,6 +14,7 @@ mod diagnosis;
 mod grants;
 mod reauth;
 mod resume;
+mod revoke;
 
 use common::*;
 use hookwarden_fake_org::{RunningFakeOrg, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
