@@ -12,6 +12,7 @@ pub mod ids;
 pub mod key;
 pub mod netguard;
 pub mod problem;
+pub mod redact;
 pub mod retry;
 pub mod routing;
 pub mod session;

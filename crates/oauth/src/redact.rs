@@ -1,12 +1,14 @@
 //! Keep secrets out of history excerpts and messages: secret-named JSON fields are replaced,
-//! then every known secret value is replaced wherever it still appears (HTML error pages,
-//! echoed request bodies, ...), then the text is cut to 1 KiB.
+//! then every known secret value is replaced wherever it still appears, in any form it takes
+//! (HTML error pages, echoed request bodies, URL-encoded or JSON-escaped copies), then the text
+//! is cut to 1 KiB (see `hookwarden_core::redact`).
 
-use hookwarden_store::history::{truncate, MAX_EXCERPT_BYTES};
+use hookwarden_core::redact::Secrets;
+use hookwarden_store::history::MAX_EXCERPT_BYTES;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-pub(crate) const REDACTED: &str = "[redacted]";
+pub(crate) use hookwarden_core::redact::REDACTED;
 
 /// JSON fields whose values are secrets in OAuth answers, hook answers and echoes.
 const SECRET_FIELDS: [&str; 10] = [
@@ -22,12 +24,9 @@ const SECRET_FIELDS: [&str; 10] = [
     "signature",
 ];
 
-/// Shorter values would redact ordinary words; real secrets are far longer.
-const MIN_SECRET_LEN: usize = 6;
-
 #[derive(Default)]
 pub(crate) struct Redactor {
-    secrets: Vec<String>,
+    secrets: Secrets,
 }
 
 impl Redactor {
@@ -42,22 +41,12 @@ impl Redactor {
     }
 
     pub(crate) fn add_str(&mut self, s: &str) {
-        if s.len() >= MIN_SECRET_LEN && !self.secrets.iter().any(|x| x == s) {
-            self.secrets.push(s.to_owned());
-            // Longest first, so a secret that contains another is replaced whole.
-            self.secrets.sort_by_key(|x| std::cmp::Reverse(x.len()));
-        }
+        self.secrets.add(s);
     }
 
     /// Replace every known secret in free text.
     pub(crate) fn text(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), REDACTED);
-            }
-        }
-        out
+        self.secrets.redact(text)
     }
 
     /// A response body as it may be kept: redacted and at most 1 KiB.
@@ -73,7 +62,7 @@ impl Redactor {
             }
             Err(_) => body.to_owned(),
         };
-        Some(truncate(&self.text(&cleaned), MAX_EXCERPT_BYTES))
+        Some(self.secrets.redact_and_cut(&cleaned, MAX_EXCERPT_BYTES))
     }
 }
 
@@ -113,5 +102,9 @@ mod tests {
             "<html>bad token [redacted]</html>"
         );
         assert!(r.excerpt(&"é".repeat(2000)).unwrap().len() <= MAX_EXCERPT_BYTES);
+        // Echoed in a form body: URL-encoded.
+        r.add_str("00Dxx!AQ/secret+value");
+        let form = "grant_type=x&token=00Dxx%21AQ%2Fsecret%2Bvalue";
+        assert_eq!(r.excerpt(form).unwrap(), "grant_type=x&token=[redacted]");
     }
 }

@@ -89,7 +89,9 @@ pub(super) fn mask(secret: &str) -> String {
     }
 }
 
-fn mask_url(raw: &str) -> String {
+/// A URL as answers show it: a password and every query value masked (`mask`), the rest as it is.
+/// The key's endpoint URLs and a connector's callback `url` are shown this way.
+pub fn mask_url(raw: &str) -> String {
     let Ok(mut url) = url::Url::parse(raw) else {
         return raw.to_owned();
     };

@@ -12,6 +12,7 @@ mod error;
 mod fields;
 mod host;
 mod mask;
+pub use mask::mask_url;
 mod preset;
 mod text;
 

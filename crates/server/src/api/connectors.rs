@@ -167,7 +167,7 @@ pub(crate) fn to_out(
     ConnectorOut {
         name: record.name.clone(),
         preset: record.credentials.storage_kind().to_owned(),
-        url: record.url.clone(),
+        url: hookwarden_core::key::mask_url(&record.url),
         events: record.events.clone(),
         origins: record.origins.clone(),
         owner: record.owner.clone(),
@@ -273,7 +273,8 @@ fn validate_full(
 ) -> ApiResult<NewConnector> {
     let kind = preset_of(input.preset.as_deref(), existing, name)?;
     let settings = &state.settings;
-    let (url, mut warnings) = validate::url(&input.url, kind, settings)?;
+    let url_raw = destination::given_url(&input.url, existing.map(|r| r.url.as_str()));
+    let (url, mut warnings) = validate::url(&url_raw, kind, settings)?;
     let (events, event_warnings) = validate::events(input.events)?;
     let origins = validate::origins(input.origins, kind)?;
     let owner = validate::owner(input.owner)?;
@@ -444,7 +445,10 @@ pub async fn patch_connector(
     let mut delivery = settings_of(&record);
 
     let url_given = patch.url.is_some();
-    let url_raw = patch.url.unwrap_or_else(|| record.url.clone());
+    let url_raw = patch.url.map_or_else(
+        || record.url.clone(),
+        |u| destination::given_url(&u, Some(&record.url)),
+    );
     let (url, mut warnings) = validate::url(&url_raw, kind, &state.settings)?;
     if url_given {
         // The org's own host is where its tokens already go (a disabled connector's way back).

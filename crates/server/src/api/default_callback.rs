@@ -65,7 +65,7 @@ pub struct DefaultCallbackOut {
 
 fn to_out(record: &ConnectorRecord, full_signing_secret: bool) -> DefaultCallbackOut {
     DefaultCallbackOut {
-        url: record.url.clone(),
+        url: hookwarden_core::key::mask_url(&record.url),
         events: record.events.clone(),
         key: mask_secret(record.credentials.stored().expose_secret()),
         status: record.status.as_str().to_owned(),
@@ -99,7 +99,12 @@ pub async fn set_default_callback(
     authed: Authed,
     ApiJson(input): ApiJson<DefaultCallbackIn>,
 ) -> ApiResult<(StatusCode, Json<DefaultCallbackOut>)> {
-    let (url, mut warnings) = validate::url(&input.url, ConnectorKind::Generic, &state.settings)?;
+    let existing = state
+        .store
+        .get_connector(&authed.0.id, DEFAULT_CALLBACK_NAME)
+        .await?;
+    let url_raw = destination::given_url(&input.url, existing.as_ref().map(|r| r.url.as_str()));
+    let (url, mut warnings) = validate::url(&url_raw, ConnectorKind::Generic, &state.settings)?;
     let (events, event_warnings) = validate::events(input.events)?;
     let credentials = match input.key.as_deref().map(str::trim) {
         Some(key) => {
@@ -113,11 +118,7 @@ pub async fn set_default_callback(
             Credentials::basic(SecretString::from(key.to_owned()))
         }
         None => {
-            let current = state
-                .store
-                .get_connector(&authed.0.id, DEFAULT_CALLBACK_NAME)
-                .await?
-                .ok_or_else(|| {
+            let current = existing.ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_callback_key",
                         "key: missing; a new default callback needs the key its listener expects",

@@ -47,3 +47,15 @@ pub(super) fn move_allowed(
         ),
     ))
 }
+
+/// The url a request gives, read against the stored one: answers show a url with its query
+/// values masked (`mask_url`), so a client that sends back what it was shown keeps the stored
+/// url rather than storing `****`.
+pub(super) fn given_url(given: &str, stored: Option<&str>) -> String {
+    match stored {
+        Some(stored) if given != stored && given == hookwarden_core::key::mask_url(stored) => {
+            stored.to_owned()
+        }
+        _ => given.to_owned(),
+    }
+}

@@ -199,7 +199,7 @@ impl<T: TokenSource> Workers<T> {
                     .as_deref()
                     .and_then(|r| parse_retry_after(r, self.now())),
                 sent.location.as_deref(),
-                &sent.excerpt,
+                &sent.body,
             ),
             (None, None) => classify_transport(hookwarden_core::TransportFailure::Other),
         };
@@ -208,10 +208,7 @@ impl<T: TokenSource> Workers<T> {
             at,
             status_code: sent.status.map(i64::from),
             duration_ms: sent.duration.as_millis() as i64,
-            response_excerpt: (!sent.excerpt.is_empty()).then(|| match &credential {
-                Some(c) => sent.excerpt.replace(c.as_str(), "[redacted]"),
-                None => sent.excerpt.clone(),
-            }),
+            response_excerpt: (!sent.body.is_empty()).then(|| sent.excerpt(credential.as_deref())),
             error: sent.failure.as_ref().map(|(_, message)| message.clone()),
             diagnosis: None,
             refreshed,

@@ -11,6 +11,10 @@ use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 /// What an attempt keeps of the answer: enough to diagnose, little enough to store per attempt.
 pub const MAX_EXCERPT_BYTES: usize = 1024;
 
+/// How much of the answer is read: the excerpt and room beyond it, so that a credential the
+/// receiver echoes across the excerpt's end is seen whole and redacted before the cut.
+pub const READ_BYTES: usize = MAX_EXCERPT_BYTES + 8 * 1024;
+
 /// What one POST produced.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -18,7 +22,8 @@ pub struct Sent {
     pub status: Option<u16>,
     pub retry_after: Option<String>,
     pub location: Option<String>,
-    pub excerpt: String,
+    /// The beginning of the body (up to `READ_BYTES`), not yet redacted nor cut to the excerpt.
+    pub body: String,
     pub duration: Duration,
     pub failure: Option<(TransportFailure, String)>,
 }
@@ -101,7 +106,7 @@ impl DeliveryClient {
             status: None,
             retry_after: None,
             location: None,
-            excerpt: String::new(),
+            body: String::new(),
             duration: started.elapsed(),
             failure: Some(failure),
         };
@@ -133,21 +138,33 @@ impl DeliveryClient {
         let location = header(LOCATION);
         let mut buf: Vec<u8> = Vec::new();
         // The excerpt only: a receiver that streams megabytes does not cost us more.
-        while buf.len() < MAX_EXCERPT_BYTES {
+        while buf.len() < READ_BYTES {
             match response.chunk().await {
                 Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
                 _ => break,
             }
         }
-        buf.truncate(MAX_EXCERPT_BYTES);
+        buf.truncate(READ_BYTES);
         Sent {
             status: Some(status),
             retry_after,
             location,
-            excerpt: String::from_utf8_lossy(&buf).into_owned(),
+            body: String::from_utf8_lossy(&buf).into_owned(),
             duration: started.elapsed(),
             failure: None,
         }
+    }
+}
+
+impl Sent {
+    /// What an attempt keeps of the answer: the credential sent, in any form the receiver may
+    /// echo it, is redacted before the body is cut to `MAX_EXCERPT_BYTES`.
+    pub fn excerpt(&self, credential: Option<&str>) -> String {
+        let mut secrets = hookwarden_core::redact::Secrets::new();
+        if let Some(c) = credential {
+            secrets.add(c);
+        }
+        secrets.redact_and_cut(&self.body, MAX_EXCERPT_BYTES)
     }
 }
 

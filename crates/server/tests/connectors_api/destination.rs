@@ -267,3 +267,80 @@ async fn the_default_callback_moves_to_another_host_only_with_its_key() {
         t.server.shutdown().await.unwrap();
     }
 }
+
+/// A secret in the callback url's query (some receivers take one there) is masked in answers
+/// like the key's URLs; sending back the masked url, as a client that read it would, keeps the
+/// stored one.
+#[tokio::test]
+async fn query_values_of_a_url_are_masked_in_answers_and_a_masked_url_sent_back_changes_nothing() {
+    let (urls, _dir) = each_database().await;
+    for db in urls {
+        let t = TestServer::start(&db).await;
+        let url = "https://acme.my.salesforce.com/services/apexrest/OSS/callback?sig=QueryS3cretValue42&v=1";
+        let masked =
+            "https://acme.my.salesforce.com/services/apexrest/OSS/callback?sig=****ue42&v=****";
+        let (status, created) = send(
+            &t,
+            Method::POST,
+            SF,
+            json!({"url": url, "events": ["PACKAGE_COMPLETE"], "key": sf_cc_key()}),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["url"], masked, "{created}");
+        assert!(!created.to_string().contains("QueryS3cretValue42"));
+        let listed = get(&t, "/api/callback/connectors").await;
+        assert!(
+            !listed.to_string().contains("QueryS3cretValue42"),
+            "{listed}"
+        );
+
+        let (status, patched) = send(
+            &t,
+            Method::PATCH,
+            SF,
+            json!({"url": masked, "events": ["PACKAGE_CREATE"]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(patched["url"], masked);
+        let account = t
+            .server
+            .state
+            .store
+            .account_by_api_key(&t.key_a)
+            .await
+            .unwrap()
+            .unwrap();
+        let stored = |name: &'static str| {
+            let store = t.server.state.store.clone();
+            let account = account.id.clone();
+            async move { store.get_connector(&account, name).await.unwrap().unwrap() }
+        };
+        assert_eq!(stored("salesforceOauth2").await.url, url);
+
+        // The default callback likewise.
+        let (status, cb) = send(
+            &t,
+            Method::POST,
+            "/api/callback",
+            json!({"url": "https://hooks.example.com/in?token=CallbackSecret99", "key": "listener-key-0001", "events": ["PACKAGE_COMPLETE"]}),
+        )
+        .await;
+        assert!(status == 201 || status == 200, "{cb}");
+        assert_eq!(cb["url"], "https://hooks.example.com/in?token=****et99");
+        let (status, again) = send(
+            &t,
+            Method::POST,
+            "/api/callback",
+            json!({"url": cb["url"], "events": ["PACKAGE_COMPLETE", "PACKAGE_CREATE"]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(
+            stored("@default").await.url,
+            "https://hooks.example.com/in?token=CallbackSecret99"
+        );
+        t.server.shutdown().await.unwrap();
+    }
+}

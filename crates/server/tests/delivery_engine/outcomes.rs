@@ -454,6 +454,59 @@ async fn credentials_a_receiver_echoes_back_are_not_kept_in_attempts() {
     }
 }
 
+/// A receiver echoing the credential where the 1 KiB excerpt ends, or in another encoding,
+/// leaves no part of it in the attempt.
+#[tokio::test]
+async fn an_echoed_credential_is_redacted_before_the_cut_and_in_every_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&sqlite(&dir)).await;
+    // "Bearer " is 7 bytes: the token starts 10 bytes before the excerpt's end at 1024.
+    for (name, path) in [
+        ("straddling", "/echo-at/1007"),
+        ("encoded", "/echo-encoded"),
+    ] {
+        h.register(
+            name,
+            &h.receiver.url(path),
+            &["PACKAGE_COMPLETE"],
+            h.cc_key(),
+            json!({}),
+        )
+        .await;
+    }
+    let answer = h.post_event(event("PACKAGE_COMPLETE", "a")).await;
+    h.engine.run_until_idle().await.unwrap();
+    let tokens: Vec<String> = [
+        h.receiver.received("/echo-at/1007"),
+        h.receiver.received("/echo-encoded"),
+    ]
+    .concat()
+    .iter()
+    .map(|s| {
+        let credential = s.headers["authorization"].to_str().unwrap();
+        credential.split_once(' ').unwrap().1.to_owned()
+    })
+    .collect();
+    assert_eq!(tokens.len(), 2);
+    let ids = answer["deliveries"].as_array().unwrap();
+    assert_eq!(ids.len(), 2);
+    for id in ids {
+        let delivery = h.delivery(id.as_str().unwrap()).await;
+        let excerpt = delivery["attempts"][0]["response_excerpt"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(excerpt.len() <= 1024, "{}", excerpt.len());
+        assert!(excerpt.contains("[redacted]"), "{excerpt}");
+        for token in &tokens {
+            let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+            for leak in [&token[..8], &encoded[..8]] {
+                assert!(!excerpt.contains(leak), "{leak} in {excerpt}");
+            }
+        }
+    }
+}
+
 /// After `history_retention_days` (30 by default) a delivered callback is gone from the
 /// history; one still waiting to go out stays, however old.
 #[tokio::test]

@@ -315,7 +315,8 @@ pub struct Received {
 }
 
 /// A programmable destination: `/ok`, `/hang` (answers only once `release_hangs` is called,
-/// then as `/ok`), `/redirect`, `/echo` (400 echoing the Authorization header),
+/// then as `/ok`), `/redirect`, `/echo` (400 echoing the Authorization header; `/echo-at/{n}`
+/// after n bytes, `/echo-encoded` URL-encoded and JSON-escaped),
 /// `/status/{code}` (with `Retry-After: 120` on 429 and 503).
 #[derive(Clone)]
 pub struct Receiver {
@@ -382,16 +383,31 @@ async fn receive(
             _ = released.wait_for(|r| *r) => {}
         }
     }
-    // A careless gateway: refuses, and echoes the request's credentials back.
-    let echo = (path == "/echo").then(|| {
-        format!(
-            "bad request; you sent Authorization: {}",
-            headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-        )
-    });
+    // A careless gateway: refuses, and echoes the request's credentials back; `/echo-at/{n}`
+    // after n bytes of padding, `/echo-encoded` URL-encoded and JSON-escaped.
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let echo = if path == "/echo" {
+        Some(format!(
+            "bad request; you sent Authorization: {authorization}"
+        ))
+    } else if let Some(n) = path
+        .strip_prefix("/echo-at/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(format!("{}{authorization}", "x".repeat(n)))
+    } else if path == "/echo-encoded" {
+        let form: String = url::form_urlencoded::byte_serialize(authorization.as_bytes()).collect();
+        Some(format!(
+            "form: authorization={form}\njson: {{\"authorization\":{}}}",
+            serde_json::to_string(&authorization).unwrap()
+        ))
+    } else {
+        None
+    };
     me.log.lock().unwrap().push(Received {
         path: path.clone(),
         headers,

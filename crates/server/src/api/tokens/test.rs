@@ -255,17 +255,19 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
         .post(&record.url, headers, body, PROBE_TIMEOUT)
         .await;
     let duration_ms = i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX);
+    // As answers show a url: query values masked.
+    let shown_url = hookwarden_core::key::mask_url(&record.url);
     let (result, http_status, diagnosis) = match (sent.status, &sent.failure) {
         (Some(status), _) if (200..300).contains(&status) => (
-            check("endpoint", true, format!("{} accepted a test event ({status})", record.url), None),
+            check("endpoint", true, format!("{} accepted a test event ({status})", shown_url), None),
             Some(status),
             None,
         ),
         (Some(status), _) => {
-            let d = diagnose_answer(status, sent.location.as_deref(), &sent.excerpt);
+            let d = diagnose_answer(status, sent.location.as_deref(), &sent.body);
             let detail = match &d {
-                Some(d) => format!("{} answered {status}: {}", record.url, d.cause),
-                None => format!("{} answered {status}", record.url),
+                Some(d) => format!("{} answered {status}: {}", shown_url, d.cause),
+                None => format!("{} answered {status}", shown_url),
             };
             let fix = d.as_ref().map(|d| d.fix.clone());
             (check("endpoint", false, detail, fix), Some(status), d)
@@ -274,7 +276,7 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
             check(
                 "endpoint",
                 false,
-                format!("{} could not be reached: {message}", record.url),
+                format!("{} could not be reached: {message}", shown_url),
                 Some("check the url, that the host resolves to an allowed address, and that it listens".to_owned()),
             ),
             None,
@@ -301,7 +303,7 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
         cause: diagnosis.as_ref().map(|d| d.cause.clone()),
         fix: diagnosis.as_ref().map(|d| d.fix.clone()),
         duration_ms,
-        excerpt: Some(sent.excerpt.replace(token, "[redacted]")),
+        excerpt: Some(sent.excerpt(Some(token))),
     };
     if let Err(e) = state.store.record_history(&entry).await {
         tracing::warn!(error = %e, "could not record the connector test in the history");
