@@ -98,7 +98,8 @@ impl KeyList {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` is written out below: it shows no master key and no database password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
@@ -115,6 +116,45 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub history_retention_days: u32,
     pub worker_niceness: u8,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a setting added later cannot be left out (or printed) unseen.
+        let Self {
+            listen,
+            database,
+            master_key,
+            master_keys,
+            public_url,
+            allow_insecure_http,
+            allow_private_networks,
+            log_format,
+            max_body_bytes,
+            history_retention_days,
+            worker_niceness,
+        } = self;
+        let given = |set: bool| if set { "[redacted]" } else { "none" };
+        f.debug_struct("Config")
+            .field("listen", listen)
+            .field("database", &hookwarden_store::redact_url(database))
+            .field(
+                "master_key",
+                &format_args!("{}", given(master_key.is_some())),
+            )
+            .field(
+                "master_keys",
+                &format_args!("{}", given(master_keys.is_some())),
+            )
+            .field("public_url", public_url)
+            .field("allow_insecure_http", allow_insecure_http)
+            .field("allow_private_networks", allow_private_networks)
+            .field("log_format", log_format)
+            .field("max_body_bytes", max_body_bytes)
+            .field("history_retention_days", history_retention_days)
+            .field("worker_niceness", worker_niceness)
+            .finish()
+    }
 }
 
 /// Flags given on the command line; they win over everything else.
@@ -272,8 +312,8 @@ impl Config {
     }
 }
 
-/// The configuration, checked.
-#[derive(Debug, Clone)]
+/// The configuration, checked. `Debug` (below) shows no key and no database password.
+#[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     /// `None`: derived from the bound address (`http://{addr}`).
@@ -285,6 +325,32 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// 0: keep every delivery forever.
     pub history_retention_days: u32,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            listen,
+            public_url,
+            database,
+            master_key,
+            allow_insecure_http,
+            address_policy,
+            max_body_bytes,
+            history_retention_days,
+        } = self;
+        f.debug_struct("Settings")
+            .field("listen", listen)
+            .field("public_url", public_url)
+            .field("database", &hookwarden_store::redact_url(database))
+            // MasterKeySource's Debug redacts every key.
+            .field("master_key", master_key)
+            .field("allow_insecure_http", allow_insecure_http)
+            .field("address_policy", address_policy)
+            .field("max_body_bytes", max_body_bytes)
+            .field("history_retention_days", history_retention_days)
+            .finish()
+    }
 }
 
 #[cfg(test)]
@@ -452,8 +518,17 @@ mod tests {
                 "HOOKWARDEN_MASTER_KEYS",
                 format!("{},{}", a.to_base64(), b.to_base64()),
             );
+            jail.set_env(
+                "HOOKWARDEN_DATABASE",
+                "postgres://app:Pa55word@db.internal/hw",
+            );
             let c = Config::load(None, &Overrides::default()).unwrap();
             let settings = c.settings().unwrap();
+            let debug = format!("{c:?} {settings:?}");
+            assert!(
+                !debug.contains("Pa55word") && debug.contains("postgres://app:***@db.internal/hw"),
+                "{debug}"
+            );
             let shown = format!(
                 "{c:?} {c:#?} {settings:?} {}",
                 serde_json::to_string(&c).unwrap()
