@@ -1,6 +1,7 @@
 //! `hookwarden doctor`: what `serve` would run with, checked before it runs (or while it
-//! runs): configuration, master key, database and the secrets in it, the listen address, the
-//! network rules, and, given an API key, the account's connectors and failed deliveries.
+//! runs): configuration, master key, database and the secrets in it (and whether any is under a
+//! key other than the ring's first), the listen address, the network rules, and, given an API
+//! key, the account's connectors and failed deliveries.
 //! Each check prints `ok`, `warn` or `FAIL`, with a fix; any `FAIL` makes the exit code 1.
 
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use hookwarden_core::ConnectorStatus;
 use hookwarden_server::{redact_url, Config, Settings};
-use hookwarden_store::{MasterKeySource, Store};
+use hookwarden_store::{MasterKeySource, Store, StoreError};
 use serde_json::Value;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -111,6 +112,7 @@ pub async fn run(
                 Some("check the database (see the database check above)"),
             ),
         }
+        check_key_ring(&mut report, store).await;
         store.close().await;
     }
     check_network_rules(&mut report, &settings);
@@ -145,7 +147,7 @@ pub async fn run(
 /// Master key and database; the opened store when both are usable.
 async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store> {
     let url = &settings.database;
-    let given = matches!(settings.master_key, MasterKeySource::Given(_));
+    let given = !matches!(settings.master_key, MasterKeySource::FileBesideDatabase);
     if url.starts_with("postgres") {
         if !given {
             report.say(
@@ -183,15 +185,15 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
                 Level::Fail,
                 "master key",
                 &format!(
-                    "{} exists but its key file {} does not: the secrets in the database cannot be opened, and a new key would be created",
+                    "{} exists but its key file {} does not: the secrets in the database cannot be opened, and serve refuses to start while it holds any (a new key is made only for a database without)",
                     file.display(),
                     key_file.display()
                 ),
-                Some("restore the key file from where the database came from, or set HOOKWARDEN_MASTER_KEY to the key the database was written with"),
+                Some("restore the key file from where the database came from, or set HOOKWARDEN_MASTER_KEY (or HOOKWARDEN_MASTER_KEYS) to the key the database was written with"),
             );
             return None;
-        } else {
-            key_file_permissions(report, &key_file);
+        } else if !key_file_permissions(report, &key_file) {
+            return None;
         }
     }
     match tokio::time::timeout(
@@ -208,6 +210,15 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
                 None,
             );
             Some(store)
+        }
+        Ok(Err(e @ StoreError::MasterKey(_))) => {
+            report.say(
+                Level::Fail,
+                "master key",
+                &e.to_string(),
+                Some("run with the key(s) the database was written with: HOOKWARDEN_MASTER_KEYS=CURRENT,OLD (the key named above among them), or the key file that was beside the database"),
+            );
+            None
         }
         Ok(Err(e)) => {
             report.say(
@@ -230,7 +241,77 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
     }
 }
 
-fn key_file_permissions(report: &mut Report, key_file: &Path) {
+/// Whether every sealed value is under the ring's first key, as `master-key rotate` leaves them.
+async fn check_key_ring(report: &mut Report, store: &Store) {
+    let census = match store.reseal_secrets(true).await {
+        Ok(census) => census,
+        Err(e) => {
+            report.say(
+                Level::Fail,
+                "key ring",
+                &format!("reading the sealed values failed: {e}"),
+                Some("check the database (see the database check above)"),
+            );
+            return;
+        }
+    };
+    let first = census.key_ids.first().cloned().unwrap_or_default();
+    let under_first: u64 = census.tables.iter().map(|t| t.already_first).sum();
+    let others = census.resealed();
+    if !census.unopenable.is_empty() {
+        let listed: Vec<String> = census
+            .unopenable
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}.{} of {} (key id {})",
+                    u.table, u.column, u.row, u.key_id
+                )
+            })
+            .collect();
+        report.say(
+            Level::Fail,
+            "key ring",
+            &format!(
+                "{} sealed value(s) open with no configured key (ids {}): {}",
+                listed.len(),
+                census.key_ids.join(", "),
+                listed.join(", ")
+            ),
+            Some("add the key they name to HOOKWARDEN_MASTER_KEYS, after the first"),
+        );
+    }
+    if others > 0 {
+        let per_table: Vec<String> = census
+            .tables
+            .iter()
+            .filter(|t| t.resealed > 0)
+            .map(|t| format!("{} in {}", t.resealed, t.table))
+            .collect();
+        report.say(
+            Level::Warn,
+            "key ring",
+            &format!(
+                "{others} sealed value(s) are under a key other than the first ({first}), or from before key ids: {}; {under_first} under the first",
+                per_table.join(", ")
+            ),
+            Some("run `hookwarden master-key rotate` with the same ring; then the other keys can be dropped"),
+        );
+    } else if census.unopenable.is_empty() {
+        report.say(
+            Level::Ok,
+            "key ring",
+            &format!(
+                "all {under_first} sealed value(s) are under the first master key ({first}); ring: {}",
+                census.key_ids.join(", ")
+            ),
+            None,
+        );
+    }
+}
+
+/// Whether the key file is the owner's alone (what `serve` requires).
+fn key_file_permissions(report: &mut Report, key_file: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -238,15 +319,15 @@ fn key_file_permissions(report: &mut Report, key_file: &Path) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 report.say(
-                    Level::Warn,
+                    Level::Fail,
                     "master key",
                     &format!(
-                        "{} is readable by others (mode {mode:o})",
+                        "{} may be read or written by group or others (mode {mode:03o}): serve refuses it",
                         key_file.display()
                     ),
                     Some(&format!("chmod 600 {}", key_file.display())),
                 );
-                return;
+                return false;
             }
         }
     }
@@ -256,6 +337,7 @@ fn key_file_permissions(report: &mut Report, key_file: &Path) {
         &format!("{} (mode 600)", key_file.display()),
         None,
     );
+    true
 }
 
 fn check_network_rules(report: &mut Report, settings: &Settings) {

@@ -7,6 +7,7 @@ mod demo;
 mod doctor;
 mod key_cmd;
 mod keys_cmd;
+mod master_key_cmd;
 mod table;
 mod time_arg;
 
@@ -39,6 +40,10 @@ enum Command {
     /// Encode, decode and check connector keys (no server needed).
     #[command(subcommand)]
     Key(key_cmd::KeyCommand),
+    /// The master key ring: `master-key rotate` re-seals every secret under the first key of
+    /// HOOKWARDEN_MASTER_KEYS (on the database; servers may keep running).
+    #[command(subcommand)]
+    MasterKey(master_key_cmd::MasterKeyCommand),
     /// Talk to a running server about the account's API keys: list, create with scopes, revoke.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
@@ -493,6 +498,10 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Keys(command) => keys_cmd::run(command).await,
+        Command::MasterKey(command) => match master_key_cmd::run(command).await {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Events(command) => deliveries_cmd::run_events(command).await,
         Command::Deliveries(command) => deliveries_cmd::run_deliveries(command).await,
         Command::Connectors(command) => match client::run(command).await {

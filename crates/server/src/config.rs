@@ -1,13 +1,14 @@
 //! Configuration: the defaults in `default-config.toml`, then a TOML file, then `HOOKWARDEN_*`
 //! env vars, then flags. Parsed once into `Settings`, the form the rest of the server uses.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use hookwarden_core::AddressPolicy;
-use hookwarden_store::{MasterKey, MasterKeySource};
+use hookwarden_store::{MasterKey, MasterKeyRing, MasterKeySource};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
@@ -33,13 +34,80 @@ impl CidrList {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A master key as configured. Its `Debug` prints `[redacted]`, it has no `Serialize` (a
+/// `Config` cannot print or serialize it; its fields carry `skip_serializing`), and reading it
+/// takes any scalar, so a malformed value's error never echoes the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyText(String);
+
+impl KeyText {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+}
+
+impl fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Scalar;
+        impl serde::de::Visitor<'_> for Scalar {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a base64 key")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+        }
+        d.deserialize_any(Scalar)
+    }
+}
+
+/// `master_keys`: a TOML list, or one comma-separated string (what an env var holds).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum KeyList {
+    Many(Vec<KeyText>),
+    One(KeyText),
+}
+
+impl KeyList {
+    /// The keys as `HOOKWARDEN_MASTER_KEYS` writes them; empty when none is given.
+    fn joined(&self) -> String {
+        match self {
+            Self::One(k) => k.0.clone(),
+            Self::Many(v) => v.iter().map(|k| k.0.as_str()).collect::<Vec<_>>().join(","),
+        }
+    }
+}
+
+/// `Debug` is written out below: it shows no master key and no database password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
     pub database: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub master_key: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub master_key: Option<KeyText>,
+    #[serde(default, skip_serializing)]
+    pub master_keys: Option<KeyList>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     pub allow_insecure_http: bool,
@@ -48,6 +116,45 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub history_retention_days: u32,
     pub worker_niceness: u8,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a setting added later cannot be left out (or printed) unseen.
+        let Self {
+            listen,
+            database,
+            master_key,
+            master_keys,
+            public_url,
+            allow_insecure_http,
+            allow_private_networks,
+            log_format,
+            max_body_bytes,
+            history_retention_days,
+            worker_niceness,
+        } = self;
+        let given = |set: bool| if set { "[redacted]" } else { "none" };
+        f.debug_struct("Config")
+            .field("listen", listen)
+            .field("database", &hookwarden_store::redact_url(database))
+            .field(
+                "master_key",
+                &format_args!("{}", given(master_key.is_some())),
+            )
+            .field(
+                "master_keys",
+                &format_args!("{}", given(master_keys.is_some())),
+            )
+            .field("public_url", public_url)
+            .field("allow_insecure_http", allow_insecure_http)
+            .field("allow_private_networks", allow_private_networks)
+            .field("log_format", log_format)
+            .field("max_body_bytes", max_body_bytes)
+            .field("history_retention_days", history_retention_days)
+            .field("worker_niceness", worker_niceness)
+            .finish()
+    }
 }
 
 /// Flags given on the command line; they win over everything else.
@@ -71,6 +178,8 @@ pub enum ConfigError {
     Networks(String),
     #[error("master_key / HOOKWARDEN_MASTER_KEY: {0}")]
     MasterKey(String),
+    #[error("master_keys / HOOKWARDEN_MASTER_KEYS: {0}")]
+    MasterKeys(String),
     #[error(
         "public_url = {0:?}: give an absolute http(s) URL such as https://hookwarden.example.com"
     )]
@@ -97,6 +206,7 @@ impl Config {
                 "listen",
                 "database",
                 "master_key",
+                "master_keys",
                 "public_url",
                 "allow_insecure_http",
                 "allow_private_networks",
@@ -140,12 +250,7 @@ impl Config {
             .map_err(|_| ConfigError::Listen(self.listen.clone()))?;
         let policy = AddressPolicy::parse_list(&self.allow_private_networks.joined())
             .map_err(|e| ConfigError::Networks(e.to_string()))?;
-        let master_key = match self.master_key.as_deref().map(str::trim) {
-            Some(raw) if !raw.is_empty() => MasterKeySource::Given(
-                MasterKey::from_base64(raw).map_err(|e| ConfigError::MasterKey(e.to_string()))?,
-            ),
-            _ => MasterKeySource::FileBesideDatabase,
-        };
+        let master_key = self.master_key_source()?;
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err(ConfigError::LogFormat(self.log_format.clone()));
         }
@@ -173,8 +278,42 @@ impl Config {
     }
 }
 
-/// The configuration, checked.
-#[derive(Debug, Clone)]
+impl Config {
+    /// `master_keys` (a ring), else `master_key` (a ring of one), else the key file. Both given
+    /// must agree: `master_key` is then the ring's first key, the one that seals; any other
+    /// combination would leave it unclear which key seals, so it is refused.
+    fn master_key_source(&self) -> Result<MasterKeySource, ConfigError> {
+        let single = match self.master_key.as_ref().map(|k| k.0.trim()) {
+            Some(raw) if !raw.is_empty() => Some(
+                MasterKey::from_base64(raw).map_err(|e| ConfigError::MasterKey(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let list = self.master_keys.as_ref().map(KeyList::joined);
+        let ring = match list.as_deref().map(str::trim) {
+            Some(raw) if !raw.trim_matches(',').trim().is_empty() => Some(
+                MasterKeyRing::parse_list(raw)
+                    .map_err(|e| ConfigError::MasterKeys(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        Ok(match (single, ring) {
+            (None, None) => MasterKeySource::FileBesideDatabase,
+            (Some(key), None) => MasterKeySource::Given(key),
+            (None, Some(ring)) => MasterKeySource::Ring(ring),
+            (Some(key), Some(ring)) if key.same_key(ring.first()) => MasterKeySource::Ring(ring),
+            (Some(_), Some(_)) => return Err(ConfigError::MasterKeys(
+                "master_key (HOOKWARDEN_MASTER_KEY) is given too, and it is not the first key of \
+                     master_keys, the one that seals: give master_keys alone (remove master_key), \
+                     the sealing key first"
+                    .into(),
+            )),
+        })
+    }
+}
+
+/// The configuration, checked. `Debug` (below) shows no key and no database password.
+#[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     /// `None`: derived from the bound address (`http://{addr}`).
@@ -186,6 +325,32 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// 0: keep every delivery forever.
     pub history_retention_days: u32,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            listen,
+            public_url,
+            database,
+            master_key,
+            allow_insecure_http,
+            address_policy,
+            max_body_bytes,
+            history_retention_days,
+        } = self;
+        f.debug_struct("Settings")
+            .field("listen", listen)
+            .field("public_url", public_url)
+            .field("database", &hookwarden_store::redact_url(database))
+            // MasterKeySource's Debug redacts every key.
+            .field("master_key", master_key)
+            .field("allow_insecure_http", allow_insecure_http)
+            .field("address_policy", address_policy)
+            .field("max_body_bytes", max_body_bytes)
+            .field("history_retention_days", history_retention_days)
+            .finish()
+    }
 }
 
 #[cfg(test)]
@@ -288,5 +453,107 @@ mod tests {
         assert_eq!(c.database, "sqlite://hookwarden.db");
         assert!(!c.allow_insecure_http);
         assert!(c.settings().unwrap().address_policy.allowed.is_empty());
+    }
+
+    #[test]
+    fn a_ring_of_master_keys_from_env_or_file_and_master_key_must_agree_with_it() {
+        let (new, old) = (MasterKey::generate(), MasterKey::generate());
+        let (new64, old64) = (new.to_base64(), old.to_base64());
+        figment::Jail::expect_with(|jail| {
+            let ids = |c: &Config| match c.settings().unwrap().master_key {
+                MasterKeySource::Ring(r) => r.keys().iter().map(MasterKey::id).collect::<Vec<_>>(),
+                MasterKeySource::Given(k) => vec![k.id()],
+                MasterKeySource::FileBesideDatabase => vec![],
+            };
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(ids(&c), Vec::<u8>::new(), "the key file by default");
+
+            // A list in a file.
+            jail.create_file(
+                "hw.toml",
+                &format!("master_keys = [\"{old64}\", \"{new64}\"]\n"),
+            )?;
+            let c = Config::load(Some(Path::new("hw.toml")), &Overrides::default()).unwrap();
+            assert_eq!(ids(&c), vec![old.id(), new.id()]);
+
+            jail.set_env("HOOKWARDEN_MASTER_KEYS", format!("{new64},{old64}"));
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(ids(&c), vec![new.id(), old.id()]);
+
+            // master_key too: fine when it is the sealing key, refused otherwise.
+            jail.set_env("HOOKWARDEN_MASTER_KEY", &new64);
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(ids(&c), vec![new.id(), old.id()]);
+            jail.set_env("HOOKWARDEN_MASTER_KEY", &old64);
+            let e = Config::load(None, &Overrides::default())
+                .unwrap()
+                .settings()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("not the first key of master_keys") && e.contains("remove master_key"),
+                "{e}"
+            );
+
+            jail.set_env("HOOKWARDEN_MASTER_KEYS", format!("{new64},AAAA"));
+            let e = Config::load(None, &Overrides::default())
+                .unwrap()
+                .settings()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("master_keys") && e.contains("key 2 of the list"),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn no_master_key_is_printed_or_serialized() {
+        let (a, b) = (MasterKey::generate(), MasterKey::generate());
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKWARDEN_MASTER_KEY", a.to_base64());
+            jail.set_env(
+                "HOOKWARDEN_MASTER_KEYS",
+                format!("{},{}", a.to_base64(), b.to_base64()),
+            );
+            jail.set_env(
+                "HOOKWARDEN_DATABASE",
+                "postgres://app:Pa55word@db.internal/hw",
+            );
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            let settings = c.settings().unwrap();
+            let debug = format!("{c:?} {settings:?}");
+            assert!(
+                !debug.contains("Pa55word") && debug.contains("postgres://app:***@db.internal/hw"),
+                "{debug}"
+            );
+            let shown = format!(
+                "{c:?} {c:#?} {settings:?} {}",
+                serde_json::to_string(&c).unwrap()
+            );
+            for key in [&a, &b] {
+                let b64 = key.to_base64();
+                assert!(
+                    !shown.contains(&b64) && !shown.contains(&b64[..20]),
+                    "{shown}"
+                );
+            }
+            assert!(shown.contains("[redacted]"), "{shown}");
+
+            // A value that is no key: the error names the setting, never the value.
+            jail.set_env("HOOKWARDEN_MASTER_KEYS", "");
+            jail.set_env("HOOKWARDEN_MASTER_KEY", "123456789012345");
+            let e = match Config::load(None, &Overrides::default()) {
+                Ok(c) => c.settings().unwrap_err().to_string(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                !e.contains("123456789012345") && e.contains("master_key"),
+                "{e}"
+            );
+            Ok(())
+        });
     }
 }

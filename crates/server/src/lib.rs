@@ -184,16 +184,5 @@ pub async fn spawn_with_clock(
     })
 }
 
-/// A database URL for messages: the password, if any, replaced.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:****{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
+/// A database URL for messages: the password, if any, replaced (one helper, the store's).
+pub use hookwarden_store::redact_url;

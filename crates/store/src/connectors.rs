@@ -83,10 +83,10 @@ pub fn generate_signing_secret() -> SecretString {
 pub(crate) fn key_aad(id: &str) -> String {
     format!("connector/{id}/key")
 }
-fn signing_aad(id: &str) -> String {
+pub(crate) fn signing_aad(id: &str) -> String {
     format!("connector/{id}/signing")
 }
-fn prev_signing_aad(id: &str) -> String {
+pub(crate) fn prev_signing_aad(id: &str) -> String {
     format!("connector/{id}/signing-previous")
 }
 

@@ -10,9 +10,11 @@ pub mod connectors;
 pub mod crypto;
 pub mod deliveries;
 pub mod history;
+pub mod keyring;
 mod migrate;
 mod multirow;
 pub mod notify;
+mod redact;
 pub mod retention;
 pub mod testing;
 pub mod tokens;
@@ -30,12 +32,14 @@ use sqlx::sqlite::{
 
 pub use accounts::{api_key_id, Account, ApiKeyInfo, KeyHolder, KeyRevocation};
 pub use connectors::{ConnectorRecord, NewConnector, Seen, DEFAULT_CALLBACK_NAME};
-pub use crypto::{Cipher, MasterKey};
+pub use crypto::{Cipher, MasterKey, MasterKeyRing};
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, Completion, ConnectorGauges, DeliveryFilter, DeliveryRecord,
     IdempotencyRecord, IngestOutcome, IngestWrite, NewAttempt, NewDelivery, NewEvent, RetryOutcome,
 };
 pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
+pub use keyring::{ResealCount, ResealReport, Unopenable};
+pub use redact::{redact_in, redact_url};
 pub use retention::Pruned;
 pub use tokens::{GrantedTokens, OAuthState, TokenState};
 pub use transitions::RevokedLocally;
@@ -44,8 +48,12 @@ pub use transitions::RevokedLocally;
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The URL, its password redacted (see `redact_url`).
     #[error("unsupported database URL {0:?}: use sqlite://FILE, sqlite:///ABSOLUTE/PATH or postgres://...")]
     BadUrl(String),
+    /// PostgreSQL did not take the connection; the URL and message with any password redacted.
+    #[error("cannot connect to {0}")]
+    Connect(String),
     #[error("master key: {0}")]
     MasterKey(String),
     #[error(
@@ -118,12 +126,15 @@ impl BeginWrite for PgPool {
     }
 }
 
-/// Where the master key comes from.
+/// Where the master key (ring) comes from.
 #[derive(Debug, Clone, Default)]
 pub enum MasterKeySource {
-    /// `HOOKWARDEN_MASTER_KEY` (or the config's `master_key`).
+    /// `HOOKWARDEN_MASTER_KEY` (or the config's `master_key`): a ring of one.
     Given(MasterKey),
-    /// A key file beside the SQLite database, created 0600 when missing.
+    /// `HOOKWARDEN_MASTER_KEYS` (or the config's `master_keys`): the first seals, all open.
+    Ring(MasterKeyRing),
+    /// A key file beside the SQLite database, created 0600 when missing and the database holds
+    /// no sealed value yet; refused when group or others may read or write it.
     #[default]
     FileBesideDatabase,
 }
@@ -181,7 +192,7 @@ impl Store {
     async fn open_once(url: &str, master_key: MasterKeySource) -> Result<Self, StoreError> {
         let ((db, reads), key_file) = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
-                .map_err(|_| StoreError::BadUrl(url.to_owned()))?
+                .map_err(|_| StoreError::BadUrl(redact_url(url)))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -230,38 +241,42 @@ impl Store {
             ((Db::Sqlite(writer), Db::Sqlite(readers)), key_file)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options =
-                PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.to_owned()))?;
+                PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(redact_url(url)))?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
-                .await?;
+                .await
+                // sqlx's messages do not carry the URL today; redact_in keeps it so if one does.
+                .map_err(|e| {
+                    StoreError::Connect(redact_in(&format!("{}: {e}", redact_url(url)), url))
+                })?;
             ((Db::Postgres(pool.clone()), Db::Postgres(pool)), None)
         } else {
-            return Err(StoreError::BadUrl(url.to_owned()));
+            return Err(StoreError::BadUrl(redact_url(url)));
         };
 
         // SQLite in a file (not in memory, which has no WAL).
         let sqlite_file = key_file.is_some();
-        let key = match (master_key, key_file) {
-            (MasterKeySource::Given(key), _) => key,
-            (MasterKeySource::FileBesideDatabase, Some(path)) => {
-                MasterKey::load_or_create_file(&path)?
-            }
-            (MasterKeySource::FileBesideDatabase, None) if matches!(db, Db::Sqlite(_)) => {
-                // An in-memory database dies with the process, and so may its key.
-                MasterKey::generate()
-            }
-            (MasterKeySource::FileBesideDatabase, None) => {
-                return Err(StoreError::MasterKey(
-                    "PostgreSQL needs HOOKWARDEN_MASTER_KEY (base64 of 32 bytes, the same on every node; \
-                     generate one with `openssl rand -base64 32`)"
-                        .into(),
-                ))
+        if matches!(
+            (&master_key, &db),
+            (MasterKeySource::FileBesideDatabase, Db::Postgres(_))
+        ) {
+            return Err(StoreError::MasterKey(
+                "PostgreSQL needs HOOKWARDEN_MASTER_KEY (base64 of 32 bytes, the same on every node; \
+                 generate one with `openssl rand -base64 32`), or HOOKWARDEN_MASTER_KEYS for a ring"
+                    .into(),
+            ));
+        }
+        migrate::run(&db).await?;
+        let cipher = match Self::ring_for(&db, master_key, key_file).await {
+            Ok(cipher) => cipher,
+            Err(e) => {
+                on_db!(&db, pool => pool.close().await);
+                on_db!(&reads, pool => pool.close().await);
+                return Err(e);
             }
         };
-
-        migrate::run(&db).await?;
         let writes = Arc::new(WriteGate {
             gate: matches!(db, Db::Sqlite(_)).then(|| tokio::sync::Mutex::new(())),
         });
@@ -273,9 +288,32 @@ impl Store {
             writes,
             db,
             reads,
-            cipher: Arc::new(Cipher::new(&key)),
+            cipher: Arc::new(cipher),
             connectors: Arc::default(),
         })
+    }
+
+    /// The ring to seal and open with, checked against what the database holds: a key file is
+    /// created only for a database without sealed values, and one value per key id present
+    /// must open.
+    async fn ring_for(
+        db: &Db,
+        master_key: MasterKeySource,
+        key_file: Option<PathBuf>,
+    ) -> Result<Cipher, StoreError> {
+        let present = keyring::key_ids_present(db).await?;
+        let ring: MasterKeyRing = match (master_key, key_file) {
+            (MasterKeySource::Given(key), _) => key.into(),
+            (MasterKeySource::Ring(ring), _) => ring,
+            (MasterKeySource::FileBesideDatabase, Some(path)) => {
+                MasterKey::load_or_create_file(&path, present.is_empty())?.into()
+            }
+            // An in-memory database dies with the process, and so may its key.
+            (MasterKeySource::FileBesideDatabase, None) => MasterKey::generate().into(),
+        };
+        let cipher = Cipher::new(&ring);
+        keyring::check_ring(db, &cipher, &present).await?;
+        Ok(cipher)
     }
 
     /// The turn to write that the hot writers take (SQLite; PostgreSQL needs none).

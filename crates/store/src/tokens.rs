@@ -69,13 +69,13 @@ pub struct OAuthState {
     pub expires_at: i64,
 }
 
-fn access_aad(id: &ConnectorId) -> String {
+pub(crate) fn access_aad(id: &ConnectorId) -> String {
     format!("connector/{id}/access-token")
 }
-fn refresh_aad(id: &ConnectorId) -> String {
+pub(crate) fn refresh_aad(id: &ConnectorId) -> String {
     format!("connector/{id}/refresh-token")
 }
-fn verifier_aad(id: &ConnectorId, state_hash: &str) -> String {
+pub(crate) fn verifier_aad(id: &ConnectorId, state_hash: &str) -> String {
     format!("connector/{id}/pkce/{state_hash}")
 }
 

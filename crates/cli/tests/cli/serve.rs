@@ -203,6 +203,13 @@ async fn doctor_says_what_serve_would_trip_on_and_how_to_fix_it() {
         text.contains("opens the secrets of all 1 connector(s)"),
         "{text}"
     );
+    assert!(
+        text.contains(&format!(
+            "ok   key ring     all 2 sealed value(s) are under the first master key (0x{:02x})",
+            key.id()
+        )),
+        "{text}"
+    );
     assert!(text.contains("ok   retention    finished deliveries, their events and token calls are kept 30 days; the database file is"), "{text}");
     // Keeping everything works, and is said to cost disk.
     let (ok, text) = run(doctor(&[])
@@ -221,13 +228,35 @@ async fn doctor_says_what_serve_would_trip_on_and_how_to_fix_it() {
     assert!(text.contains("FAIL master key"), "{text}");
     assert!(text.contains("fix: restore the key file"), "{text}");
 
-    // Another key opens the database but not the secrets, and names the connector.
-    let (ok, text) =
-        run(doctor(&[]).env("HOOKWARDEN_MASTER_KEY", MasterKey::generate().to_base64()));
+    // Another key does not open the database, and names the key it needs.
+    let other = MasterKey::generate();
+    let (ok, text) = run(doctor(&[]).env("HOOKWARDEN_MASTER_KEY", other.to_base64()));
     assert!(!ok, "{text}");
-    assert!(text.contains("FAIL secrets"), "{text}");
-    assert!(text.contains("salesforceOauth2"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "FAIL master key   master key: sealed values in this database were sealed with master key id 0x{:02x}",
+            key.id()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("fix: run with the key(s)"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
+
+    // A ring with a new key first: the secrets open, and are said to be under the old one.
+    let ring = format!("{},{}", other.to_base64(), key.to_base64());
+    let (ok, text) = run(doctor(&[]).env("HOOKWARDEN_MASTER_KEYS", &ring));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "warn key ring     2 sealed value(s) are under a key other than the first (0x{:02x}), or from before key ids: 2 in connectors; 0 under the first",
+            other.id()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: run `hookwarden master-key rotate`"),
+        "{text}"
+    );
 
     // A listen address someone else holds.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -22,10 +22,23 @@ pub async fn spawn_server(database: &str, master_key: MasterKey) -> RunningServe
     spawn_server_on(database, master_key, Arc::new(SystemClock)).await
 }
 
+/// `spawn_server` with a ring of master keys (or any other source).
+pub async fn spawn_server_with_keys(database: &str, keys: MasterKeySource) -> RunningServer {
+    spawn_server_from(database, keys, Arc::new(SystemClock)).await
+}
+
 /// `spawn_server` on `clock`.
 pub async fn spawn_server_on(
     database: &str,
     master_key: MasterKey,
+    clock: Arc<dyn Clock>,
+) -> RunningServer {
+    spawn_server_from(database, MasterKeySource::Given(master_key), clock).await
+}
+
+async fn spawn_server_from(
+    database: &str,
+    master_key: MasterKeySource,
     clock: Arc<dyn Clock>,
 ) -> RunningServer {
     hookwarden_server::spawn_with_clock(
@@ -33,7 +46,7 @@ pub async fn spawn_server_on(
             listen: "127.0.0.1:0".parse().unwrap(),
             public_url: None,
             database: database.to_owned(),
-            master_key: MasterKeySource::Given(master_key),
+            master_key,
             allow_insecure_http: true,
             address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
             max_body_bytes: 1 << 20,

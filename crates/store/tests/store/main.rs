@@ -6,6 +6,7 @@
 
 mod accounts_and_connectors;
 mod databases;
+mod key_ring;
 mod queue;
 mod retention;
 mod secrets;
