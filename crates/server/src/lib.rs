@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod runtime;
 pub mod state;
