@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod caps;
 pub mod config;
 pub mod delivery;
 pub mod error;
