@@ -90,15 +90,17 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
     let (api, openapi) = api_and_document();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");
-    api.route(
-        "/api/openapi.json",
-        get(move || {
-            let doc = openapi_json.clone();
-            async move { Json(doc) }
-        }),
-    )
-    .fallback(api::not_found)
-    .method_not_allowed_fallback(api::method_not_allowed)
+    let app = api
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = openapi_json.clone();
+                async move { Json(doc) }
+            }),
+        )
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed);
+    limits::with_overload_limits(app, &state.settings.limits)
     .layer(DefaultBodyLimit::max(max_body))
     .layer(
         tower_http::trace::TraceLayer::new_for_http().make_span_with(

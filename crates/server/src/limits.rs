@@ -25,6 +25,14 @@ use sha2::{Digest, Sha256};
 use crate::config::Limits;
 use crate::error::ApiError;
 
+use axum::error_handling::HandleErrorLayer;
+use axum::response::IntoResponse;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::error::Overloaded;
+use tower::timeout::error::Elapsed;
+use tower::timeout::TimeoutLayer;
+use tower::{BoxError, ServiceBuilder};
+
 /// How long a key that was not found is answered 401 without asking the database again.
 const FAILED_KEY_MEMORY: Duration = Duration::from_secs(10);
 /// Keys remembered as failed at most; a flood beyond this forgets the oldest first.
@@ -198,6 +206,70 @@ impl Limiters {
             .expect("failed keys lock poisoned")
             .clear();
     }
+}
+
+/// The request timeout (`api_timeout_s`: `503 timeout`) and the concurrency limit
+/// (`api_max_concurrency`: `503 overloaded` at once, never queued), as tower's layers; a limit
+/// of 0 adds no layer.
+pub fn with_overload_limits<S>(router: axum::Router<S>, limits: &Limits) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let (timeout, concurrency) = (limits.api_timeout, limits.api_max_concurrency);
+    router.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::<_, ()>::new(
+                move |e: BoxError| async move {
+                    overload_or_timeout(&e, timeout, concurrency).into_response()
+                },
+            ))
+            .option_layer((concurrency > 0).then(|| {
+                ServiceBuilder::new()
+                    .load_shed()
+                    .layer(GlobalConcurrencyLimitLayer::new(concurrency))
+            }))
+            .option_layer((!timeout.is_zero()).then(|| TimeoutLayer::new(timeout)))
+            // A layer left out must fail the same way as one put in.
+            .map_err(BoxError::from),
+    )
+}
+
+fn overload_or_timeout(e: &BoxError, timeout: Duration, concurrency: usize) -> ApiError {
+    if e.is::<Elapsed>() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} s (api_timeout_s) and was stopped; what it had \
+                 done by then may or may not have taken effect",
+                timeout.as_secs()
+            ),
+            "retry it (an event with the same Idempotency-Key is not ingested twice); when a \
+             provider is slow, a connector's history says which call took long; the server's \
+             operator can raise api_timeout_s (HOOKWARDEN_API_TIMEOUT_S)",
+        );
+    }
+    if e.is::<Overloaded>() {
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!(
+                "the server is already serving {concurrency} requests (api_max_concurrency); \
+                 this one was not started"
+            ),
+            "retry shortly, backing off; the server's operator can raise api_max_concurrency \
+             (HOOKWARDEN_API_MAX_CONCURRENCY) or run more API nodes",
+        );
+        error.retry_after = Some(1);
+        return error;
+    }
+    tracing::error!(error = %e, "unexpected error from a request layer");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the request failed inside the server",
+        "retry; if it persists, report it with the server's log",
+    )
 }
 
 fn hash(key: &str) -> [u8; 32] {

@@ -11,4 +11,5 @@ mod common;
 
 mod caps;
 mod metrics;
+mod overload;
 mod rate;
