@@ -162,7 +162,19 @@ pub async fn start_org(listen: &str, settings: &mut Settings) -> anyhow::Result<
 
 /// Create a demo account and register a client-credentials Salesforce connector that points at
 /// the fake org, through the server's own API, then say how to look around.
-pub async fn register(server: &RunningServer, org: &RunningFakeOrg) -> anyhow::Result<()> {
+/// A token for `/metrics` on the demo's API listener: 32 random bytes, in hex.
+pub fn metrics_token() -> String {
+    (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+/// `metrics_token`: the one the demo made (printed), none when the configuration gave one.
+pub async fn register(
+    server: &RunningServer,
+    org: &RunningFakeOrg,
+    metrics_token: Option<&str>,
+) -> anyhow::Result<()> {
     // A second demo on the same database keeps its account (names are unique), with a new key.
     let store = &server.state.store;
     let api_key = match store.account_named("demo").await? {
@@ -195,14 +207,21 @@ pub async fn register(server: &RunningServer, org: &RunningFakeOrg) -> anyhow::R
         response.text().await.unwrap_or_default()
     );
     let org_url = org.base_url();
+    let (metrics_line, metrics_try) = match metrics_token {
+        Some(token) => (
+            format!("  metrics token: {token}\n"),
+            format!("  curl -s -H 'Authorization: Bearer {token}' {base}/metrics\n"),
+        ),
+        None => (String::new(), String::new()),
+    };
     say(&format!(
-        "\nDemo ready.\n  fake Salesforce org: {org_url}\n  API key (account \"demo\"): {api_key}\n\n\
+        "\nDemo ready.\n  fake Salesforce org: {org_url}\n  API key (account \"demo\"): {api_key}\n{metrics_line}\n\
          Try:\n  \
          curl -s -H 'Authorization: Basic {api_key}' {base}/api/callback/connectors/salesforceOauth2\n  \
          curl -s -X POST {base}/api/events -H 'Authorization: Basic {api_key}' -H 'Content-Type: application/json' \\\n       \
          -d '{{\"name\": \"PACKAGE_COMPLETE\", \"packageId\": \"pkg-1\", \"origin\": \"OSS\"}}'\n  \
          curl -s -H 'Authorization: Basic {api_key}' '{base}/api/deliveries?limit=5'\n  \
-         curl -s {org_url}/_fake/stats\n\n"
+         curl -s {org_url}/_fake/stats\n{metrics_try}\n"
     ));
     Ok(())
 }

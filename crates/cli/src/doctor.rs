@@ -117,6 +117,7 @@ pub async fn run(
     }
     check_network_rules(&mut report, &settings);
     check_retention(&mut report, &settings);
+    check_metrics(&mut report, &settings);
     let running_here = check_listen(&mut report, &settings).await;
     let server = match server {
         Some(url) => check_server(&mut report, url.trim_end_matches('/')).await,
@@ -393,6 +394,41 @@ fn check_retention(report: &mut Report, settings: &Settings) {
             "retention",
             &format!("finished deliveries, their events and token calls are kept {days} days{size}"),
             None,
+        ),
+    }
+}
+
+/// Who can read `/metrics` (per-connector labels: the operator's), and where.
+fn check_metrics(report: &mut Report, settings: &Settings) {
+    let on_api = if settings.metrics.token.is_some() {
+        "on the API's listener it needs `Authorization: Bearer <metrics_token>`"
+    } else {
+        "on the API's listener it answers 401 (no metrics_token)"
+    };
+    match settings.metrics.listen {
+        Some(at) if !at.ip().is_loopback() => report.say(
+            Level::Warn,
+            "metrics",
+            &format!("/metrics is served without a key on {at} (metrics_listen), which is not a loopback address: whoever reaches it reads every account's connector names; {on_api}"),
+            Some("keep metrics_listen on a private address (e.g. 127.0.0.1:9464) or behind a firewall that lets only Prometheus in"),
+        ),
+        Some(at) => report.say(
+            Level::Ok,
+            "metrics",
+            &format!("/metrics is served without a key on {at} (metrics_listen); {on_api}"),
+            None,
+        ),
+        None if settings.metrics.token.is_some() => report.say(
+            Level::Ok,
+            "metrics",
+            &format!("/metrics: {on_api}; metrics_listen is off"),
+            None,
+        ),
+        None => report.say(
+            Level::Ok,
+            "metrics",
+            "/metrics cannot be read: metrics_listen is off and metrics_token is unset (the API's listener answers 401)",
+            Some("to scrape it, set metrics_listen (HOOKWARDEN_METRICS_LISTEN, e.g. 127.0.0.1:9464) or metrics_token (HOOKWARDEN_METRICS_TOKEN)"),
         ),
     }
 }

@@ -224,6 +224,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // The demo shows /metrics on the API's listener: with a token it makes, unless one is set.
+    let demo_metrics_token = if args.demo && settings.metrics.token.is_none() {
+        let token = demo::metrics_token();
+        settings.metrics.token = Some(token.clone().into());
+        Some(token)
+    } else {
+        None
+    };
     let server = hookwarden_server::spawn(settings.clone(), None).await?;
     tracing::info!(
         listen = %server.addr,
@@ -240,7 +248,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(org) = &demo_org {
-        demo::register(&server, org).await?;
+        demo::register(&server, org, demo_metrics_token.as_deref()).await?;
     }
     server
         .run_until(async {

@@ -32,7 +32,7 @@ fn tour_steps() -> Vec<Step> {
     let mut blocks = section.split("```sh\n").skip(1);
     for block in blocks.by_ref() {
         let block = block.split("```").next().unwrap();
-        // The demo is started, and its key kept, by the test.
+        // The demo is started, and its key and metrics token kept, by the test.
         if block.contains("serve --demo") || block.contains("export KEY=hwk_...") {
             continue;
         }
@@ -135,15 +135,21 @@ fn the_readme_tour_runs_as_written_against_the_demo() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let demo = Demo(child);
-    let mut key = None;
+    let (mut key, mut metrics_token) = (None, None);
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         if let Some(k) = line.split("API key (account \"demo\"): ").nth(1) {
             key = Some(k.trim().to_owned());
+        }
+        if let Some(t) = line.split("metrics token: ").nth(1) {
+            metrics_token = Some(t.trim().to_owned());
+        }
+        if key.is_some() && metrics_token.is_some() {
             break;
         }
     }
     let key = key.expect("the demo printed its API key");
+    let metrics_token = metrics_token.expect("the demo printed its metrics token");
 
     let mut script = String::from("set -u\n");
     script.push_str(RUNNER);
@@ -174,6 +180,7 @@ fn the_readme_tour_runs_as_written_against_the_demo() {
         .current_dir(dir.path())
         .env("HW", hw)
         .env("KEY", &key)
+        .env("METRICS_TOKEN", &metrics_token)
         .env("HOOKWARDEN_API_KEY", &key)
         .env("HOOKWARDEN_SERVER", format!("http://{api}"))
         .output()

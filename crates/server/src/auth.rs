@@ -3,7 +3,9 @@
 //! accepted too) names the key; the route names the scope it needs with `needs`, the one
 //! declaration both the check and the OpenAPI document's `security` come from.
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -12,7 +14,9 @@ use base64::Engine;
 use hookwarden_core::{Scope, Scopes};
 use hookwarden_store::Account;
 use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{OpenApi, Ref, RefOr};
 use utoipa_axum::router::UtoipaMethodRouter;
@@ -62,11 +66,19 @@ pub fn needs(
                     "403",
                     "the key lacks the scope this operation needs (insufficient_scope)",
                 ),
+                (
+                    "503",
+                    "timeout: the request took longer than api_timeout_s; overloaded: \
+                     api_max_concurrency requests were already being served",
+                ),
             ] {
                 answers
                     .entry(status.to_owned())
                     .or_insert_with(|| error_response(what));
             }
+            answers
+                .entry("429".to_owned())
+                .or_insert_with(rate_limited_response);
         }
     }
     (
@@ -90,6 +102,34 @@ fn error_response(description: &str) -> RefOr<Response> {
         .into()
 }
 
+/// `429 rate_limited` with its `Retry-After`, for the document.
+fn rate_limited_response() -> RefOr<Response> {
+    let response = ResponseBuilder::new()
+        .description(
+            "rate_limited: this key sent more than api_rate_per_s requests a second, or this \
+             client address had more than auth_failures_per_minute failed authentications",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1)),
+                )
+                .description(Some("seconds to wait before trying again"))
+                .build(),
+        )
+        .build();
+    response.into()
+}
+
 /// The security scheme `needs` refers to, in the document's components.
 pub fn add_security_scheme(doc: &mut OpenApi) {
     let mut basic = Http::new(HttpAuthScheme::Basic);
@@ -108,31 +148,53 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // No credential at all is no guess: a 401 that counts against nothing.
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;
-        let (scheme, credential) = header
-            .trim()
-            .split_once(' ')
-            .ok_or_else(ApiError::unauthorized)?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(ApiError::unauthorized());
-        }
-        for candidate in candidates(credential.trim()) {
-            if let Some(holder) = state.api_key_holder(&candidate).await? {
-                // A route that forgot to declare a scope lets no key through.
-                let Some(RequiredScope(required)) = parts.extensions.get::<RequiredScope>() else {
-                    return Err(undeclared_scope());
-                };
-                if !holder.scopes.allow(*required) {
-                    return Err(insufficient_scope(*required, holder.scopes));
-                }
-                return Ok(Authed(holder.account, holder.key_id));
+        let peer: Option<IpAddr> = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        state.limits.check_peer(peer)?;
+        let credential = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .map(|(_, credential)| credential.trim());
+        let Some(credential) = credential else {
+            return Err(failed(state, peer));
+        };
+        for candidate in candidates(credential) {
+            // A key that was just not found is not looked up again for a while.
+            if state.limits.recently_failed(&candidate) {
+                continue;
             }
+            let Some(holder) = state.api_key_holder(&candidate).await? else {
+                state.limits.remember_failed(&candidate);
+                continue;
+            };
+            state.limits.take_key_request(&holder.key_id)?;
+            // A route that forgot to declare a scope lets no key through.
+            let Some(RequiredScope(required)) = parts.extensions.get::<RequiredScope>() else {
+                return Err(undeclared_scope());
+            };
+            if !holder.scopes.allow(*required) {
+                return Err(insufficient_scope(*required, holder.scopes));
+            }
+            return Ok(Authed(holder.account, holder.key_id));
         }
-        Err(ApiError::unauthorized())
+        Err(failed(state, peer))
+    }
+}
+
+/// A failed authentication from `peer`: 401, or 429 once the address has had too many.
+fn failed(state: &AppState, peer: Option<IpAddr>) -> ApiError {
+    match state.limits.authentication_failed(peer) {
+        Ok(()) => ApiError::unauthorized(),
+        Err(too_many) => too_many,
     }
 }
 

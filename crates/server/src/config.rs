@@ -4,11 +4,13 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use hookwarden_core::AddressPolicy;
 use hookwarden_store::{MasterKey, MasterKeyRing, MasterKeySource};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
@@ -116,6 +118,19 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub history_retention_days: u32,
     pub worker_niceness: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+    /// A secret like the master keys: never printed nor serialized.
+    #[serde(default, skip_serializing)]
+    pub metrics_token: Option<KeyText>,
+    pub api_rate_per_s: u32,
+    pub api_burst: u32,
+    pub auth_failures_per_minute: u32,
+    pub max_connectors_per_account: u32,
+    pub max_keys_per_account: u32,
+    pub max_pending_authorizations: u32,
+    pub api_timeout_s: u64,
+    pub api_max_concurrency: usize,
 }
 
 impl fmt::Debug for Config {
@@ -133,6 +148,16 @@ impl fmt::Debug for Config {
             max_body_bytes,
             history_retention_days,
             worker_niceness,
+            metrics_listen,
+            metrics_token,
+            api_rate_per_s,
+            api_burst,
+            auth_failures_per_minute,
+            max_connectors_per_account,
+            max_keys_per_account,
+            max_pending_authorizations,
+            api_timeout_s,
+            api_max_concurrency,
         } = self;
         let given = |set: bool| if set { "[redacted]" } else { "none" };
         f.debug_struct("Config")
@@ -153,6 +178,19 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", max_body_bytes)
             .field("history_retention_days", history_retention_days)
             .field("worker_niceness", worker_niceness)
+            .field("metrics_listen", metrics_listen)
+            .field(
+                "metrics_token",
+                &format_args!("{}", given(metrics_token.is_some())),
+            )
+            .field("api_rate_per_s", api_rate_per_s)
+            .field("api_burst", api_burst)
+            .field("auth_failures_per_minute", auth_failures_per_minute)
+            .field("max_connectors_per_account", max_connectors_per_account)
+            .field("max_keys_per_account", max_keys_per_account)
+            .field("max_pending_authorizations", max_pending_authorizations)
+            .field("api_timeout_s", api_timeout_s)
+            .field("api_max_concurrency", api_max_concurrency)
             .finish()
     }
 }
@@ -188,7 +226,16 @@ pub enum ConfigError {
     LogFormat(String),
     #[error("worker_niceness = {0}: use 0 (normal priority) to 19")]
     WorkerNiceness(u8),
+    #[error("metrics_listen = {0:?} is not an address such as 127.0.0.1:9464")]
+    MetricsListen(String),
+    #[error(
+        "metrics_token / HOOKWARDEN_METRICS_TOKEN: give at least {MIN_METRICS_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`), or leave it unset"
+    )]
+    MetricsToken,
 }
+
+/// A metrics token shorter than this is refused: it is a password on the API's listener.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 16;
 
 impl Config {
     /// The layered configuration. Env vars that are not settings (HOOKWARDEN_SERVER,
@@ -214,6 +261,16 @@ impl Config {
                 "max_body_bytes",
                 "history_retention_days",
                 "worker_niceness",
+                "metrics_listen",
+                "metrics_token",
+                "api_rate_per_s",
+                "api_burst",
+                "auth_failures_per_minute",
+                "max_connectors_per_account",
+                "max_keys_per_account",
+                "max_pending_authorizations",
+                "api_timeout_s",
+                "api_max_concurrency",
             ]))
             .merge(Serialized::defaults(overrides));
         figment
@@ -265,7 +322,35 @@ impl Config {
             }
             _ => None,
         };
+        let metrics_listen = match self.metrics_listen.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => Some(
+                raw.parse()
+                    .map_err(|_| ConfigError::MetricsListen(raw.to_owned()))?,
+            ),
+            _ => None,
+        };
+        let metrics_token = match self.metrics_token.as_ref().map(|t| t.0.trim()) {
+            Some(raw) if raw.chars().count() >= MIN_METRICS_TOKEN_CHARS => {
+                Some(SecretString::from(raw.to_owned()))
+            }
+            Some("") | None => None,
+            Some(_) => return Err(ConfigError::MetricsToken),
+        };
         Ok(Settings {
+            metrics: MetricsAccess {
+                listen: metrics_listen,
+                token: metrics_token,
+            },
+            limits: Limits {
+                api_rate_per_s: self.api_rate_per_s,
+                api_burst: self.api_burst,
+                auth_failures_per_minute: self.auth_failures_per_minute,
+                max_connectors_per_account: self.max_connectors_per_account,
+                max_keys_per_account: self.max_keys_per_account,
+                max_pending_authorizations: self.max_pending_authorizations,
+                api_timeout: Duration::from_secs(self.api_timeout_s),
+                api_max_concurrency: self.api_max_concurrency,
+            },
             listen,
             public_url,
             database: self.database.clone(),
@@ -325,6 +410,54 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// 0: keep every delivery forever.
     pub history_retention_days: u32,
+    /// Who may read `/metrics`, and where.
+    pub metrics: MetricsAccess,
+    pub limits: Limits,
+}
+
+/// `/metrics` carries per-connector labels: for the operator only.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsAccess {
+    /// `metrics_listen`: a second listener that serves `/metrics` with no key.
+    pub listen: Option<SocketAddr>,
+    /// `metrics_token`: on the API's listener `/metrics` needs `Authorization: Bearer <token>`;
+    /// none: it answers 401 there.
+    pub token: Option<SecretString>,
+}
+
+/// What one client or account may ask of the API (each in `default-config.toml` with its
+/// reason). A 0 turns that limit off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests per second per API key (a token bucket); 0: no limit.
+    pub api_rate_per_s: u32,
+    /// The bucket's size; 0: `api_rate_per_s`.
+    pub api_burst: u32,
+    /// Failed authentications per client address and minute before it is refused (429).
+    pub auth_failures_per_minute: u32,
+    pub max_connectors_per_account: u32,
+    pub max_keys_per_account: u32,
+    pub max_pending_authorizations: u32,
+    /// Longest an API request may take (503 timeout); zero: none.
+    pub api_timeout: Duration,
+    /// Requests served at once; more are answered 503 overloaded at once. 0: no limit.
+    pub api_max_concurrency: usize,
+}
+
+impl Default for Limits {
+    /// The defaults of `default-config.toml` (a unit test keeps them equal).
+    fn default() -> Self {
+        Self {
+            api_rate_per_s: 0,
+            api_burst: 0,
+            auth_failures_per_minute: 20,
+            max_connectors_per_account: 1000,
+            max_keys_per_account: 100,
+            max_pending_authorizations: 100,
+            api_timeout: Duration::from_secs(60),
+            api_max_concurrency: 512,
+        }
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -338,6 +471,8 @@ impl fmt::Debug for Settings {
             address_policy,
             max_body_bytes,
             history_retention_days,
+            metrics,
+            limits,
         } = self;
         f.debug_struct("Settings")
             .field("listen", listen)
@@ -349,6 +484,9 @@ impl fmt::Debug for Settings {
             .field("address_policy", address_policy)
             .field("max_body_bytes", max_body_bytes)
             .field("history_retention_days", history_retention_days)
+            // SecretString's Debug redacts the token.
+            .field("metrics", metrics)
+            .field("limits", limits)
             .finish()
     }
 }
@@ -453,6 +591,97 @@ mod tests {
         assert_eq!(c.database, "sqlite://hookwarden.db");
         assert!(!c.allow_insecure_http);
         assert!(c.settings().unwrap().address_policy.allowed.is_empty());
+        let s = c.settings().unwrap();
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(
+            s.limits.api_rate_per_s, 0,
+            "off: the bench posts with one key"
+        );
+        assert_eq!(s.limits.auth_failures_per_minute, 20);
+        assert_eq!(s.limits.max_connectors_per_account, 1000);
+        assert_eq!(s.limits.max_keys_per_account, 100);
+        assert_eq!(s.limits.max_pending_authorizations, 100);
+        assert_eq!(s.limits.api_timeout, Duration::from_secs(60));
+        assert_eq!(s.limits.api_max_concurrency, 512);
+        assert!(s.metrics.listen.is_none() && s.metrics.token.is_none());
+    }
+
+    #[test]
+    fn limits_and_metrics_access_load_from_file_and_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hw.toml",
+                "api_rate_per_s = 50\napi_burst = 100\nmax_keys_per_account = 5\n\
+                 metrics_listen = \"127.0.0.1:9464\"\napi_timeout_s = 30\n",
+            )?;
+            let file = Some(Path::new("hw.toml"));
+            let s = Config::load(file, &Overrides::default())
+                .unwrap()
+                .settings()
+                .unwrap();
+            assert_eq!((s.limits.api_rate_per_s, s.limits.api_burst), (50, 100));
+            assert_eq!(s.limits.max_keys_per_account, 5);
+            assert_eq!(s.limits.api_timeout, Duration::from_secs(30));
+            assert_eq!(s.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+
+            for (var, value) in [
+                ("HOOKWARDEN_API_RATE_PER_S", "7"),
+                ("HOOKWARDEN_API_BURST", "9"),
+                ("HOOKWARDEN_AUTH_FAILURES_PER_MINUTE", "3"),
+                ("HOOKWARDEN_MAX_CONNECTORS_PER_ACCOUNT", "11"),
+                ("HOOKWARDEN_MAX_KEYS_PER_ACCOUNT", "12"),
+                ("HOOKWARDEN_MAX_PENDING_AUTHORIZATIONS", "13"),
+                ("HOOKWARDEN_API_TIMEOUT_S", "14"),
+                ("HOOKWARDEN_API_MAX_CONCURRENCY", "15"),
+                ("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:9999"),
+                ("HOOKWARDEN_METRICS_TOKEN", "0123456789abcdef-token"),
+            ] {
+                jail.set_env(var, value);
+            }
+            let s = Config::load(file, &Overrides::default())
+                .unwrap()
+                .settings()
+                .unwrap();
+            assert_eq!(
+                s.limits,
+                Limits {
+                    api_rate_per_s: 7,
+                    api_burst: 9,
+                    auth_failures_per_minute: 3,
+                    max_connectors_per_account: 11,
+                    max_keys_per_account: 12,
+                    max_pending_authorizations: 13,
+                    api_timeout: Duration::from_secs(14),
+                    api_max_concurrency: 15,
+                }
+            );
+            assert_eq!(s.metrics.listen, Some("127.0.0.1:9999".parse().unwrap()));
+            use secrecy::ExposeSecret;
+            assert_eq!(
+                s.metrics
+                    .token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_owned()),
+                Some("0123456789abcdef-token".to_owned())
+            );
+
+            jail.set_env("HOOKWARDEN_METRICS_TOKEN", "short");
+            let e = Config::load(file, &Overrides::default())
+                .unwrap()
+                .settings()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("metrics_token") && e.contains("16"), "{e}");
+            jail.set_env("HOOKWARDEN_METRICS_TOKEN", "");
+            jail.set_env("HOOKWARDEN_METRICS_LISTEN", "nowhere");
+            let e = Config::load(file, &Overrides::default())
+                .unwrap()
+                .settings()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("metrics_listen = \"nowhere\""), "{e}");
+            Ok(())
+        });
     }
 
     #[test]
@@ -510,7 +739,7 @@ mod tests {
     }
 
     #[test]
-    fn no_master_key_is_printed_or_serialized() {
+    fn no_master_key_nor_metrics_token_is_printed_or_serialized() {
         let (a, b) = (MasterKey::generate(), MasterKey::generate());
         figment::Jail::expect_with(|jail| {
             jail.set_env("HOOKWARDEN_MASTER_KEY", a.to_base64());
@@ -522,6 +751,7 @@ mod tests {
                 "HOOKWARDEN_DATABASE",
                 "postgres://app:Pa55word@db.internal/hw",
             );
+            jail.set_env("HOOKWARDEN_METRICS_TOKEN", "metrics-token-0123456789abcdef");
             let c = Config::load(None, &Overrides::default()).unwrap();
             let settings = c.settings().unwrap();
             let debug = format!("{c:?} {settings:?}");
@@ -541,6 +771,8 @@ mod tests {
                 );
             }
             assert!(shown.contains("[redacted]"), "{shown}");
+            assert!(!shown.contains("metrics-token-0123"), "{shown}");
+            assert!(settings.metrics.token.is_some());
 
             // A value that is no key: the error names the setting, never the value.
             jail.set_env("HOOKWARDEN_MASTER_KEYS", "");

@@ -102,12 +102,8 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"hookwarden\""),
-            );
-        }
+        // No `WWW-Authenticate: Basic` on a 401, ever: a browser would prompt, then cache the
+        // key and send it with every request to this origin, cross-site form posts included.
         response
     }
 }

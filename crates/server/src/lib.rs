@@ -4,9 +4,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod caps;
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod runtime;
 pub mod state;
@@ -25,7 +27,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use config::{Config, Overrides, Settings};
+pub use config::{Config, Limits, MetricsAccess, Overrides, Settings};
 pub use state::AppState;
 
 #[derive(OpenApi)]
@@ -57,9 +59,25 @@ fn api_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::deliveries::router())
         .merge(api::keys::router())
         .routes(routes!(api::health::healthz))
+        .routes(routes!(metrics::metrics_with_token))
         .split_for_parts();
     auth::add_security_scheme(&mut openapi);
+    add_metrics_security_scheme(&mut openapi);
     (api, openapi)
+}
+
+/// The bearer token `/metrics` takes on the API's listener.
+fn add_metrics_security_scheme(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+    let mut bearer = Http::new(HttpAuthScheme::Bearer);
+    bearer.description = Some(
+        "`Authorization: Bearer <metrics_token>`, the operator's token from the server's \
+         configuration (HOOKWARDEN_METRICS_TOKEN); `metrics_listen` serves /metrics without one."
+            .to_owned(),
+    );
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(metrics::SECURITY_SCHEME, SecurityScheme::Http(bearer));
 }
 
 /// The OpenAPI document `GET /api/openapi.json` serves (`hookwarden openapi` prints it).
@@ -72,16 +90,17 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
     let (api, openapi) = api_and_document();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");
-    api.route(
-        "/api/openapi.json",
-        get(move || {
-            let doc = openapi_json.clone();
-            async move { Json(doc) }
-        }),
-    )
-    .route("/metrics", get(metrics::render))
-    .fallback(api::not_found)
-    .method_not_allowed_fallback(api::method_not_allowed)
+    let app = api
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = openapi_json.clone();
+                async move { Json(doc) }
+            }),
+        )
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed);
+    limits::with_overload_limits(app, &state.settings.limits)
     .layer(DefaultBodyLimit::max(max_body))
     .layer(
         tower_http::trace::TraceLayer::new_for_http().make_span_with(
@@ -97,6 +116,8 @@ pub fn router(state: AppState) -> Router {
 /// A server running in this process.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `metrics_listen` serves `/metrics` without a key, when it is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
@@ -158,6 +179,18 @@ pub async fn spawn_with_clock(
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?,
     };
     let addr = listener.local_addr()?;
+    let metrics_listener = match settings.metrics.listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {at} (metrics_listen): {e}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     metrics::handle();
     // The bound address, not a requested port 0, is what the OAuth redirect must name.
     let mut settings = settings;
@@ -165,19 +198,31 @@ pub async fn spawn_with_clock(
     let state = AppState::try_with_clock(store, settings, clock)?;
     let engine = delivery::start(&state, state.tokens.clone()).await?;
     let app = router(state.clone());
+    let metrics_task = metrics_listener.map(|listener| {
+        let app = metrics::listener_router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await })
+    });
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
+        // The peer's address is what failed authentications are counted by.
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.await;
+        })
+        .await;
+        if let Some(metrics_task) = metrics_task {
+            metrics_task.abort();
+        }
         // In-flight deliveries finish (or are handed back) before the process lets go.
         engine.shutdown().await;
         served
     });
     Ok(RunningServer {
         addr,
+        metrics_addr,
         state,
         shutdown: Some(tx),
         task,

@@ -40,6 +40,8 @@ pub struct AppState {
     /// request. A revocation on this node forgets them all at once; one on another node (or by
     /// the CLI) takes effect here when the entry is `API_KEY_CACHE` old.
     api_keys: Arc<RwLock<HashMap<String, CachedKey>>>,
+    /// The per-key and per-address request limits, and the keys that just failed.
+    pub limits: Arc<crate::limits::Limiters>,
 }
 
 impl AppState {
@@ -83,6 +85,7 @@ impl AppState {
             tokens,
             delivery_client,
             store,
+            limits: Arc::new(crate::limits::Limiters::new(&settings.limits)),
             settings: Arc::new(settings),
             api_keys: Arc::default(),
         })
@@ -127,6 +130,7 @@ impl AppState {
 
     /// After a revocation: every key is looked up again.
     pub fn forget_api_keys(&self) {
+        self.limits.forget_failed_keys();
         self.api_keys
             .write()
             .expect("api key cache lock poisoned")

@@ -7,6 +7,7 @@
 pub mod accounts;
 mod checkpoint;
 pub mod connectors;
+mod counts;
 pub mod crypto;
 pub mod deliveries;
 pub mod history;
@@ -32,6 +33,7 @@ use sqlx::sqlite::{
 
 pub use accounts::{api_key_id, Account, ApiKeyInfo, KeyHolder, KeyRevocation};
 pub use connectors::{ConnectorRecord, NewConnector, Seen, DEFAULT_CALLBACK_NAME};
+pub use counts::ConnectorLabel;
 pub use crypto::{Cipher, MasterKey, MasterKeyRing};
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, Completion, ConnectorGauges, DeliveryFilter, DeliveryRecord,

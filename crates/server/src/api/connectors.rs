@@ -324,7 +324,8 @@ fn validate_full(
     params(("name" = String, Path, description = "salesforceOauth2, dynamicsOauth2 or any [A-Za-z0-9_-]{1,64}")),
     request_body = ConnectorIn,
     responses((status = 201, body = ConnectorOut), (status = 200, body = ConnectorOut),
-              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "limit_reached: max_connectors_per_account")))]
 pub async fn register_connector(
     State(state): State<AppState>,
     authed: Authed,
@@ -337,6 +338,9 @@ pub async fn register_connector(
         .get_connector(&authed.0.id, name.as_str())
         .await?;
     let new = validate_full(&state, &authed, &name, existing.as_ref(), input)?;
+    if existing.is_none() {
+        crate::caps::room_for_connector(&state, &authed.0.id).await?;
+    }
     let (record, created) = state.store.upsert_connector(new).await?;
     tracing::info!(account = %authed.0.id, connector = %name, created, "connector registered");
     if created {

@@ -113,7 +113,8 @@ pub async fn list_keys(State(state): State<AppState>, authed: Authed) -> ApiResu
 /// revoking the old one.
 #[utoipa::path(post, path = "/api/keys", tag = "keys", request_body = KeyIn,
     responses((status = 201, body = NewKeyOut), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "limit_reached: max_keys_per_account")))]
 pub async fn create_key(
     State(state): State<AppState>,
     authed: Authed,
@@ -128,6 +129,7 @@ pub async fn create_key(
         .map(KeyName::parse)
         .transpose()
         .map_err(|e| ApiError::from_problem(&e))?;
+    crate::caps::room_for_key(&state, &authed.0.id).await?;
     let (info, api_key) = state
         .store
         .create_scoped_api_key(&authed.0.id, scopes, name.as_ref())

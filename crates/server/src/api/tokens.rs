@@ -171,13 +171,15 @@ pub(crate) fn redirect_uri(state: &AppState) -> String {
 /// and nothing changes.
 #[utoipa::path(get, path = "/api/callback/connectors/{name}/oauth/url", tag = "tokens",
     params(("name" = String, Path)),
-    responses((status = 200, body = AuthorizationUrlOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = AuthorizationUrlOut), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "wrong_flow, or limit_reached: max_pending_authorizations")))]
 pub async fn authorization_url(
     State(state): State<AppState>,
     authed: Authed,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<AuthorizationUrlOut>> {
     let (_, record) = load_connector(&state, &authed, &name).await?;
+    crate::caps::room_for_authorization(&state, &authed.0.id).await?;
     let redirect_uri = redirect_uri(&state);
     let url = state
         .tokens

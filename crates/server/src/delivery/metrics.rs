@@ -19,7 +19,7 @@ pub const EVENTS: &str = "hookwarden_events_ingested_total";
 const MAX_LABEL_CHARS: usize = 64;
 
 /// A name as a label value.
-fn label(name: &str) -> String {
+pub(crate) fn label(name: &str) -> String {
     name.chars().take(MAX_LABEL_CHARS).collect()
 }
 

@@ -74,6 +74,15 @@ async fn each_scope_against_each_operation_of_the_document() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let what = format!("{} {path}", method.to_uppercase());
+            if path == "/metrics" {
+                // The operator's, not an account's: a bearer token of the configuration.
+                assert_eq!(
+                    operation["security"],
+                    json!([{ "metrics_token": [] }]),
+                    "{what}"
+                );
+                continue;
+            }
             if !path.starts_with("/api/") {
                 // Open: the provider's redirect and health checks carry no key.
                 assert!(operation.get("security").is_none(), "{what} is open");
