@@ -195,13 +195,27 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Flags given on the command line; they win over everything else.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Flags given on the command line; they win over everything else. (Serialized only into the
+/// layered configuration; its `Debug` shows no database password.)
+#[derive(Clone, Default, Serialize)]
 pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+}
+
+impl fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { listen, database } = self;
+        f.debug_struct("Overrides")
+            .field("listen", listen)
+            .field(
+                "database",
+                &database.as_deref().map(hookwarden_store::redact_url),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -754,7 +768,11 @@ mod tests {
             jail.set_env("HOOKWARDEN_METRICS_TOKEN", "metrics-token-0123456789abcdef");
             let c = Config::load(None, &Overrides::default()).unwrap();
             let settings = c.settings().unwrap();
-            let debug = format!("{c:?} {settings:?}");
+            let flags = Overrides {
+                listen: None,
+                database: Some("postgres://app:Pa55word@db.internal/hw".into()),
+            };
+            let debug = format!("{c:?} {settings:?} {flags:?}");
             assert!(
                 !debug.contains("Pa55word") && debug.contains("postgres://app:***@db.internal/hw"),
                 "{debug}"
