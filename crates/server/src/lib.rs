@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod caps;
 pub mod config;
+mod console;
 pub mod delivery;
 pub mod error;
 pub mod limits;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(doc) }
             }),
         )
+        .merge(console::router())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed);
     limits::with_overload_limits(app, &state.settings.limits)

@@ -19,7 +19,7 @@ pub struct Account {
 }
 
 /// What `Authorization: Basic ...` carries: the API key as it is (OneSpan's convention).
-fn hash_api_key(key: &str) -> String {
+pub(crate) fn hash_api_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
@@ -29,7 +29,7 @@ pub fn api_key_id(key: &str) -> String {
     hash_api_key(key)[..API_KEY_ID_LEN].to_owned()
 }
 
-const API_KEY_ID_LEN: usize = 16;
+pub(crate) const API_KEY_ID_LEN: usize = 16;
 
 /// An API key as it is listed: its id, name, scopes, first characters and its age and last
 /// use, never the key.

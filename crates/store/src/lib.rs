@@ -7,6 +7,7 @@
 pub mod accounts;
 mod checkpoint;
 pub mod connectors;
+pub mod console;
 mod counts;
 pub mod crypto;
 pub mod deliveries;

@@ -75,6 +75,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_api_key_scopes_and_name.sql"),
         postgres: include_str!("../migrations/postgres/0012_api_key_scopes_and_name.sql"),
     },
+    Migration {
+        version: 13,
+        sqlite: include_str!("../migrations/sqlite/0013_console_sessions.sql"),
+        postgres: include_str!("../migrations/postgres/0013_console_sessions.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";

@@ -1,0 +1,80 @@
+//! The connectors page: the account's connectors with their status, flow, last grant, last
+//! delivery and open deliveries; a broken one shows its diagnosis and fix right there, so the
+//! first page answers "what is wrong".
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use maud::html;
+
+use super::layout::{page, status_badge, time, time_text, Nav};
+use super::session::Console;
+use crate::api::connectors::list_connectors;
+use crate::state::AppState;
+
+/// `GET /console/connectors`
+pub async fn list(State(state): State<AppState>, session: Console) -> Response {
+    let authed = session.authed();
+    let connectors = match list_connectors(State(state.clone()), authed).await {
+        Ok(list) => list.0.connectors,
+        Err(e) => return super::error_page(&e.message),
+    };
+    let activity = match state.store.connector_activity(&session.0.account.id).await {
+        Ok(a) => a,
+        Err(e) => return super::error_page(&e.to_string()),
+    };
+    let broken = connectors.iter().filter(|c| c.status != "active").count();
+    let body = html! {
+        h1 { "Connectors" }
+        @if connectors.is_empty() {
+            p { "No connector yet. Register one with "
+                code { "hookwarden connectors create" } " or "
+                code { "POST /api/callback/connectors/{name}" } "." }
+        } @else {
+            p .muted {
+                (connectors.len()) " connectors"
+                @if broken > 0 { ", " strong .error { (broken) " not active" } }
+            }
+            table .responsive {
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Status" } th scope="col" { "Flow" }
+                    th scope="col" { "Last grant" } th scope="col" { "Last delivery" }
+                    th scope="col" { "Pending" } th scope="col" { "Held" } th scope="col" { "Failed" }
+                } }
+                tbody {
+                    @for c in &connectors {
+                        @let a = activity.iter().find(|(n, _)| *n == c.name).map(|(_, a)| a.clone()).unwrap_or_default();
+                        tr data-connector=(c.name) {
+                            td data-label="Name" { strong { (c.name) } br; span .muted { (c.preset) } }
+                            td data-label="Status" {
+                                (status_badge(&c.status))
+                                @if let Some(d) = &c.diagnosis {
+                                    div .diagnosis {
+                                        div { span .code { (d.code) } ": " (d.cause) }
+                                        div .fix { "Fix: " (d.fix) }
+                                    }
+                                }
+                            }
+                            td data-label="Flow" { (c.flow.as_deref().unwrap_or("—")) }
+                            td data-label="Last grant" {
+                                @match c.token.as_ref().and_then(|t| t.last_grant_at.as_deref()) {
+                                    Some(at) => (time_text(at)),
+                                    None => span .muted { "none yet" },
+                                }
+                            }
+                            td data-label="Last delivery" {
+                                @match a.last_delivery_at {
+                                    Some(at) => (time(at)),
+                                    None => span .muted { "none recently" },
+                                }
+                            }
+                            td .num data-label="Pending" { (a.pending) }
+                            td .num data-label="Held" { (a.held) }
+                            td .num data-label="Failed" { (a.failed) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Connectors", Some(&session), Nav::Connectors, body).into_response()
+}

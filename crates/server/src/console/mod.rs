@@ -1,0 +1,76 @@
+//! The console at `/console`: server-rendered pages (maud, checked at compile time) for the
+//! integration admin and the on-call engineer, over the same handlers as the API. Plain forms
+//! that POST and redirect; our own small stylesheet and script, compiled into the binary.
+
+mod connectors;
+mod layout;
+mod session;
+
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::html;
+
+use crate::auth::Authed;
+use crate::state::AppState;
+use layout::{page, Nav};
+
+const CSS: &str = include_str!("../../assets/console.css");
+const JS: &str = include_str!("../../assets/console.js");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/connectors") }),
+        )
+        .route(
+            "/console/login",
+            get(session::login_page).post(session::login),
+        )
+        .route("/console/logout", post(session::logout))
+        .route("/console/connectors", get(connectors::list))
+        .route(
+            "/console/assets/console.css",
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        )
+        .route(
+            "/console/assets/console.js",
+            get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, content_type),
+            (CACHE_CONTROL, "max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+impl session::Console {
+    /// The API's view of this session: its handlers take the same `Authed` an API key gives.
+    pub fn authed(&self) -> Authed {
+        Authed(self.0.account.clone(), self.0.key_id.clone())
+    }
+}
+
+/// Something went wrong on our side: a page that says so (and the log has the rest).
+pub(crate) fn error_page(message: &str) -> Response {
+    tracing::warn!(error = message, "console page failed");
+    let body = html! {
+        h1 { "Something went wrong" }
+        p role="alert" { (message) }
+        p { a href="/console/connectors" { "Back to the connectors" } }
+    };
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        page("Error", None, Nav::None, body),
+    )
+        .into_response()
+}
