@@ -44,7 +44,8 @@ pub fn page(title: &str, session: Option<&Console>, nav: Nav, body: Markup) -> M
                             }
                         }
                         div .who {
-                            span { (s.0.account.name) " · " (s.0.scopes.names().join(", ")) }
+                            span { (s.0.account.name) " · " (s.0.scopes.names().join(", "))
+                                @if !s.can_change() { " (read only)" } }
                             form method="post" action="/console/logout" {
                                 input type="hidden" name="csrf_token" value=(s.0.csrf_token);
                                 button type="submit" .link { "Log out" }
