@@ -3,7 +3,7 @@
 //! read its history.
 
 mod resume;
-mod test;
+pub(crate) mod test;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -198,6 +198,16 @@ pub struct CallbackParams {
 }
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    page_with_link(status, title, text, None)
+}
+
+/// The page, with a link (`href`, text) under its text.
+fn page_with_link(
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    link: Option<(&str, &str)>,
+) -> Response {
     let escape = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -209,9 +219,16 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
         Html(format!(
             "<!doctype html><meta charset=utf-8><title>hookwarden: {t}</title>\
              <body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\
-             <h1>{t}</h1><p>{x}</p></body>",
+             <h1>{t}</h1><p>{x}</p>{l}</body>",
             t = escape(title),
-            x = escape(text)
+            x = escape(text),
+            l = link
+                .map(|(href, label)| format!(
+                    "<p><a href=\"{}\">{}</a></p>",
+                    escape(href),
+                    escape(label)
+                ))
+                .unwrap_or_default()
         )),
     )
         .into_response()
@@ -261,13 +278,17 @@ pub async fn oauth_callback(
     {
         Ok(record) => {
             tracing::info!(connector = %record.name, "connector re-authenticated");
-            page(
+            page_with_link(
                 StatusCode::OK,
                 "Connector re-authenticated",
                 &format!(
                     "{} is active again; held deliveries resume now. You can close this page.",
                     record.name
                 ),
+                Some((
+                    &format!("/console/connectors/{}", record.name),
+                    "Back to the connector in the console",
+                )),
             )
         }
         Err(e) => page(

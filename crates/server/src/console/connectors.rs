@@ -44,7 +44,7 @@ pub async fn list(State(state): State<AppState>, session: Console) -> Response {
                     @for c in &connectors {
                         @let a = activity.iter().find(|(n, _)| *n == c.name).map(|(_, a)| a.clone()).unwrap_or_default();
                         tr data-connector=(c.name) {
-                            td data-label="Name" { strong { (c.name) } br; span .muted { (c.preset) } }
+                            td data-label="Name" { a href=(format!("/console/connectors/{}", c.name)) { strong { (c.name) } } br; span .muted { (c.preset) } }
                             td data-label="Status" {
                                 (status_badge(&c.status))
                                 @if let Some(d) = &c.diagnosis {

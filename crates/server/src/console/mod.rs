@@ -2,6 +2,7 @@
 //! integration admin and the on-call engineer, over the same handlers as the API. Plain forms
 //! that POST and redirect; our own small stylesheet and script, compiled into the binary.
 
+mod connector;
 mod connectors;
 mod layout;
 mod session;
@@ -32,6 +33,18 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/logout", post(session::logout))
         .route("/console/connectors", get(connectors::list))
+        .route("/console/connectors/{name}", get(connector::show))
+        .route("/console/connectors/{name}/test", post(connector::test))
+        .route(
+            "/console/connectors/{name}/revoke",
+            get(connector::confirm_revoke).post(connector::revoke),
+        )
+        .route("/console/connectors/{name}/reauth", post(connector::reauth))
+        .route("/console/connectors/{name}/replay", post(connector::replay))
+        .route(
+            "/console/connectors/{name}/signing-secret",
+            post(connector::rotate_secret),
+        )
         .route(
             "/console/assets/console.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod connector;
 mod connectors;
 mod session;
 
