@@ -11,9 +11,13 @@ use super::session::Console;
 pub enum Nav {
     None,
     Connectors,
+    Keys,
 }
 
-const NAV: &[(Nav, &str, &str)] = &[(Nav::Connectors, "/console/connectors", "Connectors")];
+const NAV: &[(Nav, &str, &str)] = &[
+    (Nav::Connectors, "/console/connectors", "Connectors"),
+    (Nav::Keys, "/console/keys", "API keys"),
+];
 
 pub fn page(title: &str, session: Option<&Console>, nav: Nav, body: Markup) -> Markup {
     html! {

@@ -4,6 +4,7 @@
 
 mod connector;
 mod connectors;
+mod keys;
 mod layout;
 mod session;
 
@@ -45,6 +46,8 @@ pub fn router() -> Router<AppState> {
             "/console/connectors/{name}/signing-secret",
             post(connector::rotate_secret),
         )
+        .route("/console/keys", get(keys::list).post(keys::create))
+        .route("/console/keys/{id}/revoke", post(keys::revoke))
         .route(
             "/console/assets/console.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),

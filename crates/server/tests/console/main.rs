@@ -6,6 +6,7 @@ mod common;
 
 mod connector;
 mod connectors;
+mod keys;
 mod session;
 
 use common::*;
