@@ -2,17 +2,31 @@
 //! delivery and open deliveries; a broken one shows its diagnosis and fix right there, so the
 //! first page answers "what is wrong".
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
+use serde::Deserialize;
 
 use super::layout::{page, status_badge, time, time_text, Nav};
 use super::session::Console;
 use crate::api::connectors::list_connectors;
 use crate::state::AppState;
 
-/// `GET /console/connectors`
-pub async fn list(State(state): State<AppState>, session: Console) -> Response {
+/// Connectors a page shows.
+pub const PAGE_SIZE: usize = 100;
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    /// 1-based.
+    page: Option<usize>,
+}
+
+/// `GET /console/connectors?page=N`
+pub async fn list(
+    State(state): State<AppState>,
+    session: Console,
+    Query(q): Query<ListQuery>,
+) -> Response {
     let authed = session.authed();
     let connectors = match list_connectors(State(state.clone()), authed).await {
         Ok(list) => list.0.connectors,
@@ -23,6 +37,17 @@ pub async fn list(State(state): State<AppState>, session: Console) -> Response {
         Err(e) => return super::error_page(&e.to_string()),
     };
     let broken = connectors.iter().filter(|c| c.status != "active").count();
+    let total = connectors.len();
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let page_no = q.page.unwrap_or(1).clamp(1, pages);
+    // The broken ones first, so the first page answers "what is wrong".
+    let mut connectors = connectors;
+    connectors.sort_by_key(|c| (c.status == "active", c.name.clone()));
+    let connectors: Vec<_> = connectors
+        .into_iter()
+        .skip((page_no - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
     let body = html! {
         h1 { "Connectors" }
         @if connectors.is_empty() {
@@ -31,7 +56,7 @@ pub async fn list(State(state): State<AppState>, session: Console) -> Response {
                 code { "POST /api/callback/connectors/{name}" } "." }
         } @else {
             p .muted {
-                (connectors.len()) " connectors"
+                (total) " connectors"
                 @if broken > 0 { ", " strong .error { (broken) " not active" } }
             }
             table .responsive {
@@ -73,6 +98,16 @@ pub async fn list(State(state): State<AppState>, session: Console) -> Response {
                         }
                     }
                 }
+            }
+        }
+    };
+    let body = html! {
+        (body)
+        @if pages > 1 {
+            nav aria-label="Pages" .pages {
+                @if page_no > 1 { a href=(format!("/console/connectors?page={}", page_no - 1)) { "← Previous" } " " }
+                "Page " (page_no) " of " (pages)
+                @if page_no < pages { " " a href=(format!("/console/connectors?page={}", page_no + 1)) { "Next →" } }
             }
         }
     };

@@ -88,3 +88,35 @@ async fn the_list_shows_each_connector_and_what_is_wrong_with_a_broken_one() {
         t.server.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_list_pages_at_100_rows() {
+    let (urls, _dir) = each_database().await;
+    let t = TestServer::start(&urls[0]).await;
+    let key = b64(
+        &json!({"token_url": "https://auth.example.com/oauth/token", "client_id": "c", "client_secret": "generic-secret-0000"}),
+    );
+    for i in 0..101 {
+        let (status, body) = json(
+            t.req(Method::POST, &format!("/api/callback/connectors/erp{i:03}"))
+                .json(&json!({"url": "https://erp.example.com/hooks", "events": ["PACKAGE_COMPLETE"], "key": key}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let read = key_with(&t, &["read"]).await;
+    let cookie = session_for(&t, &read).await;
+    let (_, _, first) = get_page(&t, &cookie, "/console/connectors").await;
+    assert_eq!(first.matches("<tr data-connector=").count(), 100);
+    assert!(
+        first.contains("Page 1 of 2") && first.contains("101 connectors"),
+        "{first}"
+    );
+    let (_, _, second) = get_page(&t, &cookie, "/console/connectors?page=2").await;
+    assert_eq!(second.matches("<tr data-connector=").count(), 1);
+    assert!(second.contains("data-connector=\"erp100\""), "{second}");
+    t.server.shutdown().await.unwrap();
+}
