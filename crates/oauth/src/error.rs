@@ -131,8 +131,9 @@ impl TokenError {
     }
 
     /// `…/resume` of a connector that is not `needs_reauth` (nor `revoked`).
-    pub(crate) fn nothing_to_resume(status: ConnectorStatus) -> Self {
-        let (message, fix) = match status.fix() {
+    pub(crate) fn nothing_to_resume(status: ConnectorStatus, own_fix: Option<String>) -> Self {
+        let fix = own_fix.or_else(|| status.fix().map(str::to_owned));
+        let (message, fix) = match fix {
             None => (
                 format!(
                     "the connector is {}: there is nothing to resume",
@@ -145,7 +146,7 @@ impl TokenError {
                     "the connector is {}: resume is for a connector in needs_reauth",
                     status.as_str()
                 ),
-                fix.to_owned(),
+                fix,
             ),
         };
         Self::new("nothing_to_resume", FailureClass::Permanent, message, fix).in_conflict()

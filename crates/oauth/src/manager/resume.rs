@@ -15,7 +15,7 @@ impl Inner {
         let current = self
             .current_connector(&c.account_id, &c.name, &c.id)
             .await?;
-        resumable(current.status)?;
+        resumable(&current)?;
         // An owner of its own, as revocation has: a grant in flight on this node (which would
         // refuse a needs_reauth connector anyway) finishes before this one starts.
         let owner = format!("{}:resume", self.options.node_id);
@@ -37,7 +37,7 @@ impl Inner {
         let current = self
             .current_connector(&c.account_id, &c.name, &c.id)
             .await?;
-        resumable(current.status)?;
+        resumable(&current)?;
         let state = self
             .store
             .get_token_state(&c.id)
@@ -63,7 +63,7 @@ impl Inner {
         let Some(released) = released else {
             // The grant worked, but the connector moved on meanwhile (revoked, or new
             // credentials that made it active by themselves).
-            resumable(connector.status)?;
+            resumable(&connector)?;
             return Err(TokenError::new(
                 "concurrent_change",
                 FailureClass::Permanent,
@@ -81,11 +81,17 @@ impl Inner {
 }
 
 /// Only a `needs_reauth` connector is resumed; a `revoked` one needs its credentials again.
-fn resumable(status: ConnectorStatus) -> Result<(), TokenError> {
+fn resumable(c: &ConnectorRecord) -> Result<(), TokenError> {
+    resumable_status(c.status, c.diagnosis().map(|d| d.fix))
+}
+
+/// `resumable` on a status and, for one that is not resumed, the fix of its own diagnosis
+/// (a `disabled` connector's may be a 410 or a url outside the org: each has its way back).
+fn resumable_status(status: ConnectorStatus, fix: Option<String>) -> Result<(), TokenError> {
     match status {
         ConnectorStatus::NeedsReauth => Ok(()),
         ConnectorStatus::Revoked => Err(TokenError::credentials_required()),
-        other => Err(TokenError::nothing_to_resume(other)),
+        other => Err(TokenError::nothing_to_resume(other, fix)),
     }
 }
 
@@ -95,15 +101,19 @@ mod tests {
 
     #[test]
     fn only_needs_reauth_is_resumed_and_revoked_asks_for_credentials() {
-        assert!(resumable(ConnectorStatus::NeedsReauth).is_ok());
-        let revoked = resumable(ConnectorStatus::Revoked).unwrap_err();
+        assert!(resumable_status(ConnectorStatus::NeedsReauth, None).is_ok());
+        let revoked = resumable_status(ConnectorStatus::Revoked, None).unwrap_err();
         assert_eq!(revoked.code(), "credentials_required");
         assert!(revoked.awaits_credentials());
         for status in [ConnectorStatus::Active, ConnectorStatus::Disabled] {
-            let e = resumable(status).unwrap_err();
+            let e = resumable_status(status, None).unwrap_err();
             assert_eq!(e.code(), "nothing_to_resume");
             assert!(e.is_conflict() && !e.awaits_credentials());
             assert!(e.to_string().contains(status.as_str()), "{e}");
         }
+        // A disabled connector's own diagnosis says the way back.
+        let own = "PATCH {\"url\"} to a url in the org";
+        let e = resumable_status(ConnectorStatus::Disabled, Some(own.to_owned())).unwrap_err();
+        assert_eq!(hookwarden_core::Problem::fix(&e), own);
     }
 }

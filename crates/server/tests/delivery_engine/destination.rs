@@ -64,6 +64,21 @@ async fn an_org_elsewhere_gets_no_token_until_the_url_moves_into_it() {
         assert_eq!(grant["outcome"], "failed", "{history}");
         assert_eq!(grant["diagnosis"]["code"], "url_not_in_org", "{history}");
 
+        // Resume is not the way back: the answer gives this diagnosis's own fix.
+        let (status, err) = json_of(
+            h.req(
+                Method::POST,
+                &format!("/api/callback/connectors/{SF}/resume"),
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 409, "{err}");
+        assert_eq!(err["error"], "nothing_to_resume", "{err}");
+        assert_eq!(err["fix"], c["diagnosis"]["fix"], "{err}");
+
         // Held: nothing more is tried, no grant either.
         assert_eq!(h.engine.run_once().await.unwrap().claimed, 0);
         assert_eq!(h.org.stats().grants_total("client_credentials"), 1);
