@@ -165,9 +165,8 @@ impl Browser {
         let png = self.client.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         let path = if path.is_relative() {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../..")
-                .join(path)
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
+            root.expect("crates/server is two levels down").join(path)
         } else {
             path.to_owned()
         };
