@@ -288,6 +288,7 @@ async fn an_admin_key_retries_a_failed_delivery_and_the_new_attempt_shows() {
     let delivered = delivery_once(&t, &id, "delivered").await;
     let attempts = delivered["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "{delivered}");
+    assert_eq!(attempts[0]["status_code"], 400, "{delivered}");
     assert_eq!(attempts[1]["status_code"], 200, "{delivered}");
     assert_eq!(org.stats().callbacks_received, 1, "the retried one arrived");
     b.close().await;
