@@ -215,7 +215,8 @@ pub async fn register(
         None => (String::new(), String::new()),
     };
     say(&format!(
-        "\nDemo ready.\n  fake Salesforce org: {org_url}\n  API key (account \"demo\"): {api_key}\n{metrics_line}\n\
+        "\nDemo ready.\n  fake Salesforce org: {org_url}\n  API key (account \"demo\"): {api_key}\n  \
+         console: {base}/console (log in with the API key)\n{metrics_line}\n\
          Try:\n  \
          curl -s -H 'Authorization: Basic {api_key}' {base}/api/callback/connectors/salesforceOauth2\n  \
          curl -s -X POST {base}/api/events -H 'Authorization: Basic {api_key}' -H 'Content-Type: application/json' \\\n       \

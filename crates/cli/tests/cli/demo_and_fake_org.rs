@@ -136,3 +136,89 @@ fn a_closed_stdout_does_not_stop_a_server() {
     assert!(exited.is_none(), "the server exited: {exited:?}");
     assert!(still_up, "the server stopped answering");
 }
+
+/// The demo says where the console is, and the key it printed logs in there: the session
+/// cookie comes back and the console lists the demo's connector.
+#[test]
+fn the_demo_prints_the_console_url_and_its_key_logs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (port, org_port) = (free_port(), free_port());
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("hookwarden"))
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--demo-org-listen",
+            &format!("127.0.0.1:{org_port}"),
+        ])
+        .current_dir(dir.path())
+        .env_remove("HOOKWARDEN_DATABASE")
+        .env_remove("HOOKWARDEN_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (mut api_key, mut console) = (None, None);
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(key) = line.split("API key (account \"demo\"): ").nth(1) {
+            api_key = Some(key.trim().to_owned());
+        }
+        if let Some(url) = line.trim().strip_prefix("console: ") {
+            console = url.split_whitespace().next().map(str::to_owned);
+        }
+        // The banner's list of commands comes after both (a demo without them would keep the
+        // pipe open and this loop waiting).
+        if (api_key.is_some() && console.is_some()) || line.starts_with("Try:") {
+            break;
+        }
+    }
+    let answers = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (Some(api_key), Some(console)) = (&api_key, &console) else {
+            return None;
+        };
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let login = browser
+            .post(format!("{console}/login"))
+            .form(&[("api_key", api_key)])
+            .send()
+            .await
+            .unwrap();
+        let status = login.status();
+        let cookie = login
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .unwrap_or_default();
+        let page = browser
+            .get(format!("{console}/connectors"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        Some((status, cookie, page.status(), page.text().await.unwrap()))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        console.as_deref(),
+        Some(format!("http://127.0.0.1:{port}/console").as_str()),
+        "the demo's banner names the console"
+    );
+    let (login, cookie, page_status, page) = answers.expect("the demo printed its API key");
+    assert_eq!(login, 303, "the demo's key logs in");
+    assert!(cookie.starts_with("hookwarden_session="), "{cookie}");
+    assert_eq!(page_status, 200);
+    assert!(
+        page.contains("data-connector=\"salesforceOauth2\""),
+        "{page}"
+    );
+}
