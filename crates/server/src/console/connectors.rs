@@ -43,7 +43,7 @@ pub async fn list(State(state): State<AppState>, session: Console) -> Response {
                 tbody {
                     @for c in &connectors {
                         @let a = activity.iter().find(|(n, _)| *n == c.name).map(|(_, a)| a.clone()).unwrap_or_default();
-                        tr data-connector=(c.name) {
+                        tr id=(format!("connector-{}", c.name)) data-connector=(c.name) {
                             td data-label="Name" { strong { (c.name) } br; span .muted { (c.preset) } }
                             td data-label="Status" {
                                 (status_badge(&c.status))

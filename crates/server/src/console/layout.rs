@@ -11,9 +11,15 @@ use super::session::Console;
 pub enum Nav {
     None,
     Connectors,
+    Deliveries,
+    SendEvent,
 }
 
-const NAV: &[(Nav, &str, &str)] = &[(Nav::Connectors, "/console/connectors", "Connectors")];
+const NAV: &[(Nav, &str, &str)] = &[
+    (Nav::Connectors, "/console/connectors", "Connectors"),
+    (Nav::Deliveries, "/console/deliveries", "Deliveries"),
+    (Nav::SendEvent, "/console/events/new", "Send a test event"),
+];
 
 pub fn page(title: &str, session: Option<&Console>, nav: Nav, body: Markup) -> Markup {
     html! {
@@ -81,4 +87,30 @@ pub fn status_badge(status: &str) -> Markup {
         _ => "badge warn",
     };
     html! { span class=(class) { (status) } }
+}
+
+/// A delivery's status as a badge: `delivered` good, `failed` bad, `held` a warning,
+/// `pending` plain.
+pub fn delivery_badge(status: &str) -> Markup {
+    let class = match status {
+        "delivered" => "badge ok",
+        "failed" => "badge bad",
+        "held" => "badge warn",
+        _ => "badge",
+    };
+    html! { span class=(class) { (status) } }
+}
+
+/// A path segment or a query string's value, percent-encoded (all but RFC 3986's unreserved
+/// characters).
+pub fn encode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

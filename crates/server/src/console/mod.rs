@@ -3,6 +3,8 @@
 //! that POST and redirect; our own small stylesheet and script, compiled into the binary.
 
 mod connectors;
+mod deliveries;
+mod events;
 mod layout;
 mod session;
 
@@ -11,9 +13,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use maud::html;
+use maud::{html, Markup};
 
 use crate::auth::Authed;
+use crate::error::ApiError;
 use crate::state::AppState;
 use layout::{page, Nav};
 
@@ -32,6 +35,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/logout", post(session::logout))
         .route("/console/connectors", get(connectors::list))
+        .route("/console/deliveries", get(deliveries::list))
+        .route("/console/deliveries/{id}", get(deliveries::show))
+        .route("/console/deliveries/{id}/retry", post(deliveries::retry))
+        .route("/console/events/new", get(events::new))
+        .route("/console/events", post(events::send))
         .route(
             "/console/assets/console.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),
@@ -57,6 +65,17 @@ impl session::Console {
     /// The API's view of this session: its handlers take the same `Authed` an API key gives.
     pub fn authed(&self) -> Authed {
         Authed(self.0.account.clone(), self.0.key_id.clone())
+    }
+}
+
+/// The API's refusal of what a page asked (a bad filter, a retry it does not allow): its
+/// message and its fix, as the API would answer them.
+pub(crate) fn problem(e: &ApiError) -> Markup {
+    html! {
+        div .problem role="alert" {
+            p .error { (e.message) }
+            p .fix { "Fix: " (e.fix) }
+        }
     }
 }
 

@@ -39,8 +39,6 @@ impl Console {
 
     /// The check of every form that changes something: `None` for an `admin` session whose
     /// form carried the session's `csrf_token`, otherwise the 403 page to answer.
-    // The action pages (next commits) are its callers.
-    #[allow(dead_code)]
     pub fn refuse_change(&self, csrf_token: &str) -> Option<Response> {
         if !self.can_change() {
             return Some(refused(

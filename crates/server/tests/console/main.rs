@@ -5,6 +5,8 @@
 mod common;
 
 mod connectors;
+mod deliveries;
+mod events;
 mod session;
 
 use common::*;
