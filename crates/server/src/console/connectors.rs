@@ -68,7 +68,7 @@ pub async fn list(
                 tbody {
                     @for c in &connectors {
                         @let a = activity.iter().find(|(n, _)| *n == c.name).map(|(_, a)| a.clone()).unwrap_or_default();
-                        tr data-connector=(c.name) {
+                        tr id=(format!("connector-{}", c.name)) data-connector=(c.name) {
                             td data-label="Name" { a href=(format!("/console/connectors/{}", c.name)) { strong { (c.name) } } br; span .muted { (c.preset) } }
                             td data-label="Status" {
                                 (status_badge(&c.status))

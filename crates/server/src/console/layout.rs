@@ -12,10 +12,14 @@ pub enum Nav {
     None,
     Connectors,
     Keys,
+    Deliveries,
+    SendEvent,
 }
 
 const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Connectors, "/console/connectors", "Connectors"),
+    (Nav::Deliveries, "/console/deliveries", "Deliveries"),
+    (Nav::SendEvent, "/console/events/new", "Send a test event"),
     (Nav::Keys, "/console/keys", "API keys"),
 ];
 
@@ -85,4 +89,30 @@ pub fn status_badge(status: &str) -> Markup {
         _ => "badge warn",
     };
     html! { span class=(class) { (status) } }
+}
+
+/// A delivery's status as a badge: `delivered` good, `failed` bad, `held` a warning,
+/// `pending` plain.
+pub fn delivery_badge(status: &str) -> Markup {
+    let class = match status {
+        "delivered" => "badge ok",
+        "failed" => "badge bad",
+        "held" => "badge warn",
+        _ => "badge",
+    };
+    html! { span class=(class) { (status) } }
+}
+
+/// A path segment or a query string's value, percent-encoded (all but RFC 3986's unreserved
+/// characters).
+pub fn encode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

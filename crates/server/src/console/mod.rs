@@ -4,6 +4,8 @@
 
 mod connector;
 mod connectors;
+mod deliveries;
+mod events;
 mod keys;
 mod layout;
 mod session;
@@ -13,9 +15,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use maud::html;
+use maud::{html, Markup};
 
 use crate::auth::Authed;
+use crate::error::ApiError;
 use crate::state::AppState;
 use layout::{page, Nav};
 
@@ -48,6 +51,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/keys", get(keys::list).post(keys::create))
         .route("/console/keys/{id}/revoke", post(keys::revoke))
+        .route("/console/deliveries", get(deliveries::list))
+        .route("/console/deliveries/{id}", get(deliveries::show))
+        .route("/console/deliveries/{id}/retry", post(deliveries::retry))
+        .route("/console/events/new", get(events::new))
+        .route("/console/events", post(events::send))
         .route(
             "/console/assets/console.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),
@@ -73,6 +81,17 @@ impl session::Console {
     /// The API's view of this session: its handlers take the same `Authed` an API key gives.
     pub fn authed(&self) -> Authed {
         Authed(self.0.account.clone(), self.0.key_id.clone())
+    }
+}
+
+/// The API's refusal of what a page asked (a bad filter, a retry it does not allow): its
+/// message and its fix, as the API would answer them.
+pub(crate) fn problem(e: &ApiError) -> Markup {
+    html! {
+        div .problem role="alert" {
+            p .error { (e.message) }
+            p .fix { "Fix: " (e.fix) }
+        }
     }
 }
 

@@ -235,7 +235,6 @@ async fn a_read_key_logs_in_and_sees_what_is_wrong_with_a_broken_connector() {
 }
 
 #[tokio::test]
-#[ignore = "needs the deliveries pages (console-deliveries branch)"]
 async fn an_admin_key_retries_a_failed_delivery_and_the_new_attempt_shows() {
     let Some(b) = browser().await else { return };
     let dir = tempfile::tempdir().unwrap();

@@ -110,13 +110,13 @@ async fn the_list_pages_at_100_rows() {
     let read = key_with(&t, &["read"]).await;
     let cookie = session_for(&t, &read).await;
     let (_, _, first) = get_page(&t, &cookie, "/console/connectors").await;
-    assert_eq!(first.matches("<tr data-connector=").count(), 100);
+    assert_eq!(first.matches(" data-connector=").count(), 100);
     assert!(
         first.contains("Page 1 of 2") && first.contains("101 connectors"),
         "{first}"
     );
     let (_, _, second) = get_page(&t, &cookie, "/console/connectors?page=2").await;
-    assert_eq!(second.matches("<tr data-connector=").count(), 1);
+    assert_eq!(second.matches(" data-connector=").count(), 1);
     assert!(second.contains("data-connector=\"erp100\""), "{second}");
     t.server.shutdown().await.unwrap();
 }

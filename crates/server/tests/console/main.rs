@@ -6,6 +6,8 @@ mod common;
 
 mod connector;
 mod connectors;
+mod deliveries;
+mod events;
 mod keys;
 mod session;
 
