@@ -286,7 +286,7 @@ fn who_takes_what(destinations: &[ConnectorRecord]) -> Markup {
                     th scope="col" { "Origins" } th scope="col" { "Status" }
                 } }
                 tbody {
-                    @for c in destinations {
+                    @for c in destinations.iter().take(super::connectors::PAGE_SIZE) {
                         tr {
                             td data-label="Destination" { (connector_link(&c.name)) }
                             td data-label="Events" { (c.events.join(", ")) }
@@ -301,6 +301,10 @@ fn who_takes_what(destinations: &[ConnectorRecord]) -> Markup {
                         }
                     }
                 }
+            }
+            @if destinations.len() > super::connectors::PAGE_SIZE {
+                p .muted { "The first " (super::connectors::PAGE_SIZE) " of " (destinations.len())
+                    "; every one is on " a href="/console/connectors" { "the connectors page" } "." }
             }
         }
     }
