@@ -213,22 +213,12 @@ fn token_state(c: &ConnectorOut) -> Markup {
 
 /// An API refusal (404, 409, 422 ...) as a page with its message and fix.
 fn api_error_page(session: &Console, e: ApiError) -> Response {
-    let status = if e.status.is_server_error() {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        e.status
-    };
-    let body = html! {
-        h1 { "Not done" }
-        p role="alert" { (e.message) }
-        p { "Fix: " (e.fix) }
-        p { a href="/console/connectors" { "← Connectors" } }
-    };
-    (
-        status,
-        page("Not done", Some(session), Nav::Connectors, body),
+    super::refusal_page(
+        session,
+        e,
+        Nav::Connectors,
+        ("/console/connectors", "Connectors"),
     )
-        .into_response()
 }
 
 /// Back to the connector's page with a notice.

@@ -176,16 +176,5 @@ pub async fn revoke(
 
 /// The API's refusal (400 a bad scope or name, 409 the last admin key, 409 a cap) as a page.
 fn refusal(session: &Console, e: ApiError) -> Response {
-    let status = if e.status.is_server_error() {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        e.status
-    };
-    let body = html! {
-        p { a href="/console/keys" { "← API keys" } }
-        h1 { "Not done" }
-        p role="alert" { (e.message) }
-        p { "Fix: " (e.fix) }
-    };
-    (status, page("Not done", Some(session), Nav::Keys, body)).into_response()
+    super::refusal_page(session, e, Nav::Keys, ("/console/keys", "API keys"))
 }

@@ -95,6 +95,27 @@ pub(crate) fn problem(e: &ApiError) -> Markup {
     }
 }
 
+/// A page for the API's refusal of an action (404, 409, 422 ...): its status, its message and
+/// fix, and the way back (`back`: href and text). A failure on our side stays a 500.
+pub(crate) fn refusal_page(
+    session: &session::Console,
+    e: ApiError,
+    nav: Nav,
+    back: (&str, &str),
+) -> Response {
+    let status = if e.status.is_server_error() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        e.status
+    };
+    let body = html! {
+        p { a href=(back.0) { "← " (back.1) } }
+        h1 { "Not done" }
+        (problem(&e))
+    };
+    (status, page("Not done", Some(session), nav, body)).into_response()
+}
+
 /// Something went wrong on our side: a page that says so (and the log has the rest).
 pub(crate) fn error_page(message: &str) -> Response {
     tracing::warn!(error = message, "console page failed");
