@@ -9,8 +9,10 @@ use serde::Deserialize;
 
 use super::layout::{page, status_badge, time, time_text, Nav};
 use super::session::Console;
-use crate::api::connectors::list_connectors;
+use crate::api::connectors::to_out_with_token;
 use crate::state::AppState;
+use hookwarden_core::ConnectorStatus;
+use hookwarden_store::ConnectorRecord;
 
 /// Connectors a page shows.
 pub const PAGE_SIZE: usize = 100;
@@ -27,27 +29,32 @@ pub async fn list(
     session: Console,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let authed = session.authed();
-    let connectors = match list_connectors(State(state.clone()), authed).await {
-        Ok(list) => list.0.connectors,
-        Err(e) => return super::error_page(&e.message),
+    // The account's connectors as the API lists them; each one's token state (a read apiece)
+    // only for the page shown.
+    let records = match state.store.list_connectors(&session.0.account.id).await {
+        Ok(r) => r,
+        Err(e) => return super::error_page(&e.to_string()),
     };
     let activity = match state.store.connector_activity(&session.0.account.id).await {
         Ok(a) => a,
         Err(e) => return super::error_page(&e.to_string()),
     };
-    let broken = connectors.iter().filter(|c| c.status != "active").count();
-    let total = connectors.len();
+    let active = |r: &ConnectorRecord| r.status == ConnectorStatus::Active;
+    let broken = records.iter().filter(|r| !active(r)).count();
+    let total = records.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page_no = q.page.unwrap_or(1).clamp(1, pages);
     // The broken ones first, so the first page answers "what is wrong".
-    let mut connectors = connectors;
-    connectors.sort_by_key(|c| (c.status == "active", c.name.clone()));
-    let connectors: Vec<_> = connectors
-        .into_iter()
+    let mut records = records;
+    records.sort_by(|a, b| (active(a), &a.name).cmp(&(active(b), &b.name)));
+    let mut connectors = Vec::with_capacity(PAGE_SIZE);
+    for record in records
+        .iter()
         .skip((page_no - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
-        .collect();
+    {
+        connectors.push(to_out_with_token(&state, record).await);
+    }
     let body = html! {
         h1 { "Connectors" }
         @if connectors.is_empty() {
