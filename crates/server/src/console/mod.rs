@@ -5,6 +5,7 @@
 mod connector;
 mod connectors;
 mod deliveries;
+mod delivery;
 mod events;
 mod keys;
 mod layout;
@@ -52,8 +53,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/keys", get(keys::list).post(keys::create))
         .route("/console/keys/{id}/revoke", post(keys::revoke))
         .route("/console/deliveries", get(deliveries::list))
-        .route("/console/deliveries/{id}", get(deliveries::show))
-        .route("/console/deliveries/{id}/retry", post(deliveries::retry))
+        .route("/console/deliveries/{id}", get(delivery::show))
+        .route("/console/deliveries/{id}/retry", post(delivery::retry))
         .route("/console/events/new", get(events::new))
         .route("/console/events", post(events::send))
         .route(
