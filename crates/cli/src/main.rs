@@ -8,6 +8,7 @@ mod doctor;
 mod key_cmd;
 mod keys_cmd;
 mod master_key_cmd;
+mod notifications_cmd;
 mod table;
 mod time_arg;
 
@@ -47,6 +48,10 @@ enum Command {
     /// Talk to a running server about the account's API keys: list, create with scopes, revoke.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// Talk to a running server about notification endpoints: told when a connector breaks or
+    /// recovers (add, list, test, deliveries, remove).
+    #[command(subcommand)]
+    Notifications(notifications_cmd::NotificationsCommand),
     /// Talk to a running server about connectors (test, revoke, resume, re-authenticate, replay, history).
     #[command(subcommand)]
     Connectors(client::ConnectorsCommand),
@@ -506,6 +511,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Keys(command) => keys_cmd::run(command).await,
+        Command::Notifications(command) => notifications_cmd::run(command).await,
         Command::MasterKey(command) => match master_key_cmd::run(command).await {
             Ok(code) => return code,
             Err(e) => Err(e),

@@ -8,9 +8,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::connector::{ConnectorKind, Flow};
 use crate::key::{Key, KeyError};
+use crate::notification::NotificationFormat;
 
 /// The `kind` stored for the account's default callback, beside the presets' names.
 const DEFAULT_CALLBACK_KIND: &str = "default";
+/// The `kind` stored for a notification endpoint; its `flow` column holds its format.
+pub const NOTIFICATION_KIND: &str = "notification";
 
 /// A connector's credentials. Build them with `from_key`, `basic` or `from_storage`, so that
 /// `stored` is always the text the key is kept as.
@@ -36,6 +39,12 @@ pub enum Credentials {
     },
     /// The account's default callback: its key, sent as `Authorization: Basic <key>`.
     Basic(SecretString),
+    /// A notification endpoint: no credential is sent (a `standard` one is signed, a `slack`
+    /// one is not). `stored` is the format's name, sealed like any key.
+    Notification {
+        format: NotificationFormat,
+        stored: SecretString,
+    },
 }
 
 /// Why `Credentials::key` has no OAuth key to give.
@@ -47,6 +56,9 @@ pub enum NoKey<'a> {
     /// The default callback authenticates with a Basic key.
     #[error("the default callback has a Basic key, not an OAuth 2.0 key")]
     Basic,
+    /// A notification endpoint sends no credential.
+    #[error("a notification endpoint has no OAuth 2.0 key")]
+    Notification,
 }
 
 impl NoKey<'_> {
@@ -55,6 +67,7 @@ impl NoKey<'_> {
         match self {
             Self::Unreadable(e) => e.fix(),
             Self::Basic => "the default callback needs no token; its key is sent as it is".into(),
+            Self::Notification => "a notification endpoint needs no token".into(),
         }
     }
 }
@@ -83,6 +96,14 @@ impl Credentials {
         Self::Basic(key)
     }
 
+    /// A notification endpoint of `format`.
+    pub fn notification(format: NotificationFormat) -> Self {
+        Self::Notification {
+            format,
+            stored: SecretString::from(format.as_str().to_owned()),
+        }
+    }
+
     /// Credentials as the store keeps them: the `kind` column (a preset's name, or `default`
     /// for the default callback), the `flow` column and the key's text. The key is parsed for
     /// the stored kind; one that today's rules refuse is `Unreadable`, not an error. The flow
@@ -95,6 +116,15 @@ impl Credentials {
     ) -> Result<Self, UnknownStoredValue> {
         if kind == DEFAULT_CALLBACK_KIND {
             return Ok(Self::Basic(stored));
+        }
+        if kind == NOTIFICATION_KIND {
+            let format = NotificationFormat::parse(stored.expose_secret()).ok_or_else(|| {
+                UnknownStoredValue {
+                    column: "notification format",
+                    value: stored.expose_secret().to_owned(),
+                }
+            })?;
+            return Ok(Self::notification(format));
         }
         let kind = ConnectorKind::parse(kind).ok_or_else(|| UnknownStoredValue {
             column: "kind",
@@ -127,14 +157,27 @@ impl Credentials {
     pub fn kind(&self) -> Option<ConnectorKind> {
         match self {
             Self::OAuth { kind, .. } | Self::Unreadable { kind, .. } => Some(*kind),
-            Self::Basic(_) => None,
+            Self::Basic(_) | Self::Notification { .. } => None,
         }
     }
 
-    /// The `kind` column: the preset's name, or `default` for the default callback.
+    /// The `kind` column: the preset's name, `default` for the default callback,
+    /// `notification` for a notification endpoint.
     pub fn storage_kind(&self) -> &'static str {
-        self.kind()
-            .map_or(DEFAULT_CALLBACK_KIND, ConnectorKind::as_str)
+        match self {
+            Self::Notification { .. } => NOTIFICATION_KIND,
+            _ => self
+                .kind()
+                .map_or(DEFAULT_CALLBACK_KIND, ConnectorKind::as_str),
+        }
+    }
+
+    /// A notification endpoint's format; `None` for every other destination.
+    pub fn notification_format(&self) -> Option<NotificationFormat> {
+        match self {
+            Self::Notification { format, .. } => Some(*format),
+            _ => None,
+        }
     }
 
     /// How the connector gets its tokens (the `flow` column); `None` for the default callback.
@@ -142,7 +185,7 @@ impl Credentials {
         match self {
             Self::OAuth { key, .. } => Some(key.flow()),
             Self::Unreadable { flow, .. } => *flow,
-            Self::Basic(_) => None,
+            Self::Basic(_) | Self::Notification { .. } => None,
         }
     }
 
@@ -157,6 +200,7 @@ impl Credentials {
             Self::OAuth { kind, key, .. } => Ok((*kind, key)),
             Self::Unreadable { error, .. } => Err(NoKey::Unreadable(error)),
             Self::Basic(_) => Err(NoKey::Basic),
+            Self::Notification { .. } => Err(NoKey::Notification),
         }
     }
 
@@ -164,9 +208,10 @@ impl Credentials {
     /// default callback's Basic key.
     pub fn stored(&self) -> &SecretString {
         match self {
-            Self::OAuth { stored, .. } | Self::Unreadable { stored, .. } | Self::Basic(stored) => {
-                stored
-            }
+            Self::OAuth { stored, .. }
+            | Self::Unreadable { stored, .. }
+            | Self::Basic(stored)
+            | Self::Notification { stored, .. } => stored,
         }
     }
 
@@ -234,6 +279,18 @@ mod tests {
         assert_eq!(c.storage_kind(), "default");
         assert_eq!(c.stored().expose_secret(), "user:pass");
         assert_eq!(c.key().unwrap_err(), NoKey::Basic);
+    }
+
+    #[test]
+    fn a_notification_endpoint_keeps_its_format_and_has_no_key() {
+        let c = Credentials::from_storage("notification", None, stored("slack")).unwrap();
+        assert_eq!(c.notification_format(), Some(NotificationFormat::Slack));
+        assert_eq!(c.storage_kind(), "notification");
+        assert_eq!((c.kind(), c.flow()), (None, None));
+        assert_eq!(c.key().unwrap_err(), NoKey::Notification);
+        let again = Credentials::notification(NotificationFormat::Standard);
+        assert_eq!(again.stored().expose_secret(), "standard");
+        assert!(Credentials::from_storage("notification", None, stored("teams")).is_err());
     }
 
     #[test]

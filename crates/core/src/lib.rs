@@ -11,6 +11,7 @@ pub mod event;
 pub mod ids;
 pub mod key;
 pub mod netguard;
+pub mod notification;
 pub mod problem;
 pub mod redact;
 pub mod retry;
@@ -30,6 +31,7 @@ pub use key::{
     AuthMethod, Endpoints, Key, KeyError, KeyRepairs, ParsedKey, RequestStyle, SessionMode,
 };
 pub use netguard::{AddressPolicy, NetGuardError};
+pub use notification::{Notice, NotificationFormat, NotificationType};
 pub use problem::Problem;
 pub use retry::{RetrySchedule, TransportFailure, Verdict};
 pub use status::{ConnectorStatus, DeliveryStatus};

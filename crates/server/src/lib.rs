@@ -44,6 +44,7 @@ pub use state::AppState;
         (name = "default callback", description = "The account's Basic-key callback"),
         (name = "tokens", description = "Test, revoke and re-authenticate a connector; its grant history"),
         (name = "keys", description = "The account's API keys and their scopes: list, create, revoke"),
+        (name = "notifications", description = "Operational webhooks: told when a connector breaks or recovers"),
         (name = "operations", description = "Health, metrics, this document")
     )
 )]
@@ -59,6 +60,7 @@ fn api_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::events::router())
         .merge(api::deliveries::router())
         .merge(api::keys::router())
+        .merge(api::notifications::router())
         .routes(routes!(api::health::healthz))
         .routes(routes!(metrics::metrics_with_token))
         .split_for_parts();

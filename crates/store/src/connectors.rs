@@ -13,6 +13,7 @@ use sqlx::Row;
 
 use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, Credentials, DiagnosisView, Flow};
 
+use crate::notifications::released_and_recovered;
 use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 
 /// The account's default callback (Basic key) is stored as a connector under a name that the
@@ -287,7 +288,7 @@ impl Store {
         let created = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let existing = sqlx::query(
-                "SELECT c.id, c.key_sealed, \
+                "SELECT c.id, c.key_sealed, c.status, \
                  (SELECT t.refresh_sealed IS NOT NULL FROM token_state t \
                   WHERE t.connector_id = c.id AND t.credentials_version = c.credentials_version) AS rotated \
                  FROM connectors c WHERE c.account_id = $1 AND c.name = $2",
@@ -323,6 +324,10 @@ impl Store {
                         .bind(keep_credentials)
                         .execute(&mut *tx)
                         .await?;
+                    let status: String = row.try_get("status")?;
+                    if !keep_credentials && status != ConnectorStatus::Active.as_str() {
+                        released_and_recovered!(self, tx, &id, now);
+                    }
                 }
                 None => {
                     let id = ConnectorId::generate();
@@ -367,8 +372,11 @@ impl Store {
     ) -> Result<ConnectorRecord, StoreError> {
         let now = now_ms();
         let bump = i64::from(credentials_changed);
+        let recovers =
+            seen.status != ConnectorStatus::Active && record.status == ConnectorStatus::Active;
         let affected = on_db!(&self.db, pool => {
-            sqlx::query(
+            let mut tx = pool.begin_write().await?;
+            let affected = sqlx::query(
                 "UPDATE connectors SET url = $1, events = $2, origins = $3, owner = $4, settings = $5, \
                  flow = $6, status = $7, warnings = $8, key_sealed = $9, \
                  status_diagnosis = CASE WHEN $7 = 'active' THEN NULL ELSE status_diagnosis END, \
@@ -389,9 +397,14 @@ impl Store {
             .bind(record.id.as_str())
             .bind(seen.status.as_str())
             .bind(seen.credentials_version)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if affected == 1 && recovers {
+                released_and_recovered!(self, tx, record.id.as_str(), now);
+            }
+            tx.commit().await?;
+            affected
         });
         self.connectors_changed();
         if affected == 0 {
@@ -440,11 +453,7 @@ impl Store {
                 }
             }
         }
-        let mut records = self.list_connectors(account).await?;
-        if let Some(default) = self.get_connector(account, DEFAULT_CALLBACK_NAME).await? {
-            records.push(default);
-        }
-        let records = Arc::new(records);
+        let records = Arc::new(self.account_rows(account, true).await?);
         if !self.is_postgres() {
             // A previous signing secret stops signing at its time without a write.
             let valid_until = records
@@ -500,18 +509,30 @@ impl Store {
         Ok((opened, sealed_elsewhere))
     }
 
-    /// The account's connectors by name, without the default callback.
+    /// The account's connectors by name: neither the default callback nor its notification
+    /// endpoints (the rows whose names start with `@`, a character names cannot have).
     pub async fn list_connectors(
         &self,
         account: &AccountId,
     ) -> Result<Vec<ConnectorRecord>, StoreError> {
+        self.account_rows(account, false).await
+    }
+
+    /// Every row of the account (`internal`: the default callback and the notification
+    /// endpoints too), by name.
+    async fn account_rows(
+        &self,
+        account: &AccountId,
+        internal: bool,
+    ) -> Result<Vec<ConnectorRecord>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM connectors WHERE account_id = $1 AND name <> $2 ORDER BY name"
+            "SELECT {COLUMNS} FROM connectors WHERE account_id = $1 AND ($2 OR name NOT LIKE '@%') \
+             ORDER BY name"
         );
         let raws = on_db!(&self.reads, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(account.as_str())
-                .bind(DEFAULT_CALLBACK_NAME)
+                .bind(internal)
                 .fetch_all(pool)
                 .await?;
             let mut raws = Vec::with_capacity(rows.len());

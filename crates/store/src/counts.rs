@@ -4,7 +4,6 @@
 use hookwarden_core::AccountId;
 use sqlx::Row;
 
-use crate::connectors::DEFAULT_CALLBACK_NAME;
 use crate::{on_db, Store, StoreError};
 
 /// A connector by the names its metrics are labelled with.
@@ -18,9 +17,9 @@ impl Store {
     /// The account's connectors, the default callback not counted (it is one per account).
     pub async fn count_connectors(&self, account: &AccountId) -> Result<i64, StoreError> {
         Ok(on_db!(&self.reads, pool => {
-            sqlx::query("SELECT COUNT(*) AS n FROM connectors WHERE account_id = $1 AND name <> $2")
+            // Neither the default callback nor notification endpoints: names starting with `@`.
+            sqlx::query("SELECT COUNT(*) AS n FROM connectors WHERE account_id = $1 AND name NOT LIKE '@%'")
                 .bind(account.as_str())
-                .bind(DEFAULT_CALLBACK_NAME)
                 .fetch_one(pool)
                 .await?
                 .try_get::<i64, _>("n")?

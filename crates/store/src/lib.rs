@@ -15,6 +15,7 @@ pub mod history;
 pub mod keyring;
 mod migrate;
 mod multirow;
+pub mod notifications;
 pub mod notify;
 mod redact;
 pub mod retention;
@@ -38,10 +39,12 @@ pub use counts::ConnectorLabel;
 pub use crypto::{Cipher, MasterKey, MasterKeyRing};
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, Completion, ConnectorGauges, DeliveryFilter, DeliveryRecord,
-    IdempotencyRecord, IngestOutcome, IngestWrite, NewAttempt, NewDelivery, NewEvent, RetryOutcome,
+    FailedDelivery, IdempotencyRecord, IngestOutcome, IngestWrite, NewAttempt, NewDelivery,
+    NewEvent, RetryOutcome,
 };
 pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
 pub use keyring::{ResealCount, ResealReport, Unopenable};
+pub use notifications::{notification_destination, NotificationEndpoint};
 pub use redact::{redact_in, redact_url};
 pub use retention::Pruned;
 pub use tokens::{GrantedTokens, OAuthState, TokenState};

@@ -1,14 +1,16 @@
 //! A connector's status transitions that carry more than the status: each one changes the
 //! connector, its token state and its waiting deliveries together, in one transaction, so no
 //! node ever sees a connector `revoked` with a token left, or `needs_reauth` with deliveries
-//! still due.
+//! still due. Each also writes its notification (`connector.needs_reauth`, `…revoked`,
+//! `…disabled`, `…failing`, `…recovered`) in that same transaction: the outbox.
 
 use secrecy::SecretString;
 
 use crate::connectors::key_aad;
 use crate::deliveries::{HOLD_CONNECTOR_DELIVERIES, RELEASE_CONNECTOR_DELIVERIES};
+use crate::notifications::{Draft, Outbox};
 use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
-use hookwarden_core::{ConnectorId, ConnectorStatus, DiagnosisView};
+use hookwarden_core::{ConnectorId, ConnectorStatus, DiagnosisView, NotificationType};
 
 /// What `revoke_locally` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,11 +72,13 @@ impl Store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
+                    let was_revoked = before == ConnectorStatus::Revoked.as_str();
+                    if !was_revoked {
+                        let draft = Draft::new(NotificationType::Revoked).held(held);
+                        tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
+                    }
                     tx.commit().await?;
-                    Some(RevokedLocally {
-                        was_revoked: before == ConnectorStatus::Revoked.as_str(),
-                        held,
-                    })
+                    Some(RevokedLocally { was_revoked, held })
                 }
             }
         });
@@ -137,11 +141,14 @@ impl Store {
             .rows_affected()
                 > 0;
             if moved {
-                sqlx::query(HOLD_CONNECTOR_DELIVERIES)
+                let held = sqlx::query(HOLD_CONNECTOR_DELIVERIES)
                     .bind(connector_id.as_str())
                     .bind(now)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                let draft = Draft::new(NotificationType::NeedsReauth).held(held);
+                tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
             }
             tx.commit().await?;
             moved
@@ -180,11 +187,14 @@ impl Store {
             .rows_affected()
                 > 0;
             if moved {
-                sqlx::query(HOLD_CONNECTOR_DELIVERIES)
+                let held = sqlx::query(HOLD_CONNECTOR_DELIVERIES)
                     .bind(connector_id.as_str())
                     .bind(now)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                let draft = Draft::new(NotificationType::Disabled).held(held);
+                tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
             }
             tx.commit().await?;
             moved
@@ -218,14 +228,15 @@ impl Store {
             .rows_affected()
                 > 0;
             let released = if moved {
-                Some(
-                    sqlx::query(RELEASE_CONNECTOR_DELIVERIES)
-                        .bind(connector_id.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected(),
-                )
+                let released = sqlx::query(RELEASE_CONNECTOR_DELIVERIES)
+                    .bind(connector_id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let draft = Draft::new(NotificationType::Recovered).held(released);
+                tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
+                Some(released)
             } else {
                 None
             };
@@ -234,5 +245,108 @@ impl Store {
         });
         self.connectors_changed();
         Ok(released)
+    }
+
+    /// The endpoint answered 410 Gone to a delivery made with the credentials of
+    /// `credentials_version`: the `active` connector becomes `disabled` with the `diagnosis`,
+    /// its waiting deliveries are held and `connector.disabled` is written, in one transaction.
+    /// True when it moved.
+    pub async fn mark_gone(
+        &self,
+        connector_id: &ConnectorId,
+        credentials_version: i64,
+        diagnosis: &DiagnosisView,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let moved = on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let moved = sqlx::query(
+                "UPDATE connectors SET status = 'disabled', status_diagnosis = $4, updated_at = $1 \
+                 WHERE id = $2 AND credentials_version = $3 AND status = 'active'",
+            )
+            .bind(now)
+            .bind(connector_id.as_str())
+            .bind(credentials_version)
+            .bind(diagnosis.to_stored())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            // Held whether or not this call moved it: another node's 410 may have.
+            let held = sqlx::query(HOLD_CONNECTOR_DELIVERIES)
+                .bind(connector_id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if moved {
+                let draft = Draft::new(NotificationType::Disabled).held(held);
+                tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
+            }
+            tx.commit().await?;
+            moved
+        });
+        self.connectors_changed();
+        Ok(moved)
+    }
+
+    /// A node's circuit breaker for the connector opened: its unclaimed due deliveries move to
+    /// `until`, and the first node to say so since it last recovered (`failing_since`, set
+    /// only while empty) writes `connector.failing`. True when this call wrote it.
+    pub async fn mark_failing(
+        &self,
+        connector_id: &ConnectorId,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(crate::deliveries::DEFER_CONNECTOR_DELIVERIES)
+                .bind(connector_id.as_str())
+                .bind(until)
+                .execute(&mut *tx)
+                .await?;
+            let first = sqlx::query(
+                "UPDATE connectors SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
+            )
+            .bind(now)
+            .bind(connector_id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if first {
+                let draft = Draft::new(NotificationType::Failing);
+                tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
+            }
+            tx.commit().await?;
+            Ok(first)
+        })
+    }
+
+    /// A delivery to a connector whose breaker had opened went through: the first node to see
+    /// it clears `failing_since` and writes `connector.recovered`. True when this call did.
+    pub async fn clear_failing(
+        &self,
+        connector_id: &ConnectorId,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let cleared = sqlx::query(
+                "UPDATE connectors SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(connector_id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if cleared {
+                let draft = Draft::new(NotificationType::Recovered);
+                tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
+            }
+            tx.commit().await?;
+            Ok(cleared)
+        })
     }
 }

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookwarden_core::Scope::{Admin, Read};
-use hookwarden_core::{ConnectorName, DeliveryId, DeliveryStatus};
+use hookwarden_core::{AccountId, ConnectorName, DeliveryId, DeliveryStatus};
 use hookwarden_store::{AttemptRecord, DeliveryFilter, DeliveryRecord, RetryOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -214,6 +214,15 @@ pub async fn list_deliveries(
     query: Result<Query<DeliveryQuery>, QueryRejection>,
 ) -> ApiResult<Json<DeliveryList>> {
     let Query(q) = query?;
+    Ok(Json(list_page(&state, &authed.0.id, q).await?))
+}
+
+/// One page of the account's deliveries that `q` selects (also a notification endpoint's).
+pub(crate) async fn list_page(
+    state: &AppState,
+    account: &AccountId,
+    q: DeliveryQuery,
+) -> ApiResult<DeliveryList> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -233,7 +242,7 @@ pub async fn list_deliveries(
         })?),
     };
     let filter = DeliveryFilter {
-        account_id: authed.0.id.clone(),
+        account_id: account.clone(),
         connector_name: q.connector.clone(),
         status: q.status.as_deref().map(parse_status).transpose()?,
         package_id: q.package_id.clone(),
@@ -254,10 +263,10 @@ pub async fn list_deliveries(
     let next_cursor = (records.len() as i64 == limit)
         .then(|| records.last().map(|d| d.seq.to_string()))
         .flatten();
-    Ok(Json(DeliveryList {
-        deliveries: with_attempts(&state, &records).await?,
+    Ok(DeliveryList {
+        deliveries: with_attempts(state, &records).await?,
         next_cursor,
-    }))
+    })
 }
 
 /// One delivery with every attempt.

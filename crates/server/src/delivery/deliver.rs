@@ -29,7 +29,8 @@ enum Stage {
 /// A credential in hand, ready to send.
 struct Authorized {
     attempts: Vec<Attempt>,
-    authorization: HeaderValue,
+    /// `None` for a notification endpoint.
+    authorization: Option<HeaderValue>,
     /// The access token's grant, for a bearer connector: invalidated if it is refused.
     bearer: Option<Bearer>,
 }
@@ -120,7 +121,8 @@ impl<T: TokenSource> Workers<T> {
                     Outcome::new(row, DeliveryStatus::Failed, attempts).error(why.clone()),
                 );
             }
-            Auth::Basic(value) => value.clone(),
+            Auth::Basic(value) => Some(value.clone()),
+            Auth::Nothing => None,
             Auth::Bearer => {
                 let b = match self.bearer(record).await {
                     Ok(b) => b,
@@ -135,7 +137,7 @@ impl<T: TokenSource> Workers<T> {
                 };
                 value.set_sensitive(true);
                 bearer = Some(b);
-                value
+                Some(value)
             }
         };
         Stage::Authorized(Authorized {
@@ -169,8 +171,8 @@ impl<T: TokenSource> Workers<T> {
         }
         // What the receiver might echo back must not land in the attempt's excerpt.
         let credential = authorization
-            .to_str()
-            .ok()
+            .as_ref()
+            .and_then(|a| a.to_str().ok())
             .and_then(|v| v.split_once(' '))
             .map(|(_, c)| c.to_owned())
             .filter(|c| c.len() >= 8);

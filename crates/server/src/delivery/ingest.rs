@@ -253,8 +253,10 @@ struct Target {
 
 async fn targets_of(store: &Store, account: &AccountId) -> Result<Vec<Target>, StoreError> {
     let records = store.account_connectors(account).await?;
+    // Notification endpoints are destinations of the engine, not of routing.
     Ok(records
         .iter()
+        .filter(|r| r.credentials.notification_format().is_none())
         .cloned()
         .map(|record| {
             let settings: DeliverySettings =

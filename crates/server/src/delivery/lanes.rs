@@ -142,11 +142,15 @@ impl Lane {
         tokio::time::sleep_until(at).await;
     }
 
-    pub(super) fn on_success(&self) {
+    /// Closes the breaker; true when it had opened since the last success (the connector
+    /// recovered from `failing`).
+    pub(super) fn on_success(&self) -> bool {
         let mut b = self.breaker.lock().expect("breaker lock");
+        let had_opened = b.cooldown_ms != 0;
         b.failures = 0;
         b.cooldown_ms = 0;
         b.open_until = 0;
+        had_opened
     }
 
     /// Counts a failure; `Some(until)` when this one opens (or re-opens) the breaker.

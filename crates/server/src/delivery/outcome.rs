@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use hookwarden_core::diagnosis::Code;
-use hookwarden_core::{
-    AccountId, ConnectorId, ConnectorStatus, DeliveryStatus, DiagnosisView, Verdict,
-};
+use hookwarden_core::{AccountId, ConnectorId, DeliveryId, DeliveryStatus, DiagnosisView, Verdict};
 use hookwarden_store::{ClaimedDelivery, Completion, NewAttempt};
 
 use super::http::Sent;
@@ -27,6 +25,7 @@ pub(super) struct Outcome {
     pub(super) account: AccountId,
     pub(super) connector: String,
     pub(super) connector_id: ConnectorId,
+    pub(super) delivery_id: DeliveryId,
     pub(super) kind: OutcomeKind,
 }
 
@@ -113,6 +112,7 @@ impl Outcome {
             account: row.account_id.clone(),
             connector: row.connector_name.clone(),
             connector_id: row.connector_id.clone(),
+            delivery_id: row.id.clone(),
             kind,
         }
     }
@@ -163,7 +163,12 @@ impl<T: TokenSource> Workers<T> {
         match verdict {
             Verdict::Delivered => {
                 attempts.push(Attempt::http(attempt));
-                target.lane.on_success();
+                if target.lane.on_success() {
+                    // Its breaker had opened: the first node to see it through says so.
+                    if let Err(e) = self.store.clear_failing(&record.id, self.now()).await {
+                        tracing::warn!(error = %e, "recording a connector's recovery failed");
+                    }
+                }
                 Judged::Done(Outcome::new(row, DeliveryStatus::Delivered, attempts))
             }
             Verdict::Unauthorized
@@ -177,6 +182,11 @@ impl<T: TokenSource> Workers<T> {
                 );
                 attempts.push(Attempt::http(attempt));
                 Judged::Resend(attempts)
+            }
+            Verdict::Unauthorized if matches!(target.auth, Auth::Nothing) => {
+                let message = "the notification endpoint answered 401; it takes no credential from hookwarden, so check that its url is the one it gave (a Slack webhook url revoked in Slack answers so)".to_owned();
+                attempts.push(Attempt::http(attempt));
+                Judged::Done(self.retry_later(target, row, attempts, None, message))
             }
             Verdict::Unauthorized => {
                 let basic = matches!(target.auth, Auth::Basic(_));
@@ -204,11 +214,7 @@ impl<T: TokenSource> Workers<T> {
                 attempts.push(Attempt::http(attempt));
                 if let Some(until) = target.lane.on_failure(self.now(), &self.opts) {
                     tracing::warn!(connector = %record.name, account = %record.account_id, "connector keeps failing; its deliveries back off as a whole");
-                    if let Err(e) = self
-                        .store
-                        .defer_connector_deliveries(&record.id, until)
-                        .await
-                    {
+                    if let Err(e) = self.store.mark_failing(&record.id, until, self.now()).await {
                         tracing::warn!(error = %e, "deferring a failing connector's deliveries failed");
                     }
                 }
@@ -229,15 +235,13 @@ impl<T: TokenSource> Workers<T> {
                 let diagnosis = DiagnosisView::from(diagnosis);
                 attempt.diagnosis = Some(diagnosis.clone());
                 attempts.push(Attempt::http(attempt));
-                let now = self.now();
                 match self
                     .store
-                    .set_connector_status_if_current(
+                    .mark_gone(
                         &record.id,
                         record.credentials_version,
-                        ConnectorStatus::Disabled,
                         &diagnosis,
-                        now,
+                        self.now(),
                     )
                     .await
                 {
@@ -246,7 +250,6 @@ impl<T: TokenSource> Workers<T> {
                     }
                     Err(e) => tracing::error!(error = %e, "disabling a connector failed"),
                 }
-                let _ = self.store.hold_connector_deliveries(&record.id, now).await;
                 Judged::Done(Outcome::new(row, DeliveryStatus::Held, attempts).error(message))
             }
         }

@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookwarden_core::AccountId;
-use hookwarden_core::ConnectorId;
-use hookwarden_store::{Completion, NewAttempt, StoreError};
+use hookwarden_core::{AccountId, ConnectorId, DiagnosisView, NotificationType};
+use hookwarden_store::{Completion, FailedDelivery, NewAttempt, StoreError};
 use tokio::sync::mpsc;
 
 use super::metrics;
@@ -70,10 +69,11 @@ impl<T: TokenSource> Workers<T> {
             .iter()
             .flat_map(|o| o.attempts.iter().map(|a| a.record.clone()))
             .collect();
+        let failed = self.failed_to_tell(outcomes).await?;
         {
             let _turn = self.writes.enter().await;
             self.store
-                .record_outcomes(&completions, &attempts, self.now())
+                .record_outcomes_noting(&completions, &attempts, &failed, self.now())
                 .await?;
         }
         // The next delivery of a package may be due now that the one before it is done.
@@ -117,5 +117,51 @@ impl<T: TokenSource> Workers<T> {
             metrics::attempt_latencies(&self.account_label(account).await, connector, &seconds);
         }
         Ok(())
+    }
+
+    /// The failed deliveries whose account has an endpoint that takes `delivery.failed`
+    /// (none of a notification endpoint's own), with the diagnosis of their last attempt.
+    async fn failed_to_tell(
+        &self,
+        outcomes: &[Outcome],
+    ) -> Result<Vec<FailedDelivery>, StoreError> {
+        let mut told: HashMap<&AccountId, bool> = HashMap::new();
+        let mut failed = Vec::new();
+        for o in outcomes.iter().filter(|o| o.kind == OutcomeKind::Failed) {
+            if !told.contains_key(&o.account) {
+                let takes = self
+                    .store
+                    .account_connectors(&o.account)
+                    .await?
+                    .iter()
+                    .any(|r| {
+                        r.credentials.notification_format().is_some()
+                            && r.events
+                                .iter()
+                                .any(|t| t == NotificationType::DeliveryFailed.as_str())
+                    });
+                told.insert(&o.account, takes);
+            }
+            if !told[&o.account] {
+                continue;
+            }
+            let diagnosis = o
+                .attempts
+                .iter()
+                .rev()
+                .find_map(|a| a.record.diagnosis.clone())
+                .or_else(|| {
+                    o.completion
+                        .last_error
+                        .as_deref()
+                        .map(|e| DiagnosisView::unclassified(e, None))
+                });
+            failed.push(FailedDelivery {
+                delivery_id: o.delivery_id.clone(),
+                connector_id: o.connector_id.clone(),
+                diagnosis,
+            });
+        }
+        Ok(failed)
     }
 }

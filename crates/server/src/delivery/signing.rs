@@ -6,6 +6,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use hookwarden_core::NotificationFormat;
 use hookwarden_store::ConnectorRecord;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
@@ -40,8 +41,11 @@ impl Signer {
     }
 
     /// The current secret, then the previous one while it still signs (the store drops it
-    /// after its 24 h).
+    /// after its 24 h). A Slack notification endpoint signs nothing.
     pub fn for_connector(record: &ConnectorRecord) -> Self {
+        if record.credentials.notification_format() == Some(NotificationFormat::Slack) {
+            return Self::new([]);
+        }
         let mut secrets = vec![record.signing_secret.expose_secret()];
         if let Some(previous) = &record.previous_signing_secret {
             secrets.push(previous.expose_secret());
@@ -49,23 +53,29 @@ impl Signer {
         Self::new(secrets)
     }
 
-    /// The headers of a signed callback: `Authorization`, `Content-Type: application/json`
-    /// and the Standard Webhooks trio. One place, so the connector test's probe is signed
-    /// exactly as deliveries are.
+    /// The headers of a signed callback: `Authorization` (none for a notification endpoint),
+    /// `Content-Type: application/json` and the Standard Webhooks trio (without a signature
+    /// when there is no key: a Slack endpoint). One place, so the connector test's probe is
+    /// signed exactly as deliveries are.
     pub fn headers(
         &self,
-        authorization: HeaderValue,
+        authorization: Option<HeaderValue>,
         id: &str,
         timestamp: i64,
         body: &str,
     ) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(5);
-        headers.insert(AUTHORIZATION, authorization);
+        if let Some(authorization) = authorization {
+            headers.insert(AUTHORIZATION, authorization);
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Ok(v) = HeaderValue::from_str(id) {
             headers.insert("webhook-id", v);
         }
         headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
+        if self.keys.is_empty() {
+            return headers;
+        }
         if let Ok(v) = HeaderValue::from_str(&self.sign(id, timestamp, body)) {
             headers.insert("webhook-signature", v);
         }

@@ -18,6 +18,8 @@ use crate::api::validate::{DeliverySettings, Ordering};
 pub(super) enum Auth {
     Basic(HeaderValue),
     Bearer,
+    /// A notification endpoint: no credential (a signature, or nothing for Slack).
+    Nothing,
     Unusable(String),
 }
 
@@ -80,6 +82,8 @@ impl<T: TokenSource> Workers<T> {
                     "the default callback's key has characters an HTTP header cannot carry; set it again (POST /api/callback) with printable ASCII".to_owned(),
                 ),
             }
+        } else if record.credentials.notification_format().is_some() {
+            Auth::Nothing
         } else {
             Auth::Bearer
         };

@@ -25,8 +25,10 @@ mod queue;
 
 // What `testing::sqlite_query_plan` explains: the statements whose plans tests check.
 pub(crate) use query::{list_sql, DEPTHS};
+pub use queue::FailedDelivery;
 pub(crate) use queue::{
-    CLAIM_EXCLUDING_AND_READ_SQLITE, HOLD_CONNECTOR_DELIVERIES, RELEASE_CONNECTOR_DELIVERIES,
+    CLAIM_EXCLUDING_AND_READ_SQLITE, DEFER_CONNECTOR_DELIVERIES, HOLD_CONNECTOR_DELIVERIES,
+    RELEASE_CONNECTOR_DELIVERIES,
 };
 
 #[derive(Debug, Clone)]

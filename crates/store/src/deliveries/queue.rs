@@ -2,7 +2,7 @@
 //! connector's open deliveries at once (hold, resume, defer, fail, give leases back).
 
 use hookwarden_core::{
-    AccountId, ConnectorId, ConnectorStatus, DeliveryId, DiagnosisView, EventId,
+    AccountId, ConnectorId, DeliveryId, DeliveryStatus, DiagnosisView, EventId, NotificationType,
 };
 use sqlx::Row;
 
@@ -10,6 +10,7 @@ use super::{
     bind_nulls, from_pair_key, insert_padded, pair_key, ClaimedDelivery, Completion, NewAttempt,
 };
 use crate::multirow::{self, Dialect};
+use crate::notifications::{Draft, Outbox};
 use crate::{on_db, BeginWrite, Store, StoreError};
 
 /// `ids(id)`: every connector id that has deliveries not yet delivered, by a loose scan of
@@ -176,6 +177,20 @@ pub(crate) const RELEASE_CONNECTOR_DELIVERIES: &str =
     "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2 \
      WHERE connector_id = $1 AND status = 'held' AND status <> 'delivered'";
 
+/// A delivery the engine failed, for its `delivery.failed` notification.
+#[derive(Debug, Clone)]
+pub struct FailedDelivery {
+    pub delivery_id: DeliveryId,
+    pub connector_id: ConnectorId,
+    /// The last attempt's diagnosis.
+    pub diagnosis: Option<DiagnosisView>,
+}
+
+/// Push a connector's unclaimed due deliveries to `$2` (its breaker opened). `$1` the connector.
+pub(crate) const DEFER_CONNECTOR_DELIVERIES: &str = "UPDATE deliveries SET next_attempt_at = $2 \
+     WHERE connector_id = $1 AND status = 'pending' AND status <> 'delivered' \
+       AND lease_token IS NULL AND next_attempt_at < $2";
+
 impl Store {
     /// Claim up to `limit` due deliveries, oldest due first, for `lease_token` until
     /// `lease_until`. Connectors in `exclude` are skipped (saturated or backing off here).
@@ -284,6 +299,20 @@ impl Store {
         attempts: &[NewAttempt],
         now: i64,
     ) -> Result<(), StoreError> {
+        self.record_outcomes_noting(completions, attempts, &[], now)
+            .await
+    }
+
+    /// `record_outcomes`, and a `delivery.failed` notification for each of `failed` that this
+    /// write did fail (not one whose lease was lost), in the same transaction. Written once per
+    /// delivery and attempt count, however often the write is retried.
+    pub async fn record_outcomes_noting(
+        &self,
+        completions: &[Completion],
+        attempts: &[NewAttempt],
+        failed: &[FailedDelivery],
+        now: i64,
+    ) -> Result<(), StoreError> {
         if completions.is_empty() && attempts.is_empty() {
             return Ok(());
         }
@@ -342,6 +371,25 @@ impl Store {
                     q = q.bind(now);
                 }
                 q.execute(&mut *tx).await?;
+            }
+            for f in failed {
+                let row: Option<(String, i64)> =
+                    sqlx::query_as("SELECT status, attempts FROM deliveries WHERE id = $1")
+                        .bind(f.delivery_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some((status, made)) = row else { continue };
+                if status != DeliveryStatus::Failed.as_str() {
+                    continue;
+                }
+                let draft = Draft {
+                    kind: NotificationType::DeliveryFailed,
+                    diagnosis: f.diagnosis.clone(),
+                    delivery_id: Some(f.delivery_id.as_str().to_owned()),
+                    held: None,
+                    once: Some(format!("failed_{}_{made}", f.delivery_id)),
+                };
+                tx.notify(&self.cipher, f.connector_id.as_str(), &draft, now).await?;
             }
             tx.commit().await?;
         });
@@ -434,36 +482,6 @@ impl Store {
         }))
     }
 
-    /// Move an `active` connector to `status` (disabled after a 410), with the `diagnosis` it
-    /// shows until it is active again, unless its credentials changed meanwhile. True when it
-    /// moved.
-    pub async fn set_connector_status_if_current(
-        &self,
-        connector_id: &ConnectorId,
-        credentials_version: i64,
-        status: ConnectorStatus,
-        diagnosis: &DiagnosisView,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let moved = on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE connectors SET status = $1, status_diagnosis = $5, updated_at = $2 \
-                 WHERE id = $3 AND credentials_version = $4 AND status = 'active'",
-            )
-            .bind(status.as_str())
-            .bind(now)
-            .bind(connector_id.as_str())
-            .bind(credentials_version)
-            .bind(diagnosis.to_stored())
-            .execute(pool)
-            .await?
-            .rows_affected()
-                > 0
-        });
-        self.connectors_changed();
-        Ok(moved)
-    }
-
     /// Clear every lease: for a single-node SQLite database at start-up, when every lease in it
     /// belongs to a process that is gone.
     pub async fn release_all_leases(&self, now: i64) -> Result<u64, StoreError> {
@@ -504,11 +522,7 @@ impl Store {
         until: i64,
     ) -> Result<u64, StoreError> {
         Ok(on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE deliveries SET next_attempt_at = $2 \
-                 WHERE connector_id = $1 AND status = 'pending' AND status <> 'delivered' \
-                   AND lease_token IS NULL AND next_attempt_at < $2",
-            )
+            sqlx::query(DEFER_CONNECTOR_DELIVERIES)
             .bind(connector_id.as_str())
             .bind(until)
             .execute(pool)

@@ -249,7 +249,7 @@ async fn probe(state: &AppState, record: &ConnectorRecord, token: &str) -> Check
         .with_diagnosis(Some(DiagnosisOut::from(&d)));
     };
     authorization.set_sensitive(true);
-    let headers = Signer::for_connector(record).headers(authorization, &id, timestamp, &body);
+    let headers = Signer::for_connector(record).headers(Some(authorization), &id, timestamp, &body);
     let sent = state
         .delivery_client
         .post(&record.url, headers, body, PROBE_TIMEOUT)

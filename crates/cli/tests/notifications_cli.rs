@@ -1,0 +1,191 @@
+//! `hookwarden notifications ...` against a running server: an endpoint added (secret once on
+//! stdout), listed as a table and as JSON, tested (exit 0 when delivered, 1 when refused),
+//! its deliveries, removed; a read key is told it may not.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{cli, spawn_server};
+use hookwarden_store::MasterKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn run(base: &str, api_key: &str, args: &[&str]) -> (bool, String, String) {
+    let (base, api_key) = (base.to_owned(), api_key.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = cli(&base, &api_key).args(&args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// A receiver on loopback answering every request with `status`; counts them.
+async fn receiver(status: u16) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut read = 0;
+                // Headers, then the body its Content-Length announces.
+                loop {
+                    let Ok(n) = socket.read(&mut buf[read..]).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buf[..read]).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if read >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_added_listed_tested_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server(
+        &format!("sqlite://{}", dir.path().join("n.db").display()),
+        MasterKey::generate(),
+    )
+    .await;
+    let (_, admin) = server.state.store.create_account("acme").await.unwrap();
+    let base = server.base_url();
+    let (good, received) = receiver(200).await;
+    let (bad, _) = receiver(400).await;
+
+    // The secret alone on stdout.
+    let (ok, secret, err) = run(
+        &base,
+        &admin,
+        &[
+            "notifications",
+            "add",
+            &good,
+            "--type",
+            "connector.needs_reauth,delivery.failed",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(secret.lines().count(), 1, "{secret}");
+    assert!(secret.trim().starts_with("whsec_"), "{secret}");
+    assert!(
+        err.contains("connector.needs_reauth,delivery.failed"),
+        "{err}"
+    );
+    let (ok, slack, err) = run(
+        &base,
+        &admin,
+        &["notifications", "add", &bad, "--format", "slack"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(slack.is_empty(), "a slack endpoint has no secret: {slack}");
+
+    let (ok, list, err) = run(&base, &admin, &["notifications", "list", "--json"]).await;
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let all = list["notifications"].as_array().unwrap();
+    assert_eq!(all.len(), 2, "{list}");
+    let good_id = all[0]["id"].as_str().unwrap().to_owned();
+    let bad_id = all[1]["id"].as_str().unwrap().to_owned();
+    assert_eq!(all[1]["types"].as_array().unwrap().len(), 7);
+
+    let (ok, table, err) = run(&base, &admin, &["notifications", "list"]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ID", "FORMAT", "TYPES", "URL", "CREATED"]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&bad_id) && l.contains("slack") && l.contains(" all ")),
+        "{table}"
+    );
+    assert!(!table.contains("whsec_"), "{table}");
+
+    // A test that is delivered exits 0; one the endpoint refuses exits 1 with its answer.
+    let (ok, out, err) = run(&base, &admin, &["notifications", "test", &good_id]).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("delivered"), "{out}");
+    assert_eq!(received.load(Ordering::SeqCst), 1);
+    let (ok, out, err) = run(&base, &admin, &["notifications", "test", &bad_id]).await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("not delivered"), "{err}");
+
+    let (ok, sent, err) = run(&base, &admin, &["notifications", "deliveries", &good_id]).await;
+    assert!(ok, "{err}");
+    assert!(
+        sent.contains("notification.test") && sent.contains("delivered") && sent.contains("200"),
+        "{sent}"
+    );
+
+    // A read key may list but not change.
+    let (ok, read, err) = run(&base, &admin, &["keys", "create", "--scope", "read"]).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&base, read.trim(), &["notifications", "remove", &good_id]).await;
+    assert!(!ok);
+    assert!(err.contains("403"), "{err}");
+    let (ok, _, err) = run(&base, read.trim(), &["notifications", "list"]).await;
+    assert!(ok, "{err}");
+
+    let (ok, out, err) = run(&base, &admin, &["notifications", "remove", &good_id]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains(&good_id));
+    let (ok, _, err) = run(&base, &admin, &["notifications", "remove", &good_id]).await;
+    assert!(!ok);
+    assert!(err.contains("404") && err.contains("fix:"), "{err}");
+    let (ok, _, err) = run(
+        &base,
+        &admin,
+        &[
+            "notifications",
+            "add",
+            &good,
+            "--type",
+            "connector.exploded",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("connector.exploded"), "{err}");
+}
