@@ -2,7 +2,10 @@
 //! killed with SIGKILL mid-delivery and started again on the same database. Every event is
 //! delivered, and any duplicate carries the same webhook-id. The fake org holds its Apex calls
 //! unanswered after the first 300 callbacks, so the kill lands mid-delivery however fast or
-//! slow the machine is.
+//! slow the machine is. And a notification: the server is killed the moment a connector goes
+//! `needs_reauth`; after the restart its notification still arrives, under one webhook-id.
+
+mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -167,4 +170,123 @@ async fn a_server_killed_mid_delivery_loses_nothing_it_acknowledged() {
         ids.values().all(|set| set.len() == 1),
         "a duplicate carries the same webhook-id"
     );
+}
+
+/// A request to the running server as `api_key`.
+fn api(
+    http: &reqwest::Client,
+    base: &str,
+    api_key: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    http.request(method, format!("{base}{path}"))
+        .header("Authorization", format!("Basic {api_key}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_right_after_a_connector_breaks_still_tells_the_owner() {
+    let org = FakeOrg::builder().start().await.unwrap();
+    // The endpoint is down (503) until the server has been killed and started again.
+    let endpoint = common::Receiver::start(503).await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("notify.db").display());
+    let created = hookwarden()
+        .args(["accounts", "create", "owner", "--database", &database])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let api_key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut server = serve(&database, port).await;
+
+    let r = api(
+        &http,
+        &base,
+        &api_key,
+        reqwest::Method::POST,
+        "/api/notifications",
+    )
+    .json(&json!({"url": endpoint.url, "types": ["connector.needs_reauth"]}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let key = base64::engine::general_purpose::STANDARD.encode(
+        json!({"host": "owner.my.salesforce.com", "client_id": DEFAULT_CLIENT_ID,
+               "refresh_token": org.issue_refresh_token(DEFAULT_CLIENT_ID),
+               "token_url": org.token_url(), "revocation_url": org.revoke_url(),
+               "introspection_url": org.introspect_url()})
+        .to_string(),
+    );
+    let r = api(
+        &http,
+        &base,
+        &api_key,
+        reqwest::Method::POST,
+        "/api/callback/connectors/salesforceOauth2",
+    )
+    .json(&json!({"url": org.callback_url(), "events": ["PACKAGE_COMPLETE"], "key": key}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    // The org revokes the refresh token; the next delivery's grant fails for good.
+    org.revoke_all_tokens();
+    let r = api(&http, &base, &api_key, reqwest::Method::POST, "/api/events")
+        .json(&json!({"name": "PACKAGE_COMPLETE", "packageId": "p-1", "origin": "OSS"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let start = Instant::now();
+    loop {
+        let c: serde_json::Value = api(
+            &http,
+            &base,
+            &api_key,
+            reqwest::Method::GET,
+            "/api/callback/connectors/salesforceOauth2",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        if c["status"] == "needs_reauth" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{c}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.0.kill().unwrap(); // SIGKILL the moment it is seen
+    server.0.wait().unwrap();
+
+    endpoint.answer(200);
+    let _server = serve(&database, port).await;
+    let start = Instant::now();
+    while !endpoint.got().iter().any(|g| g.answered == 200) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the notification never arrived: {:?}",
+            endpoint.got()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Anything still in flight lands; then: one notification, however many tries.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = endpoint.got();
+    let ids: HashSet<Option<String>> = got.iter().map(|g| g.webhook_id.clone()).collect();
+    assert_eq!(ids.len(), 1, "one webhook-id: {got:?}");
+    assert!(ids.iter().all(Option::is_some));
+    assert_eq!(
+        got.iter().filter(|g| g.answered == 200).count(),
+        1,
+        "{got:?}"
+    );
+    assert!(got[0].body.contains("connector.needs_reauth"), "{got:?}");
 }

@@ -4,12 +4,8 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use common::{cli, spawn_server};
+use common::{cli, spawn_server, Receiver};
 use hookwarden_store::MasterKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn run(base: &str, api_key: &str, args: &[&str]) -> (bool, String, String) {
     let (base, api_key) = (base.to_owned(), api_key.to_owned());
@@ -26,56 +22,6 @@ async fn run(base: &str, api_key: &str, args: &[&str]) -> (bool, String, String)
     .unwrap()
 }
 
-/// A receiver on loopback answering every request with `status`; counts them.
-async fn receiver(status: u16) -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut read = 0;
-                // Headers, then the body its Content-Length announces.
-                loop {
-                    let Ok(n) = socket.read(&mut buf[read..]).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    read += n;
-                    let text = String::from_utf8_lossy(&buf[..read]).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if read >= end + 4 + length {
-                            break;
-                        }
-                    }
-                }
-                seen.fetch_add(1, Ordering::SeqCst);
-                let answer = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-                );
-                let _ = socket.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    (url, count)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_are_added_listed_tested_and_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,8 +32,9 @@ async fn endpoints_are_added_listed_tested_and_removed() {
     .await;
     let (_, admin) = server.state.store.create_account("acme").await.unwrap();
     let base = server.base_url();
-    let (good, received) = receiver(200).await;
-    let (bad, _) = receiver(400).await;
+    let received = Receiver::start(200).await;
+    let good = received.url.clone();
+    let bad = Receiver::start(400).await.url;
 
     // The secret alone on stdout.
     let (ok, secret, err) = run(
@@ -147,7 +94,8 @@ async fn endpoints_are_added_listed_tested_and_removed() {
     let (ok, out, err) = run(&base, &admin, &["notifications", "test", &good_id]).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("delivered"), "{out}");
-    assert_eq!(received.load(Ordering::SeqCst), 1);
+    assert_eq!(received.got().len(), 1);
+    assert!(received.got()[0].body.contains("notification.test"));
     let (ok, out, err) = run(&base, &admin, &["notifications", "test", &bad_id]).await;
     assert!(!ok, "{out}");
     assert!(err.contains("not delivered"), "{err}");

@@ -1,7 +1,8 @@
 //! What the tests that drive the CLI against a running server share.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 
 use assert_cmd::Command;
 use hookwarden_core::{AddressPolicy, Clock, SystemClock};
@@ -59,4 +60,91 @@ async fn spawn_server_from(
     )
     .await
     .unwrap()
+}
+
+/// One request a `Receiver` got: its `webhook-id`, its body, and the status it was answered.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub webhook_id: Option<String>,
+    pub body: String,
+    pub answered: u16,
+}
+
+/// A plain HTTP receiver on loopback (no framework): answers every request with the status
+/// the test sets, and keeps what it got.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    pub status: Arc<AtomicU16>,
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+impl Receiver {
+    pub async fn start(status: u16) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let me = Self {
+            url: format!("http://{}/hook", listener.local_addr().unwrap()),
+            status: Arc::new(AtomicU16::new(status)),
+            got: Arc::default(),
+        };
+        let shared = me.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let me = shared.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 16 * 1024];
+                    // The headers, then the body their Content-Length announces.
+                    let (head, body) = loop {
+                        let Ok(n) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let head = text[..end].to_ascii_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + length {
+                                break (head, text[end + 4..].to_owned());
+                            }
+                        }
+                    };
+                    let webhook_id = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("webhook-id:"))
+                        .map(|v| v.trim().to_owned());
+                    let status = me.status.load(Ordering::SeqCst);
+                    me.got.lock().unwrap().push(Got {
+                        webhook_id,
+                        body,
+                        answered: status,
+                    });
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        me
+    }
+
+    pub fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    pub fn answer(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
 }
