@@ -144,6 +144,8 @@ pub(super) fn connector_link(name: &str) -> Markup {
     html! {
         @if name == DEFAULT_CALLBACK_NAME {
             span title="the account's default callback" { (name) " (default callback)" }
+        } @else if name.starts_with("@notify:") {
+            a href="/console/notifications" title="a notification endpoint" { (name) }
         } @else {
             a href=(format!("/console/connectors/{name}")) { (name) }
         }

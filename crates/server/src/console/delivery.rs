@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
-use hookwarden_store::DEFAULT_CALLBACK_NAME;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -200,7 +199,7 @@ fn actions(session: &Console, d: &DeliveryOut) -> Markup {
                 "held" => {
                     p .hint {
                         "Held while its connector is not active; it goes out by itself once the connector works again. "
-                        @if d.connector != DEFAULT_CALLBACK_NAME {
+                        @if !d.connector.starts_with('@') {
                             a href=(format!("/console/connectors/{}", d.connector)) { "See the connector." }
                         }
                     }

@@ -14,12 +14,18 @@ pub enum Nav {
     Keys,
     Deliveries,
     SendEvent,
+    Notifications,
 }
 
 const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Connectors, "/console/connectors", "Connectors"),
     (Nav::Deliveries, "/console/deliveries", "Deliveries"),
     (Nav::SendEvent, "/console/events/new", "Send a test event"),
+    (
+        Nav::Notifications,
+        "/console/notifications",
+        "Notifications",
+    ),
     (Nav::Keys, "/console/keys", "API keys"),
 ];
 

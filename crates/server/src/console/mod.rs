@@ -9,6 +9,7 @@ mod delivery;
 mod events;
 mod keys;
 mod layout;
+mod notifications;
 mod session;
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -52,6 +53,18 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/keys", get(keys::list).post(keys::create))
         .route("/console/keys/{id}/revoke", post(keys::revoke))
+        .route(
+            "/console/notifications",
+            get(notifications::list).post(notifications::create),
+        )
+        .route(
+            "/console/notifications/{id}/test",
+            post(notifications::test),
+        )
+        .route(
+            "/console/notifications/{id}/delete",
+            post(notifications::delete),
+        )
         .route("/console/deliveries", get(deliveries::list))
         .route("/console/deliveries/{id}", get(delivery::show))
         .route("/console/deliveries/{id}/retry", post(delivery::retry))

@@ -9,6 +9,7 @@ mod connectors;
 mod deliveries;
 mod events;
 mod keys;
+mod notifications;
 mod session;
 
 use common::*;
