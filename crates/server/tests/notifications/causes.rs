@@ -85,7 +85,8 @@ async fn a_removed_run_as_user_makes_needs_reauth_with_its_diagnosis() {
     h.org.set_run_as_user(None);
     h.post_event(event("PACKAGE_COMPLETE", "p1")).await;
     h.engine.run_until_idle().await.unwrap();
-    let got = notices(&h, "/notify", &secret.unwrap());
+    let secret = secret.unwrap();
+    let got = notices(&h, "/notify", &secret);
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].1["type"], "connector.needs_reauth");
     assert_eq!(
@@ -93,6 +94,29 @@ async fn a_removed_run_as_user_makes_needs_reauth_with_its_diagnosis() {
         "{}",
         got[0].1
     );
+
+    // The org gets its Run As user back; `…/resume` makes it active: recovered is told to an
+    // endpoint that takes it, not to this one, which asked for needs_reauth only.
+    let (_, all_secret) = add_endpoint(&h, "/all", json!({})).await;
+    h.org.set_run_as_user(Some("integration@fake-org.example"));
+    let (s, out) = json_of(
+        h.req(
+            Method::POST,
+            &format!("/api/callback/connectors/{SF}/resume"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{out}");
+    h.engine.run_until_idle().await.unwrap();
+    assert_eq!(h.org.callbacks().len(), 1, "the held delivery went out");
+    assert_eq!(notices(&h, "/notify", &secret).len(), 1);
+    let got = notices(&h, "/all", all_secret.as_deref().unwrap());
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1["type"], "connector.recovered");
+    assert_eq!(got[0].1["data"]["held"], 1, "{}", got[0].1);
 }
 
 #[tokio::test]
@@ -265,4 +289,36 @@ async fn a_slack_endpoint_gets_one_unsigned_line() {
     assert!(text.contains("Fix:"), "{text}");
     assert!(got[0].headers.get("webhook-signature").is_none());
     assert!(got[0].headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn a_grant_from_an_org_elsewhere_makes_one_disabled_with_url_not_in_org() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&super::support::sqlite(&dir)).await;
+    let (_, secret) = add_endpoint(&h, "/notify", json!({})).await;
+    // The org now says it is on another port: another origin than the connector's url.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere = format!("http://{}", listener.local_addr().unwrap());
+    let app = hookwarden_fake_org::router(h.org.state().clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    h.register_salesforce().await;
+    h.org
+        .update_config(|c| c.public_url = Some(elsewhere.clone()))
+        .unwrap();
+    h.post_event(event("PACKAGE_COMPLETE", "p1")).await;
+    h.post_event(event("PACKAGE_COMPLETE", "p2")).await;
+    h.engine.run_until_idle().await.unwrap();
+    assert_eq!(h.connector(SF).await["status"], "disabled");
+    let got = notices(&h, "/notify", secret.as_deref().unwrap());
+    assert_eq!(got.len(), 1, "{got:?}");
+    let n = &got[0].1;
+    assert_eq!(n["type"], "connector.disabled");
+    assert_eq!(n["data"]["diagnosis"]["code"], "url_not_in_org", "{n}");
+    assert!(
+        n["data"]["diagnosis"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains(&elsewhere),
+        "{n}"
+    );
 }
