@@ -80,6 +80,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_console_sessions.sql"),
         postgres: include_str!("../migrations/postgres/0013_console_sessions.sql"),
     },
+    Migration {
+        version: 14,
+        sqlite: include_str!("../migrations/sqlite/0014_credentials_changed_at.sql"),
+        postgres: include_str!("../migrations/postgres/0014_credentials_changed_at.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";
