@@ -18,6 +18,7 @@ mod multirow;
 pub mod notify;
 mod redact;
 pub mod retention;
+mod review;
 pub mod testing;
 pub mod tokens;
 mod transitions;
@@ -44,6 +45,7 @@ pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
 pub use keyring::{ResealCount, ResealReport, Unopenable};
 pub use redact::{redact_in, redact_url};
 pub use retention::Pruned;
+pub use review::DeliveryTrack;
 pub use tokens::{GrantedTokens, OAuthState, TokenState};
 pub use transitions::RevokedLocally;
 

@@ -5,6 +5,7 @@ mod destination;
 pub mod events;
 pub mod health;
 pub mod keys;
+pub mod review;
 pub mod tokens;
 pub mod validate;
 

@@ -14,6 +14,7 @@ pub enum Nav {
     Keys,
     Deliveries,
     SendEvent,
+    Review,
 }
 
 const NAV: &[(Nav, &str, &str)] = &[
@@ -21,6 +22,7 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Deliveries, "/console/deliveries", "Deliveries"),
     (Nav::SendEvent, "/console/events/new", "Send a test event"),
     (Nav::Keys, "/console/keys", "API keys"),
+    (Nav::Review, "/console/review", "Review"),
 ];
 
 pub fn page(title: &str, session: Option<&Console>, nav: Nav, body: Markup) -> Markup {

@@ -9,6 +9,7 @@ mod connectors;
 mod deliveries;
 mod events;
 mod keys;
+mod review;
 mod session;
 
 use common::*;
