@@ -9,6 +9,7 @@ mod key_cmd;
 mod keys_cmd;
 mod master_key_cmd;
 mod notifications_cmd;
+mod review_cmd;
 mod table;
 mod time_arg;
 
@@ -61,6 +62,10 @@ enum Command {
     /// Follow deliveries on a running server: list, show with every attempt, retry.
     #[command(subcommand)]
     Deliveries(deliveries_cmd::DeliveriesCommand),
+    /// The governance review of the account's connectors on a running server: owner, scope,
+    /// host, url, secret ages, idle refresh token, failures, status (and with --probe a live
+    /// test), one line per check. Exits 1 when a check fails.
+    Review(review_cmd::ReviewArgs),
     /// Run a Salesforce-shaped fake org (OAuth endpoints + Apex REST receiver) for tests and demos.
     FakeOrg(demo::FakeOrgArgs),
     /// `serve --demo`: the API with a fake Salesforce org, a demo account and connector.
@@ -518,6 +523,11 @@ async fn run(cli: Cli) -> ExitCode {
         },
         Command::Events(command) => deliveries_cmd::run_events(command).await,
         Command::Deliveries(command) => deliveries_cmd::run_deliveries(command).await,
+        Command::Review(args) => match review_cmd::run(args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Connectors(command) => match client::run(command).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

@@ -258,6 +258,7 @@ async fn a_value_no_key_opens_fails_the_rotation_and_is_named() {
             events: vec!["PACKAGE_COMPLETE".into()],
             origins: vec!["OSS".into()],
             owner: None,
+            refresh_token_idle_days: None,
             settings: json!({}),
             warnings: vec![],
             credentials: hookwarden_core::Credentials::from_storage(

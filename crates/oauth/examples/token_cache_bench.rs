@@ -50,6 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 events: vec![],
                 origins: vec!["*".into()],
                 owner: None,
+                refresh_token_idle_days: None,
                 settings: json!({}),
                 warnings: vec![],
                 credentials: Credentials::from_key(kind, parsed.key),

@@ -198,7 +198,7 @@ fn failed(state: &AppState, peer: Option<IpAddr>) -> ApiError {
     }
 }
 
-fn insufficient_scope(required: Scope, held: Scopes) -> ApiError {
+pub(crate) fn insufficient_scope(required: Scope, held: Scopes) -> ApiError {
     let also = if required == Scope::Admin {
         ""
     } else {

@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod review;
 pub mod runtime;
 pub mod state;
 
@@ -28,7 +29,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use config::{Config, Limits, MetricsAccess, Overrides, Settings};
+pub use config::{Config, Governance, Limits, MetricsAccess, Overrides, Settings};
 pub use state::AppState;
 
 #[derive(OpenApi)]
@@ -61,6 +62,7 @@ fn api_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::deliveries::router())
         .merge(api::keys::router())
         .merge(api::notifications::router())
+        .merge(api::review::router())
         .routes(routes!(api::health::healthz))
         .routes(routes!(metrics::metrics_with_token))
         .split_for_parts();

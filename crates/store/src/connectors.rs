@@ -1,5 +1,6 @@
 //! Connectors: where deliveries go and with which credentials. The key (credentials) and the
 //! signing secrets are sealed; everything else is plain so it can be listed and filtered.
+//! This module reads them (and keeps each account's in memory on SQLite); `write` changes them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -7,14 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Serialize;
 use sqlx::Row;
 
-use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, Credentials, DiagnosisView, Flow};
+use hookwarden_core::{AccountId, ConnectorId, ConnectorStatus, Credentials, DiagnosisView};
 
-use crate::notifications::released_and_recovered;
-use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
+use crate::{now_ms, on_db, Store, StoreError};
 
 /// The account's default callback (Basic key) is stored as a connector under a name that the
 /// API's name rule (`[A-Za-z0-9_-]`) can never produce.
@@ -33,6 +33,8 @@ pub struct NewConnector {
     pub events: Vec<String>,
     pub origins: Vec<String>,
     pub owner: Option<String>,
+    /// The org's "expire refresh token if not used for N days" policy, when known.
+    pub refresh_token_idle_days: Option<u32>,
     pub settings: serde_json::Value,
     pub warnings: Vec<String>,
     pub credentials: Credentials,
@@ -67,6 +69,13 @@ pub struct ConnectorRecord {
     pub previous_signing_until: Option<i64>,
     /// Bumped whenever the credentials change, so token state can tell old from new.
     pub credentials_version: i64,
+    /// When the credentials last changed (registration, a new key, a code exchange), ms.
+    pub credentials_changed_at: i64,
+    /// When the signing secret was made (registration) or last rotated, ms.
+    pub signing_secret_changed_at: i64,
+    /// The org's "expire refresh token if not used for N days" policy, when known (the
+    /// governance review's `refresh_token_idle`).
+    pub refresh_token_idle_days: Option<u32>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -111,13 +120,17 @@ struct RawConnector {
     prev_signing_sealed: Option<Vec<u8>>,
     prev_signing_until: Option<i64>,
     credentials_version: i64,
+    credentials_changed_at: Option<i64>,
+    signing_secret_changed_at: Option<i64>,
+    refresh_token_idle_days: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
 
 const COLUMNS: &str = "id, account_id, name, kind, url, events, origins, owner, settings, flow, \
      status, status_diagnosis, warnings, key_sealed, signing_sealed, prev_signing_sealed, prev_signing_until, \
-     credentials_version, created_at, updated_at";
+     credentials_version, credentials_changed_at, signing_secret_changed_at, refresh_token_idle_days, \
+     created_at, updated_at";
 
 macro_rules! raw_connector {
     ($row:expr) => {{
@@ -141,41 +154,23 @@ macro_rules! raw_connector {
             prev_signing_sealed: row.try_get("prev_signing_sealed")?,
             prev_signing_until: row.try_get("prev_signing_until")?,
             credentials_version: row.try_get("credentials_version")?,
+            credentials_changed_at: row.try_get("credentials_changed_at")?,
+            signing_secret_changed_at: row.try_get("signing_secret_changed_at")?,
+            refresh_token_idle_days: row.try_get("refresh_token_idle_days")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         }
     }};
 }
 
+mod write;
+
 fn json_list(raw: &str, what: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn to_json_text<T: Serialize>(value: &T) -> String {
+pub(crate) fn to_json_text<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("lists of strings and JSON values always serialise")
-}
-
-/// Bind what a registration writes as the query's next nine parameters, in the order both of
-/// `upsert_once`'s statements name the columns: kind, url, events, origins, owner, settings,
-/// flow, warnings, and key_sealed (sealed for connector `$id`).
-macro_rules! bind_registration {
-    ($store:expr, $query:expr, $new:expr, $id:expr) => {{
-        let new: &NewConnector = $new;
-        $query
-            .bind(new.credentials.storage_kind())
-            .bind(&new.url)
-            .bind(to_json_text(&new.events))
-            .bind(to_json_text(&new.origins))
-            .bind(&new.owner)
-            .bind(to_json_text(&new.settings))
-            .bind(new.credentials.flow().map(Flow::as_str))
-            .bind(to_json_text(&new.warnings))
-            .bind(
-                $store
-                    .cipher
-                    .seal_secret(&key_aad($id), new.credentials.stored()),
-            )
-    }};
 }
 
 impl ConnectorRecord {
@@ -257,165 +252,15 @@ impl Store {
             url: raw.url,
             owner: raw.owner,
             credentials_version: raw.credentials_version,
+            // Written by every registration since migration 14, which filled in older rows.
+            credentials_changed_at: raw.credentials_changed_at.unwrap_or(raw.created_at),
+            signing_secret_changed_at: raw.signing_secret_changed_at.unwrap_or(raw.created_at),
+            refresh_token_idle_days: raw
+                .refresh_token_idle_days
+                .and_then(|d| u32::try_from(d).ok()),
             created_at: raw.created_at,
             updated_at: raw.updated_at,
         })
-    }
-
-    /// Register or replace. A replaced connector keeps its id and signing secret (receivers
-    /// keep verifying) and becomes `active` with its new credentials, except that the very key
-    /// it already has, whose refresh token the provider has since rotated, changes nothing about
-    /// the credentials. Returns the record and whether it was created.
-    pub async fn upsert_connector(
-        &self,
-        new: NewConnector,
-    ) -> Result<(ConnectorRecord, bool), StoreError> {
-        // A concurrent registration of the same name can win the INSERT; the second try then
-        // finds its row and replaces it.
-        for _ in 0..2 {
-            match self.upsert_once(&new).await {
-                Err(StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
-                    continue
-                }
-                other => return other,
-            }
-        }
-        self.upsert_once(&new).await
-    }
-
-    async fn upsert_once(&self, new: &NewConnector) -> Result<(ConnectorRecord, bool), StoreError> {
-        let now = now_ms();
-        let created = on_db!(&self.db, pool => {
-            let mut tx = pool.begin_write().await?;
-            let existing = sqlx::query(
-                "SELECT c.id, c.key_sealed, c.status, \
-                 (SELECT t.refresh_sealed IS NOT NULL FROM token_state t \
-                  WHERE t.connector_id = c.id AND t.credentials_version = c.credentials_version) AS rotated \
-                 FROM connectors c WHERE c.account_id = $1 AND c.name = $2",
-            )
-            .bind(new.account_id.as_str())
-            .bind(&new.name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let created = existing.is_none();
-            match existing {
-                Some(row) => {
-                    let id: String = row.try_get("id")?;
-                    let sealed: Vec<u8> = row.try_get("key_sealed")?;
-                    let rotated: Option<bool> = row.try_get("rotated")?;
-                    let same_key = self
-                        .cipher
-                        .open_secret(&key_aad(&id), &sealed)
-                        .is_ok_and(|old| old.expose_secret() == new.credentials.stored().expose_secret());
-                    // Registering the same key again must not throw away the refresh token the
-                    // provider rotated it to: the key's own one is already spent.
-                    let keep_credentials = same_key && rotated == Some(true);
-                    let update = sqlx::query(
-                        "UPDATE connectors SET kind = $1, url = $2, events = $3, origins = $4, owner = $5, \
-                         settings = $6, flow = $7, warnings = $8, key_sealed = $9, updated_at = $10, \
-                         status = CASE WHEN $12 THEN status ELSE 'active' END, \
-                         status_diagnosis = CASE WHEN $12 THEN status_diagnosis ELSE NULL END, \
-                         credentials_version = credentials_version + CASE WHEN $12 THEN 0 ELSE 1 END \
-                         WHERE id = $11",
-                    );
-                    bind_registration!(self, update, new, &id)
-                        .bind(now)
-                        .bind(&id)
-                        .bind(keep_credentials)
-                        .execute(&mut *tx)
-                        .await?;
-                    let status: String = row.try_get("status")?;
-                    if !keep_credentials && status != ConnectorStatus::Active.as_str() {
-                        released_and_recovered!(self, tx, &id, now);
-                    }
-                }
-                None => {
-                    let id = ConnectorId::generate();
-                    let signing = generate_signing_secret();
-                    let insert = sqlx::query(
-                        "INSERT INTO connectors (id, account_id, name, kind, url, events, origins, owner, \
-                         settings, flow, status, warnings, key_sealed, signing_sealed, credentials_version, \
-                         created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, 1, $14, $14)",
-                    )
-                    .bind(id.as_str())
-                    .bind(new.account_id.as_str())
-                    .bind(&new.name);
-                    bind_registration!(self, insert, new, id.as_str())
-                        .bind(self.cipher.seal_secret(&signing_aad(id.as_str()), &signing))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            tx.commit().await?;
-            created
-        });
-        self.connectors_changed();
-        let record = self
-            .get_connector(&new.account_id, &new.name)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("connector vanished after it was written".into()))?;
-        Ok((record, created))
-    }
-
-    /// Write back a connector changed by PATCH or by the token engine. When
-    /// `credentials_changed`, the key is re-sealed and `credentials_version` bumped. The write
-    /// only happens if the status and credentials are still those `seen` when the record was
-    /// read: otherwise a revoke, a `needs_reauth` or a new key that landed meanwhile would be
-    /// silently undone (`StoreError::Conflict`).
-    pub async fn save_connector(
-        &self,
-        record: &ConnectorRecord,
-        credentials_changed: bool,
-        seen: Seen,
-    ) -> Result<ConnectorRecord, StoreError> {
-        let now = now_ms();
-        let bump = i64::from(credentials_changed);
-        let recovers =
-            seen.status != ConnectorStatus::Active && record.status == ConnectorStatus::Active;
-        let affected = on_db!(&self.db, pool => {
-            let mut tx = pool.begin_write().await?;
-            let affected = sqlx::query(
-                "UPDATE connectors SET url = $1, events = $2, origins = $3, owner = $4, settings = $5, \
-                 flow = $6, status = $7, warnings = $8, key_sealed = $9, \
-                 status_diagnosis = CASE WHEN $7 = 'active' THEN NULL ELSE status_diagnosis END, \
-                 credentials_version = credentials_version + $10, updated_at = $11 \
-                 WHERE id = $12 AND status = $13 AND credentials_version = $14",
-            )
-            .bind(&record.url)
-            .bind(to_json_text(&record.events))
-            .bind(to_json_text(&record.origins))
-            .bind(&record.owner)
-            .bind(to_json_text(&record.settings))
-            .bind(record.credentials.flow().map(Flow::as_str))
-            .bind(record.status.as_str())
-            .bind(to_json_text(&record.warnings))
-            .bind(self.cipher.seal_secret(&key_aad(record.id.as_str()), record.credentials.stored()))
-            .bind(bump)
-            .bind(now)
-            .bind(record.id.as_str())
-            .bind(seen.status.as_str())
-            .bind(seen.credentials_version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if affected == 1 && recovers {
-                released_and_recovered!(self, tx, record.id.as_str(), now);
-            }
-            tx.commit().await?;
-            affected
-        });
-        self.connectors_changed();
-        if affected == 0 {
-            return Err(StoreError::Conflict(format!(
-                "connector {} changed while this change was being made",
-                record.name
-            )));
-        }
-        self.get_connector(&record.account_id, &record.name)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("connector vanished after it was written".into()))
     }
 
     pub async fn get_connector(
@@ -544,58 +389,5 @@ impl Store {
         raws.into_iter()
             .map(|raw| self.open_connector(raw))
             .collect()
-    }
-
-    /// Remove a connector; false when there was none.
-    pub async fn delete_connector(
-        &self,
-        account: &AccountId,
-        name: &str,
-    ) -> Result<bool, StoreError> {
-        let affected = on_db!(&self.db, pool => {
-            sqlx::query("DELETE FROM connectors WHERE account_id = $1 AND name = $2")
-                .bind(account.as_str())
-                .bind(name)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        self.connectors_changed();
-        Ok(affected > 0)
-    }
-
-    /// A new signing secret; the current one keeps signing beside it for 24 h.
-    pub async fn rotate_signing_secret(
-        &self,
-        account: &AccountId,
-        name: &str,
-    ) -> Result<Option<(ConnectorRecord, SecretString)>, StoreError> {
-        let Some(current) = self.get_connector(account, name).await? else {
-            return Ok(None);
-        };
-        let fresh = generate_signing_secret();
-        let now = now_ms();
-        on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE connectors SET signing_sealed = $1, prev_signing_sealed = $2, \
-                 prev_signing_until = $3, updated_at = $4 WHERE id = $5",
-            )
-            .bind(self.cipher.seal_secret(&signing_aad(current.id.as_str()), &fresh))
-            .bind(self.cipher.seal(
-                &prev_signing_aad(current.id.as_str()),
-                current.signing_secret.expose_secret().as_bytes(),
-            ))
-            .bind(now + PREVIOUS_SIGNING_SECRET_TTL_MS)
-            .bind(now)
-            .bind(current.id.as_str())
-            .execute(pool)
-            .await?;
-        });
-        self.connectors_changed();
-        let record = self
-            .get_connector(account, name)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("connector vanished after rotation".into()))?;
-        Ok(Some((record, fresh)))
     }
 }

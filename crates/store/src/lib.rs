@@ -19,6 +19,7 @@ pub mod notifications;
 pub mod notify;
 mod redact;
 pub mod retention;
+mod review;
 pub mod testing;
 pub mod tokens;
 mod transitions;
@@ -47,6 +48,7 @@ pub use keyring::{ResealCount, ResealReport, Unopenable};
 pub use notifications::{notification_destination, NotificationEndpoint};
 pub use redact::{redact_in, redact_url};
 pub use retention::Pruned;
+pub use review::DeliveryTrack;
 pub use tokens::{GrantedTokens, OAuthState, TokenState};
 pub use transitions::RevokedLocally;
 

@@ -81,6 +81,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0013_console_sessions.sql"),
     },
     Migration {
+        version: 14,
+        sqlite: include_str!("../migrations/sqlite/0014_credentials_changed_at.sql"),
+        postgres: include_str!("../migrations/postgres/0014_credentials_changed_at.sql"),
+    },
+    Migration {
         version: 15,
         sqlite: include_str!("../migrations/sqlite/0015_notifications.sql"),
         postgres: include_str!("../migrations/postgres/0015_notifications.sql"),

@@ -20,6 +20,7 @@ fn connector(
         events: vec!["PACKAGE_COMPLETE".into()],
         origins: vec!["OSS".into()],
         owner: None,
+        refresh_token_idle_days: None,
         settings,
         warnings: vec![],
         credentials: Credentials::from_storage(
@@ -281,6 +282,58 @@ async fn keys_made_before_scopes_become_admin() {
         }
         let holder = store.api_key_holder(&api_key).await.unwrap().unwrap();
         assert!(holder.scopes.allow(Scope::Admin), "on {url}");
+        store.close().await;
+    }
+}
+
+/// Connectors from before migration 14 get their creation time as the time their credentials
+/// changed, and their last rotation (24 h before the old secret stops signing) or their
+/// creation as the time their signing secret was made; no idle policy.
+#[tokio::test]
+async fn connectors_from_before_credential_times_get_their_creation_or_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in testing::databases(dir.path()).await {
+        let key = MasterKey::generate();
+        let store = Store::open(&url, MasterKeySource::Given(key.clone()))
+            .await
+            .unwrap();
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        for name in ["plain", "rotated"] {
+            store
+                .upsert_connector(connector(&acme.id, name, serde_json::json!({})))
+                .await
+                .unwrap();
+        }
+        store.close().await;
+        // The table as it was before migration 14, with rows written then.
+        for column in [
+            "credentials_changed_at",
+            "signing_secret_changed_at",
+            "refresh_token_idle_days",
+        ] {
+            raw(
+                &url,
+                &format!("ALTER TABLE connectors DROP COLUMN {column}"),
+            )
+            .await;
+        }
+        raw(&url, "UPDATE connectors SET created_at = 1000000").await;
+        raw(
+            &url,
+            "UPDATE connectors SET prev_signing_until = 5000000 + 86400000 WHERE name = 'rotated'",
+        )
+        .await;
+        unapply(&url, 14).await;
+
+        let store = Store::open(&url, MasterKeySource::Given(key))
+            .await
+            .unwrap();
+        for (name, signing) in [("plain", 1_000_000), ("rotated", 5_000_000)] {
+            let c = store.get_connector(&acme.id, name).await.unwrap().unwrap();
+            assert_eq!(c.credentials_changed_at, 1_000_000, "{name} on {url}");
+            assert_eq!(c.signing_secret_changed_at, signing, "{name} on {url}");
+            assert_eq!(c.refresh_token_idle_days, None, "{name} on {url}");
+        }
         store.close().await;
     }
 }

@@ -24,6 +24,7 @@ async fn each_database(test: impl AsyncFn(Store, ConnectorRecord)) {
                 events: vec![],
                 origins: vec!["OSS".into()],
                 owner: None,
+                refresh_token_idle_days: None,
                 settings: serde_json::json!({}),
                 warnings: vec![],
                 credentials: Credentials::from_storage(

@@ -182,6 +182,7 @@ async fn doctor_says_what_serve_would_trip_on_and_how_to_fix_it() {
             events: vec!["PACKAGE_COMPLETE".into()],
             origins: vec!["OSS".into()],
             owner: None,
+            refresh_token_idle_days: None,
             settings: serde_json::json!({}),
             warnings: vec![],
             credentials: hookwarden_core::Credentials::from_storage(

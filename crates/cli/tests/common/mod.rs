@@ -54,6 +54,7 @@ async fn spawn_server_from(
             history_retention_days: 30,
             metrics: Default::default(),
             limits: Default::default(),
+            governance: Default::default(),
         },
         None,
         clock,

@@ -231,6 +231,9 @@ pub(super) mod tests {
             previous_signing_secret: None,
             previous_signing_until: None,
             credentials_version,
+            credentials_changed_at: 0,
+            signing_secret_changed_at: 0,
+            refresh_token_idle_days: None,
             created_at: 0,
             updated_at: 0,
         }

@@ -103,6 +103,7 @@ impl Env {
                 events: vec!["PACKAGE_COMPLETE".into()],
                 origins: vec!["OSS".into()],
                 owner: None,
+                refresh_token_idle_days: None,
                 settings: json!({}),
                 warnings: parsed.warnings,
                 credentials: Credentials::from_key(kind, parsed.key),

@@ -55,6 +55,9 @@ pub struct ConnectorIn {
     /// Origins whose events it takes; default `["OSS"]` for the salesforce preset, else `["*"]`.
     pub origins: Option<Vec<String>>,
     pub owner: Option<String>,
+    /// The org's "expire refresh token if not used for N days" policy (1 to 3650, 0 or
+    /// absent for none): the governance review warns before it would expire the token.
+    pub refresh_token_idle_days: Option<u32>,
     pub ordering: Option<Ordering>,
     pub retry: Option<RetryPolicy>,
     pub max_per_second: Option<f64>,
@@ -77,6 +80,8 @@ pub struct ConnectorPatch {
     pub events: Option<Vec<String>>,
     pub origins: Option<Vec<String>>,
     pub owner: Option<String>,
+    /// The org's refresh-token idle policy in days; 0 removes it.
+    pub refresh_token_idle_days: Option<u32>,
     pub ordering: Option<Ordering>,
     pub retry: Option<RetryPolicy>,
     pub max_per_second: Option<f64>,
@@ -101,6 +106,7 @@ impl ConnectorPatch {
             || self.events.is_some()
             || self.origins.is_some()
             || self.owner.is_some()
+            || self.refresh_token_idle_days.is_some()
             || self.ordering.is_some()
             || self.retry.is_some()
             || self.max_per_second.is_some()
@@ -118,6 +124,8 @@ pub struct ConnectorOut {
     pub events: Vec<String>,
     pub origins: Vec<String>,
     pub owner: Option<String>,
+    /// The org's "expire refresh token if not used for N days" policy, when given.
+    pub refresh_token_idle_days: Option<u32>,
     /// `refresh_token` or `client_credentials`.
     pub flow: Option<String>,
     /// `active`, `needs_reauth`, `revoked` or `disabled`.
@@ -137,6 +145,10 @@ pub struct ConnectorOut {
     pub max_per_second: Option<f64>,
     pub max_concurrency: u32,
     pub credentials_version: i64,
+    /// When the credentials last changed: registration, a new key, a code exchange.
+    pub credentials_changed_at: String,
+    /// When the signing secret was made or last rotated.
+    pub signing_secret_changed_at: String,
     pub created_at: String,
     pub updated_at: String,
     /// The token state (never a token): whether one is held, until when, the last grant and
@@ -174,6 +186,7 @@ pub(crate) fn to_out(
         events: record.events.clone(),
         origins: record.origins.clone(),
         owner: record.owner.clone(),
+        refresh_token_idle_days: record.refresh_token_idle_days,
         flow: record.credentials.flow().map(|f| f.as_str().to_owned()),
         status: record.status.as_str().to_owned(),
         diagnosis: record.diagnosis().map(DiagnosisOut::from),
@@ -188,6 +201,8 @@ pub(crate) fn to_out(
         max_per_second: settings.max_per_second,
         max_concurrency: settings.max_concurrency,
         credentials_version: record.credentials_version,
+        credentials_changed_at: rfc3339(record.credentials_changed_at),
+        signing_secret_changed_at: rfc3339(record.signing_secret_changed_at),
         created_at: rfc3339(record.created_at),
         updated_at: rfc3339(record.updated_at),
         token: None,
@@ -281,6 +296,7 @@ fn validate_full(
     let (events, event_warnings) = validate::events(input.events)?;
     let origins = validate::origins(input.origins, kind)?;
     let owner = validate::owner(input.owner)?;
+    let refresh_token_idle_days = validate::refresh_token_idle_days(input.refresh_token_idle_days)?;
     if let Some(retry) = &input.retry {
         validate::retry(retry)?;
     }
@@ -311,6 +327,7 @@ fn validate_full(
         events,
         origins,
         owner,
+        refresh_token_idle_days,
         settings: serde_json::to_value(&delivery).expect("settings serialise"),
         warnings,
         credentials: Credentials::from_key(kind, key),

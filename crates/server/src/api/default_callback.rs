@@ -145,6 +145,7 @@ pub async fn set_default_callback(
         events,
         origins: vec!["*".to_owned()],
         owner: None,
+        refresh_token_idle_days: None,
         settings: serde_json::to_value(DeliverySettings {
             max_concurrency: validate::default_concurrency(),
             ..Default::default()

@@ -6,6 +6,7 @@ pub mod events;
 pub mod health;
 pub mod keys;
 pub mod notifications;
+pub mod review;
 pub mod tokens;
 pub mod validate;
 

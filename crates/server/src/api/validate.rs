@@ -164,6 +164,23 @@ pub fn owner(raw: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The longest idle policy accepted: ten years, more than any org allows.
+const MAX_REFRESH_TOKEN_IDLE_DAYS: u32 = 3650;
+
+/// The org's "expire refresh token if not used for N days" policy: 1 to 3650 days, 0 for none.
+pub fn refresh_token_idle_days(raw: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match raw {
+        Some(days) if days > MAX_REFRESH_TOKEN_IDLE_DAYS => Err(field_error(
+            "refresh_token_idle_days",
+            "invalid_refresh_token_idle_days",
+            format!("{days} days; at most {MAX_REFRESH_TOKEN_IDLE_DAYS}"),
+            "give the number of days of the org's \"expire refresh token if not used for\" policy, or 0 for none",
+        )),
+        Some(0) | None => Ok(None),
+        days => Ok(days),
+    }
+}
+
 pub fn retry(raw: &RetryPolicy) -> Result<(), ApiError> {
     if raw.schedule_s.is_empty() || raw.schedule_s.len() > 50 {
         return Err(field_error(

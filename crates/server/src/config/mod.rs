@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 mod settings;
 mod text;
 
-pub use settings::{Limits, MetricsAccess, Settings};
+pub use settings::{Governance, Limits, MetricsAccess, Settings};
 pub use text::{CidrList, KeyList, KeyText};
 
 pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
@@ -52,6 +52,8 @@ pub struct Config {
     pub max_pending_authorizations: u32,
     pub api_timeout_s: u64,
     pub api_max_concurrency: usize,
+    pub secret_max_age_days: u32,
+    pub keepalive_days: u32,
 }
 
 impl fmt::Debug for Config {
@@ -79,6 +81,8 @@ impl fmt::Debug for Config {
             max_pending_authorizations,
             api_timeout_s,
             api_max_concurrency,
+            secret_max_age_days,
+            keepalive_days,
         } = self;
         let given = |set: bool| if set { "[redacted]" } else { "none" };
         f.debug_struct("Config")
@@ -112,6 +116,8 @@ impl fmt::Debug for Config {
             .field("max_pending_authorizations", max_pending_authorizations)
             .field("api_timeout_s", api_timeout_s)
             .field("api_max_concurrency", api_max_concurrency)
+            .field("secret_max_age_days", secret_max_age_days)
+            .field("keepalive_days", keepalive_days)
             .finish()
     }
 }
@@ -206,6 +212,8 @@ impl Config {
                 "max_pending_authorizations",
                 "api_timeout_s",
                 "api_max_concurrency",
+                "secret_max_age_days",
+                "keepalive_days",
             ]))
             .merge(Serialized::defaults(overrides));
         figment
@@ -294,6 +302,10 @@ impl Config {
             address_policy: policy,
             max_body_bytes: self.max_body_bytes,
             history_retention_days: self.history_retention_days,
+            governance: Governance {
+                secret_max_age_days: self.secret_max_age_days,
+                keepalive_days: self.keepalive_days,
+            },
         })
     }
 }

@@ -24,6 +24,28 @@ pub struct Settings {
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsAccess,
     pub limits: Limits,
+    /// The governance review's thresholds and the refresh-token keep-alive.
+    pub governance: Governance,
+}
+
+/// What the governance review holds a connector to, and how often an idle refresh token is
+/// used so that an org's "expire if not used" policy does not kill it (`default-config.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Governance {
+    /// Credentials and signing secrets older than this many days are a warning.
+    pub secret_max_age_days: u32,
+    /// A refresh-token connector with no grant for this many days makes one; 0: never.
+    pub keepalive_days: u32,
+}
+
+impl Default for Governance {
+    /// The defaults of `default-config.toml` (a unit test keeps them equal).
+    fn default() -> Self {
+        Self {
+            secret_max_age_days: 90,
+            keepalive_days: 7,
+        }
+    }
 }
 
 /// `/metrics` carries per-connector labels: for the operator only.
@@ -84,6 +106,7 @@ impl fmt::Debug for Settings {
             history_retention_days,
             metrics,
             limits,
+            governance,
         } = self;
         f.debug_struct("Settings")
             .field("listen", listen)
@@ -98,6 +121,7 @@ impl fmt::Debug for Settings {
             // SecretString's Debug redacts the token.
             .field("metrics", metrics)
             .field("limits", limits)
+            .field("governance", governance)
             .finish()
     }
 }

@@ -110,6 +110,47 @@ fn the_embedded_defaults_are_the_documented_ones() {
     assert_eq!(s.limits.api_timeout, Duration::from_secs(60));
     assert_eq!(s.limits.api_max_concurrency, 512);
     assert!(s.metrics.listen.is_none() && s.metrics.token.is_none());
+    assert_eq!(s.governance, Governance::default());
+    assert_eq!(
+        (
+            s.governance.secret_max_age_days,
+            s.governance.keepalive_days
+        ),
+        (90, 7)
+    );
+}
+
+#[test]
+fn governance_loads_from_file_and_env() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("hw.toml", "secret_max_age_days = 30\nkeepalive_days = 0\n")?;
+        let file = Some(Path::new("hw.toml"));
+        let s = Config::load(file, &Overrides::default())
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(
+            s.governance,
+            Governance {
+                secret_max_age_days: 30,
+                keepalive_days: 0
+            }
+        );
+        jail.set_env("HOOKWARDEN_SECRET_MAX_AGE_DAYS", "45");
+        jail.set_env("HOOKWARDEN_KEEPALIVE_DAYS", "3");
+        let s = Config::load(file, &Overrides::default())
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(
+            s.governance,
+            Governance {
+                secret_max_age_days: 45,
+                keepalive_days: 3
+            }
+        );
+        Ok(())
+    });
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub enum Nav {
     Deliveries,
     SendEvent,
     Notifications,
+    Review,
 }
 
 const NAV: &[(Nav, &str, &str)] = &[
@@ -27,6 +28,7 @@ const NAV: &[(Nav, &str, &str)] = &[
         "Notifications",
     ),
     (Nav::Keys, "/console/keys", "API keys"),
+    (Nav::Review, "/console/review", "Review"),
 ];
 
 pub fn page(title: &str, session: Option<&Console>, nav: Nav, body: Markup) -> Markup {

@@ -10,6 +10,7 @@ mod events;
 mod keys;
 mod layout;
 mod notifications;
+mod review;
 mod session;
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -70,6 +71,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/deliveries/{id}/retry", post(delivery::retry))
         .route("/console/events/new", get(events::new))
         .route("/console/events", post(events::send))
+        .route("/console/review", get(review::show).post(review::probe))
         .route(
             "/console/assets/console.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),

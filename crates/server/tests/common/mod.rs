@@ -30,6 +30,7 @@ pub fn settings(database: &str, allow_insecure_http: bool) -> Settings {
         history_retention_days: 30,
         metrics: Default::default(),
         limits: Default::default(),
+        governance: Default::default(),
     }
 }
 

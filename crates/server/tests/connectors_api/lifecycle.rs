@@ -332,3 +332,88 @@ async fn signing_secret_rotation_returns_the_new_secret_once() {
         format!("****{}", &fresh[fresh.len() - 4..])
     );
 }
+
+/// A connector shows when its credentials and signing secret last changed, and carries the
+/// org's refresh-token idle policy: given at registration, changed or removed (0) by PATCH,
+/// refused past ten years.
+#[tokio::test]
+async fn credential_times_and_the_refresh_token_idle_policy() {
+    let (urls, _dir) = each_database().await;
+    for db in urls {
+        let t = TestServer::start(&db).await;
+        let path = "/api/callback/connectors/salesforceOauth2";
+        let url = "https://acme.my.salesforce.com/services/apexrest/OSS/callback";
+        let (status, created) = json(
+            t.req(Method::POST, path)
+                .json(&json!({"url": url, "key": sf_rt_key(), "refresh_token_idle_days": 30}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{db}: {created}");
+        assert_eq!(created["refresh_token_idle_days"], 30);
+        assert_eq!(created["credentials_changed_at"], created["created_at"]);
+        assert_eq!(created["signing_secret_changed_at"], created["created_at"]);
+
+        // Settings that are not the key leave the credentials' time alone.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let (status, patched) = json(
+            t.req(Method::PATCH, path)
+                .json(&json!({"owner": "ops@acme.example", "refresh_token_idle_days": 90}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(patched["refresh_token_idle_days"], 90);
+        assert_eq!(
+            patched["credentials_changed_at"],
+            created["credentials_changed_at"]
+        );
+
+        // A new key moves it.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let (status, rekeyed) = json(
+            t.req(Method::PATCH, path)
+                .json(&json!({"key": sf_cc_key(), "refresh_token_idle_days": 0}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{rekeyed}");
+        assert_eq!(
+            rekeyed["refresh_token_idle_days"],
+            Value::Null,
+            "0 removes it"
+        );
+        let at = |v: &Value, field: &str| {
+            chrono::DateTime::parse_from_rfc3339(v[field].as_str().unwrap()).unwrap()
+        };
+        assert!(
+            at(&rekeyed, "credentials_changed_at") > at(&created, "credentials_changed_at"),
+            "{rekeyed}"
+        );
+
+        for bad in [json!(3651), json!(-1), json!("30")] {
+            let (status, body) = json(
+                t.req(Method::PATCH, path)
+                    .json(&json!({ "refresh_token_idle_days": bad }))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 400, "{bad}: {body}");
+            assert!(body["fix"].is_string(), "{body}");
+        }
+        let (status, got) = json(t.req(Method::GET, path).send().await.unwrap()).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            got["credentials_changed_at"],
+            rekeyed["credentials_changed_at"]
+        );
+    }
+}

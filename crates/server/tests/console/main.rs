@@ -10,6 +10,7 @@ mod deliveries;
 mod events;
 mod keys;
 mod notifications;
+mod review;
 mod session;
 
 use common::*;

@@ -94,6 +94,7 @@ impl Store {
                 events: types.iter().map(|t| t.as_str().to_owned()).collect(),
                 origins: Vec::new(),
                 owner: None,
+                refresh_token_idle_days: None,
                 settings: serde_json::json!({}),
                 warnings: Vec::new(),
                 credentials: Credentials::notification(format),

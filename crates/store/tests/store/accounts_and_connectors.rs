@@ -347,3 +347,75 @@ async fn account_connectors_see_every_connector_write_at_once() {
     })
     .await;
 }
+
+/// `credentials_changed_at` moves with `credentials_version` (registration, a new key, a
+/// save with new credentials) and nothing else; `signing_secret_changed_at` with the rotation;
+/// the idle policy is kept as given.
+#[tokio::test]
+async fn credential_and_signing_secret_times_move_only_when_they_change() {
+    each_database(async |store, url| {
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let mut new = new_connector(&acme.id, "sf", "secret-one-1234");
+        new.refresh_token_idle_days = Some(30);
+        let (first, _) = store.upsert_connector(new).await.unwrap();
+        assert_eq!(first.credentials_changed_at, first.created_at, "{url}");
+        assert_eq!(first.signing_secret_changed_at, first.created_at, "{url}");
+        assert_eq!(first.refresh_token_idle_days, Some(30), "{url}");
+
+        // Times are milliseconds: wait for the clock to move past them.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let mut renamed = first.clone();
+        renamed.owner = Some("ops@acme.example".into());
+        renamed.refresh_token_idle_days = None;
+        let saved = store
+            .save_connector(&renamed, false, first.seen())
+            .await
+            .unwrap();
+        assert_eq!(
+            saved.credentials_changed_at, first.credentials_changed_at,
+            "{url}"
+        );
+        assert_eq!(saved.refresh_token_idle_days, None, "{url}");
+
+        let rekeyed = store
+            .save_connector(&saved, true, saved.seen())
+            .await
+            .unwrap();
+        assert_eq!(rekeyed.credentials_version, first.credentials_version + 1);
+        assert!(
+            rekeyed.credentials_changed_at > first.credentials_changed_at,
+            "{url}"
+        );
+
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // Registered again with another key: new credentials.
+        let (replaced, _) = store
+            .upsert_connector(new_connector(&acme.id, "sf", "secret-two-5678"))
+            .await
+            .unwrap();
+        assert!(
+            replaced.credentials_changed_at > rekeyed.credentials_changed_at,
+            "{url}"
+        );
+        assert_eq!(
+            replaced.signing_secret_changed_at,
+            first.signing_secret_changed_at
+        );
+
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let (rotated, _) = store
+            .rotate_signing_secret(&acme.id, "sf")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            rotated.signing_secret_changed_at > first.signing_secret_changed_at,
+            "{url}"
+        );
+        assert_eq!(
+            rotated.credentials_changed_at, replaced.credentials_changed_at,
+            "{url}"
+        );
+    })
+    .await;
+}

@@ -23,6 +23,7 @@ fn new_connector(account: &hookwarden_core::AccountId, name: &str, secret: &str)
         events: vec!["PACKAGE_COMPLETE".into()],
         origins: vec!["OSS".into()],
         owner: None,
+        refresh_token_idle_days: None,
         settings: serde_json::json!({}),
         warnings: vec![],
         credentials: Credentials::from_storage(

@@ -88,6 +88,10 @@ pub async fn patch_connector(
     if patch.owner.is_some() {
         record.owner = validate::owner(patch.owner)?;
     }
+    if patch.refresh_token_idle_days.is_some() {
+        record.refresh_token_idle_days =
+            validate::refresh_token_idle_days(patch.refresh_token_idle_days)?;
+    }
     if let Some(ordering) = patch.ordering {
         delivery.ordering = ordering;
     }

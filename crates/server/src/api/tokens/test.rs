@@ -82,6 +82,11 @@ pub async fn test_connector(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<TestReport>> {
     let (_, record) = load_connector(&state, &authed, &name).await?;
+    Ok(Json(run_test(&state, &record).await))
+}
+
+/// The test of one connector, as `…/test` answers it (the governance review's probe too).
+pub(crate) async fn run_test(state: &AppState, record: &ConnectorRecord) -> TestReport {
     let mut checks = Vec::new();
 
     // The stored kind: `ConnectorKind::of(name)` until records carried it, which every
@@ -89,7 +94,7 @@ pub async fn test_connector(
     let key = match record.credentials.oauth() {
         Ok((kind, key)) => {
             let endpoints = key.endpoints(kind);
-            let settings = super::super::connectors::settings_of(&record);
+            let settings = super::super::connectors::settings_of(record);
             let (detail, fix, diagnosis) = if settings.key_line_wrapped {
                 let d = hookwarden_core::diagnosis::line_wrapped_key();
                 (
@@ -137,7 +142,7 @@ pub async fn test_connector(
     );
 
     let token = if key.is_some() && status_ok {
-        match state.tokens.force_grant(&record).await {
+        match state.tokens.force_grant(record).await {
             Ok(token) => {
                 let expiry = token
                     .expires_at_ms
@@ -214,7 +219,7 @@ pub async fn test_connector(
     }
 
     match token {
-        Some(token) => checks.push(probe(&state, &record, token.secret.expose_secret()).await),
+        Some(token) => checks.push(probe(state, record, token.secret.expose_secret()).await),
         None => {
             let blocked = blocking(&checks);
             // The grant's org is not the url's: the probe would carry its token there.
@@ -229,7 +234,7 @@ pub async fn test_connector(
         }
     }
     let ok = checks.iter().all(|c| c.ok);
-    Ok(Json(TestReport { ok, checks }))
+    TestReport { ok, checks }
 }
 
 /// POST a harmless test event, signed and with the token, as a delivery would.
