@@ -12,6 +12,7 @@ mod counts;
 pub mod crypto;
 pub mod deliveries;
 pub mod history;
+mod keepalive;
 pub mod keyring;
 mod migrate;
 mod multirow;
@@ -42,6 +43,7 @@ pub use deliveries::{
     IdempotencyRecord, IngestOutcome, IngestWrite, NewAttempt, NewDelivery, NewEvent, RetryOutcome,
 };
 pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
+pub use keepalive::KeepAliveCandidate;
 pub use keyring::{ResealCount, ResealReport, Unopenable};
 pub use redact::{redact_in, redact_url};
 pub use retention::Pruned;
