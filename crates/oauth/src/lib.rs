@@ -12,4 +12,7 @@ mod redact;
 
 pub use error::{Remedy, TokenError};
 pub use hookwarden_core::diagnosis::{Diagnosis, FailureClass};
-pub use manager::{AccessToken, Resumed, RevokeOutcome, TokenManager, TokenOptions, TokenStatus};
+pub use manager::{
+    keep_alive_due, refresh_token_last_used, AccessToken, KeepAlive, Resumed, RevokeOutcome,
+    TokenManager, TokenOptions, TokenStatus,
+};

@@ -17,6 +17,7 @@ mod destination;
 mod exchange;
 mod expiry;
 mod flight;
+mod keepalive;
 mod resume;
 mod revoke;
 
@@ -40,6 +41,7 @@ use crate::http::Http;
 use crate::redact::Redactor;
 use cache::Cache;
 use flight::Flight;
+pub use keepalive::{keep_alive_due, refresh_token_last_used, KeepAlive};
 
 /// How the token manager talks to providers.
 #[derive(Clone)]
@@ -177,6 +179,9 @@ enum Need {
     Fresh { stale: Option<i64> },
     /// A new grant whatever the cache holds (the `test` endpoint).
     Force,
+    /// A refresh so that an idle refresh token is used (`keep_alive`): a new grant, recorded
+    /// as `keep_alive`, not through a backoff.
+    KeepAlive,
 }
 
 struct Inner {

@@ -9,6 +9,7 @@ pub mod config;
 mod console;
 pub mod delivery;
 pub mod error;
+pub mod keepalive;
 pub mod limits;
 pub mod metrics;
 pub mod review;
@@ -203,6 +204,7 @@ pub async fn spawn_with_clock(
     settings.listen = addr;
     let state = AppState::try_with_clock(store, settings, clock)?;
     let engine = delivery::start(&state, state.tokens.clone()).await?;
+    let keep_alive = keepalive::spawn(state.clone());
     let app = router(state.clone());
     let metrics_task = metrics_listener.map(|listener| {
         let app = metrics::listener_router(state.clone());
@@ -223,6 +225,7 @@ pub async fn spawn_with_clock(
             metrics_task.abort();
         }
         // In-flight deliveries finish (or are handed back) before the process lets go.
+        keep_alive.shutdown().await;
         engine.shutdown().await;
         served
     });

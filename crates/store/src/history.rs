@@ -25,6 +25,8 @@ pub enum HistoryKind {
     Hook,
     CodeExchange,
     Test,
+    /// A refresh made only so that an idle refresh token is used (`keepalive_days`).
+    KeepAlive,
 }
 
 impl HistoryKind {
@@ -37,6 +39,7 @@ impl HistoryKind {
             Self::Hook => "hook",
             Self::CodeExchange => "code_exchange",
             Self::Test => "test",
+            Self::KeepAlive => "keep_alive",
         }
     }
 
@@ -49,6 +52,7 @@ impl HistoryKind {
             "hook" => Self::Hook,
             "code_exchange" => Self::CodeExchange,
             "test" => Self::Test,
+            "keep_alive" => Self::KeepAlive,
             _ => return None,
         })
     }

@@ -12,6 +12,7 @@ mod counts;
 pub mod crypto;
 pub mod deliveries;
 pub mod history;
+mod keepalive;
 pub mod keyring;
 mod migrate;
 mod multirow;
@@ -44,6 +45,7 @@ pub use deliveries::{
     NewEvent, RetryOutcome,
 };
 pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
+pub use keepalive::KeepAliveCandidate;
 pub use keyring::{ResealCount, ResealReport, Unopenable};
 pub use notifications::{notification_destination, NotificationEndpoint};
 pub use redact::{redact_in, redact_url};

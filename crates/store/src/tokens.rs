@@ -56,6 +56,9 @@ pub struct GrantedTokens {
     pub instance_url: Option<String>,
     pub scope: Option<String>,
     pub issued_at: Option<i64>,
+    /// When the grant was made (ms), by the token engine's clock: the token state's
+    /// `last_grant_at`, which the keep-alive and the review measure idleness from.
+    pub granted_at: i64,
 }
 
 /// A pending authorization-code flow (`GET .../oauth/url` → `GET /oauth/callback`).
@@ -255,7 +258,6 @@ impl Store {
         lease_owner: &str,
     ) -> Result<Option<i64>, StoreError> {
         self.ensure_token_row(connector_id).await?;
-        let now = now_ms();
         let access = granted
             .access_token
             .as_ref()
@@ -288,7 +290,7 @@ impl Store {
             .bind(&granted.instance_url)
             .bind(&granted.scope)
             .bind(granted.issued_at)
-            .bind(now)
+            .bind(granted.granted_at)
             .bind(connector_id.as_str())
             .bind(expected_version)
             .bind(lease_owner)

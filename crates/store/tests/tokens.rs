@@ -51,6 +51,7 @@ fn granted(cv: i64, access: &str, refresh: Option<&str>) -> GrantedTokens {
         instance_url: Some("https://acme.my.salesforce.com".into()),
         scope: Some("api".into()),
         issued_at: Some(1_000),
+        granted_at: chrono::Utc::now().timestamp_millis(),
     }
 }
 

@@ -226,6 +226,7 @@ impl Inner {
             instance_url: tokens.instance_url.clone(),
             scope: tokens.scope.clone(),
             issued_at: tokens.issued_at_ms,
+            granted_at: self.now_ms(),
         };
         let version = self
             .store

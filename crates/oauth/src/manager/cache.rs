@@ -239,6 +239,22 @@ pub(super) mod tests {
         }
     }
 
+    /// `record` with a key of its own (stored as `key_json`).
+    pub(in crate::manager) fn record_with_key(
+        key_json: &str,
+        status: ConnectorStatus,
+    ) -> ConnectorRecord {
+        ConnectorRecord {
+            credentials: Credentials::from_storage(
+                "salesforce",
+                None,
+                SecretString::from(key_json.to_owned()),
+            )
+            .expect("a known kind"),
+            ..record("c1", 1, status)
+        }
+    }
+
     fn token(secret: &str, version: i64) -> AccessToken {
         AccessToken {
             secret: SecretString::from(secret.to_owned()),

@@ -84,6 +84,7 @@ impl Inner {
             instance_url: tokens.instance_url,
             scope: tokens.scope,
             issued_at: tokens.issued_at_ms,
+            granted_at: self.now_ms(),
         };
         let id = &ctx.record.id;
         if let Err(e) = self.save(id, state.version, &kept).await {

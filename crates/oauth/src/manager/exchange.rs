@@ -20,11 +20,12 @@ use crate::http::{Body, Outgoing};
 
 impl Inner {
     /// Grant for `current` (the connector as re-read under the lease), whose stored token
-    /// state is `state`, and save the result.
+    /// state is `state`, and save the result. A `keep_alive` grant is recorded as such.
     pub(super) async fn grant(
         &self,
         current: ConnectorRecord,
         state: &TokenState,
+        keep_alive: bool,
     ) -> Result<AccessToken, TokenError> {
         let (id, cv) = (current.id.clone(), current.credentials_version);
         let mut ctx = Ctx::new(current)?;
@@ -43,8 +44,14 @@ impl Inner {
         }
         let outcome = match ctx.key.refresh_hook.clone() {
             Some(hook) => {
+                let kind = if keep_alive {
+                    HistoryKind::KeepAlive
+                } else {
+                    HistoryKind::Hook
+                };
                 self.hook_grant(
                     &mut ctx,
+                    kind,
                     &hook,
                     access_token.as_ref(),
                     refresh_token.as_ref(),
@@ -57,6 +64,7 @@ impl Inner {
                     None => GrantKind::ClientCredentials,
                 };
                 let kind = match grant {
+                    GrantKind::RefreshToken(_) if keep_alive => HistoryKind::KeepAlive,
                     GrantKind::RefreshToken(_) => HistoryKind::Refresh,
                     _ => HistoryKind::Grant,
                 };
@@ -97,6 +105,7 @@ impl Inner {
                     instance_url: tokens.instance_url.clone(),
                     scope: tokens.scope.clone(),
                     issued_at: tokens.issued_at_ms,
+                    granted_at: self.now_ms(),
                 };
                 // Persist (with the rotated refresh token) before anyone uses the access token.
                 let version = self.save(&id, state.version, &granted).await?;
@@ -271,6 +280,7 @@ impl Inner {
     async fn hook_grant(
         &self,
         ctx: &mut Ctx,
+        kind: HistoryKind,
         hook: &str,
         access_token: Option<&SecretString>,
         refresh_token: Option<&SecretString>,
@@ -287,7 +297,7 @@ impl Inner {
             basic: None,
         };
         let attempt = Attempt {
-            kind: HistoryKind::Hook,
+            kind,
             grant_type: "refresh_hook",
             what: "the refresh hook failed",
         };

@@ -191,7 +191,7 @@ impl Inner {
             "nothing to do: its token is used once it is saved",
         )
         .await?;
-        self.grant(current, &state).await
+        self.grant(current, &state, need == Need::KeepAlive).await
     }
 
     /// Take the grant lease again for the whole grant that follows; `grant_lease_busy` (try

@@ -51,7 +51,7 @@ impl Inner {
         // The grant of any other caller: recorded in the history, the tokens saved and cached,
         // the cache's block lifted; a refusal is recorded with its diagnosis and blocks again,
         // and the connector stays needs_reauth.
-        self.grant(current, &state).await?;
+        self.grant(current, &state, false).await?;
         let released = self
             .store
             .resume_connector(&c.id, cv, self.now_ms())

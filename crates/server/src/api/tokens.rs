@@ -313,7 +313,8 @@ pub struct HistoryParams {
 pub struct HistoryEntryOut {
     pub id: String,
     pub at: String,
-    /// grant, refresh, revoke, introspect, hook, code_exchange or test.
+    /// grant, refresh, revoke, introspect, hook, code_exchange, test, or keep_alive (a refresh
+    /// made only so that an idle refresh token is used: `keepalive_days`).
     pub kind: String,
     pub grant_type: Option<String>,
     pub outcome: String,

@@ -42,6 +42,7 @@ fn rt_key(org: &RunningFakeOrg) -> String {
         "refresh_token": org.issue_refresh_token(DEFAULT_CLIENT_ID),
         "token_url": org.token_url(),
         "revocation_url": org.revoke_url(),
+        "introspection_url": org.introspect_url(),
     }))
 }
 

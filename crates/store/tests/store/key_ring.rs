@@ -33,6 +33,7 @@ async fn fill(store: &Store) -> AccountId {
         instance_url: Some("https://acme.my.salesforce.com".into()),
         scope: Some("api".into()),
         issued_at: Some(1_000),
+        granted_at: chrono::Utc::now().timestamp_millis(),
     };
     store
         .save_granted_tokens(&c.id, None, &granted, "t")
