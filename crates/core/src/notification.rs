@@ -188,6 +188,54 @@ impl Notice {
     }
 }
 
+/// What a `credential.expiring` notification tells of; its diagnosis's code is the governance
+/// review's check of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiring {
+    /// The connector's key has not changed for longer than `secret_max_age_days`.
+    Credentials { age_days: i64, max_age_days: i64 },
+    /// Its signing secret has not been rotated for longer than `secret_max_age_days`.
+    SigningSecret { age_days: i64, max_age_days: i64 },
+    /// Its refresh token is about to pass the org's "expire if not used" policy (or has).
+    RefreshTokenIdle {
+        idle_days: i64,
+        policy_days: i64,
+        expired: bool,
+    },
+}
+
+impl Expiring {
+    /// The diagnosis, its fix naming the connector `name`.
+    pub fn diagnosis(self, name: &str) -> DiagnosisView {
+        let (code, cause, fix) = match self {
+            Self::Credentials { age_days, max_age_days } => (
+                "secret_age",
+                format!("the connector's credentials are {age_days} days old, past secret_max_age_days ({max_age_days})"),
+                format!("rotate the client secret (or the refresh token) at the provider and give the new key: PATCH /api/callback/connectors/{name} {{\"key\"}}, or `hookwarden connectors update {name} --key-file F`"),
+            ),
+            Self::SigningSecret { age_days, max_age_days } => (
+                "signing_secret_age",
+                format!("the connector's signing secret is {age_days} days old, past secret_max_age_days ({max_age_days})"),
+                format!("rotate it (POST /api/callback/connectors/{name}/signing-secret/rotate, or `hookwarden connectors rotate-secret {name}`) and give the new one to the receiver within 24 h, while both sign"),
+            ),
+            Self::RefreshTokenIdle { idle_days, policy_days, expired } => (
+                "refresh_token_idle",
+                if expired {
+                    format!("the refresh token has not been used for {idle_days} days; the org expires refresh tokens unused for {policy_days} days, so it has most likely been revoked")
+                } else {
+                    format!("the refresh token has not been used for {idle_days} days; the org expires refresh tokens unused for {policy_days} days")
+                },
+                format!("let the keep-alive refresh it (keepalive_days shorter than the org's policy), or test the connector now: POST /api/callback/connectors/{name}/test; if it has expired, re-authenticate: GET /api/callback/connectors/{name}/oauth/url"),
+            ),
+        };
+        DiagnosisView {
+            code: code.to_owned(),
+            cause,
+            fix,
+        }
+    }
+}
+
 /// RFC 3339 in UTC with milliseconds, as Standard Webhooks payloads carry it.
 fn timestamp(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

@@ -5,6 +5,10 @@
 //! not expire an idle integration. The engine decides again under the grant lease, so nodes
 //! sharing a database do not both refresh.
 //!
+//! The same loop writes the `credential.expiring` notifications (`expiring_pass`): a
+//! connector's credentials or signing secret past `secret_max_age_days`, a refresh token about
+//! to pass its org's `refresh_token_idle_days`; once per secret and threshold.
+//!
 //! Its own loop, not a step of the delivery engine's maintenance loop: the workers reach the
 //! token engine only through `delivery::TokenSource` (bearer tokens for deliveries), and this
 //! needs the engine itself.
@@ -74,6 +78,15 @@ pub async fn keep_alive_pass(state: &AppState) -> Result<KeepAliveReport, StoreE
     Ok(report)
 }
 
+/// `credential.expiring` for every connector past a threshold at `now` (ms), to the endpoints
+/// that take it, once per secret and threshold; how many notifications were written.
+pub async fn expiring_pass(state: &AppState, now: i64) -> Result<u64, StoreError> {
+    state
+        .store
+        .notify_expiring(now, state.settings.governance.secret_max_age_days)
+        .await
+}
+
 /// The running loop; `shutdown` stops it.
 pub struct KeepAliveLoop {
     stop: watch::Sender<bool>,
@@ -112,6 +125,13 @@ pub fn spawn(state: AppState) -> KeepAliveLoop {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "keep-alive pass failed; tried again at the next")
+                }
+            }
+            match expiring_pass(&state, state.clock.now_ms()).await {
+                Ok(n) if n > 0 => tracing::info!(notifications = n, "credentials expiring"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "looking for expiring credentials failed; tried again at the next pass")
                 }
             }
         }

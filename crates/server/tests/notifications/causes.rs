@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use hookwarden_server::delivery::Clock as _;
+
 use reqwest::Method;
 use serde_json::json;
 
@@ -321,4 +323,82 @@ async fn a_grant_from_an_org_elsewhere_makes_one_disabled_with_url_not_in_org() 
             .contains(&elsewhere),
         "{n}"
     );
+}
+
+#[tokio::test]
+async fn old_secrets_and_an_idling_refresh_token_make_credential_expiring_once_each() {
+    let (dbs, _dir) = each_database().await;
+    for db in dbs {
+        let h = Harness::start(&db).await;
+        let (_, secret) =
+            add_endpoint(&h, "/notify", json!({"types": ["credential.expiring"]})).await;
+        let secret = secret.unwrap();
+        h.register_salesforce().await;
+        // A refresh-token connector whose org expires refresh tokens unused for 20 days.
+        h.register(
+            "idler",
+            &h.org.callback_url(),
+            &["X"],
+            h.rt_key(),
+            json!({"refresh_token_idle_days": 20}),
+        )
+        .await;
+        let pass = |h: &Harness| {
+            let (state, now) = (h.state.clone(), h.clock.now_ms());
+            async move {
+                hookwarden_server::keepalive::expiring_pass(&state, now)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(pass(&h).await, 0, "nothing is old yet");
+
+        // Day 18: the refresh token idles out on day 20, told from day 17 (3 days before).
+        h.clock.advance(Duration::from_secs(16 * 86_400));
+        assert_eq!(pass(&h).await, 0, "day 16 is too early");
+        h.clock.advance(Duration::from_secs(2 * 86_400));
+        assert_eq!(pass(&h).await, 1);
+        assert_eq!(pass(&h).await, 0, "once per threshold");
+        h.engine.run_until_idle().await.unwrap();
+        let got = notices(&h, "/notify", &secret);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let n = &got[0].1;
+        assert_eq!(n["type"], "credential.expiring");
+        assert_eq!(n["data"]["connector"], "idler");
+        assert_eq!(n["data"]["diagnosis"]["code"], "refresh_token_idle", "{n}");
+        assert!(
+            n["data"]["diagnosis"]["fix"]
+                .as_str()
+                .unwrap()
+                .contains("idler"),
+            "{n}"
+        );
+
+        // Day 91: both connectors' credentials and signing secrets are past 90 days.
+        h.clock.advance(Duration::from_secs(73 * 86_400));
+        assert_eq!(pass(&h).await, 4);
+        assert_eq!(pass(&h).await, 0);
+        h.engine.run_until_idle().await.unwrap();
+        let got = notices(&h, "/notify", &secret);
+        let codes: Vec<(String, String)> = got[1..]
+            .iter()
+            .map(|(_, b)| {
+                (
+                    b["data"]["connector"].as_str().unwrap().to_owned(),
+                    b["data"]["diagnosis"]["code"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        for want in [
+            (SF, "secret_age"),
+            (SF, "signing_secret_age"),
+            ("idler", "secret_age"),
+            ("idler", "signing_secret_age"),
+        ] {
+            assert!(
+                codes.contains(&(want.0.to_owned(), want.1.to_owned())),
+                "{want:?} in {codes:?}"
+            );
+        }
+    }
 }

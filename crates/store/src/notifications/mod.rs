@@ -11,7 +11,10 @@ use secrecy::SecretString;
 use crate::connectors::{ConnectorRecord, NewConnector};
 use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 
+mod expiring;
 pub(crate) mod outbox;
+
+pub use expiring::idle_warning_ms;
 
 pub(crate) use outbox::{Draft, Outbox};
 
