@@ -76,6 +76,9 @@ pub struct ConnectorRecord {
     /// The org's "expire refresh token if not used for N days" policy, when known (the
     /// governance review's `refresh_token_idle`).
     pub refresh_token_idle_days: Option<u32>,
+    /// Since when a node's circuit breaker has found its endpoint failing (`connector.failing`
+    /// was told); `None` while it is not, or since its first delivery through.
+    pub failing_since: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -123,6 +126,7 @@ struct RawConnector {
     credentials_changed_at: Option<i64>,
     signing_secret_changed_at: Option<i64>,
     refresh_token_idle_days: Option<i64>,
+    failing_since: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -130,7 +134,7 @@ struct RawConnector {
 const COLUMNS: &str = "id, account_id, name, kind, url, events, origins, owner, settings, flow, \
      status, status_diagnosis, warnings, key_sealed, signing_sealed, prev_signing_sealed, prev_signing_until, \
      credentials_version, credentials_changed_at, signing_secret_changed_at, refresh_token_idle_days, \
-     created_at, updated_at";
+     failing_since, created_at, updated_at";
 
 macro_rules! raw_connector {
     ($row:expr) => {{
@@ -157,6 +161,7 @@ macro_rules! raw_connector {
             credentials_changed_at: row.try_get("credentials_changed_at")?,
             signing_secret_changed_at: row.try_get("signing_secret_changed_at")?,
             refresh_token_idle_days: row.try_get("refresh_token_idle_days")?,
+            failing_since: row.try_get("failing_since")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         }
@@ -258,6 +263,7 @@ impl Store {
             refresh_token_idle_days: raw
                 .refresh_token_idle_days
                 .and_then(|d| u32::try_from(d).ok()),
+            failing_since: raw.failing_since,
             created_at: raw.created_at,
             updated_at: raw.updated_at,
         })

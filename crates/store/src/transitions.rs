@@ -299,7 +299,7 @@ impl Store {
         until: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        on_db!(&self.db, pool => {
+        let first = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query(crate::deliveries::DEFER_CONNECTOR_DELIVERIES)
                 .bind(connector_id.as_str())
@@ -320,8 +320,13 @@ impl Store {
                 tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
             }
             tx.commit().await?;
-            Ok(first)
-        })
+            first
+        });
+        if first {
+            // Every node's next batch sees `failing_since`: the first through clears it.
+            self.connectors_changed();
+        }
+        Ok(first)
     }
 
     /// A delivery to a connector whose breaker had opened went through: the first node to see
@@ -331,7 +336,7 @@ impl Store {
         connector_id: &ConnectorId,
         now: i64,
     ) -> Result<bool, StoreError> {
-        on_db!(&self.db, pool => {
+        let cleared = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let cleared = sqlx::query(
                 "UPDATE connectors SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
@@ -346,7 +351,11 @@ impl Store {
                 tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
             }
             tx.commit().await?;
-            Ok(cleared)
-        })
+            cleared
+        });
+        if cleared {
+            self.connectors_changed();
+        }
+        Ok(cleared)
     }
 }

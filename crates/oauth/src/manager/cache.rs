@@ -234,6 +234,7 @@ pub(super) mod tests {
             credentials_changed_at: 0,
             signing_secret_changed_at: 0,
             refresh_token_idle_days: None,
+            failing_since: None,
             created_at: 0,
             updated_at: 0,
         }

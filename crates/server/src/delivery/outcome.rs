@@ -163,8 +163,9 @@ impl<T: TokenSource> Workers<T> {
         match verdict {
             Verdict::Delivered => {
                 attempts.push(Attempt::http(attempt));
-                if target.lane.on_success() {
-                    // Its breaker had opened: the first node to see it through says so.
+                // Its breaker had opened here, or on another node (the record says so): the
+                // first node to see a delivery through says it recovered.
+                if target.lane.on_success() || record.failing_since.is_some() {
                     if let Err(e) = self.store.clear_failing(&record.id, self.now()).await {
                         tracing::warn!(error = %e, "recording a connector's recovery failed");
                     }

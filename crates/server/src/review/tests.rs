@@ -38,6 +38,7 @@ fn record(kind: &str, key: serde_json::Value) -> ConnectorRecord {
         credentials_changed_at: NOW - 10 * DAY_MS,
         signing_secret_changed_at: NOW - 10 * DAY_MS,
         refresh_token_idle_days: None,
+        failing_since: None,
         created_at: NOW - 10 * DAY_MS,
         updated_at: NOW - 10 * DAY_MS,
     }

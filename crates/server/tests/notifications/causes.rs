@@ -402,3 +402,68 @@ async fn old_secrets_and_an_idling_refresh_token_make_credential_expiring_once_e
         }
     }
 }
+
+#[tokio::test]
+async fn a_breaker_opened_on_one_node_is_cleared_by_the_first_delivery_through_on_another() {
+    let (dbs, _dir) = each_database().await;
+    for db in dbs {
+        let h = Harness::start_with(&db, |o| o.breaker_threshold = 3).await;
+        // A second node on the same database: its own lanes and breakers.
+        let other = hookwarden_server::delivery::Engine::new(
+            h.state.delivery.clone(),
+            &h.settings,
+            super::support::tokens_for(&h.state.store, &h.settings),
+            hookwarden_server::delivery::EngineOptions {
+                clock: h.clock.clone(),
+                idle_poll: Duration::from_millis(20),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (_, secret) = add_endpoint(&h, "/notify", json!({})).await;
+        let secret = secret.unwrap();
+        h.register(
+            "shaky",
+            &h.receiver.url("/status/500"),
+            &["SHAKY"],
+            h.cc_key(),
+            json!({}),
+        )
+        .await;
+        for i in 0..4 {
+            h.post_event(event("SHAKY", &format!("p{i}"))).await;
+        }
+        h.engine.run_once().await.unwrap();
+        assert_eq!(
+            of_type(&notices_now(&h, &other, &secret).await, "connector.failing").len(),
+            1
+        );
+
+        // Fixed; the other node, whose breaker never opened, sends the first one through.
+        let (s, _) = json_of(
+            h.req(Method::PATCH, "/api/callback/connectors/shaky")
+                .json(&json!({"url": h.receiver.url("/fixed")}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, 200);
+        h.clock.advance(Duration::from_secs(3600));
+        other.run_until_idle().await.unwrap();
+        assert_eq!(h.receiver.received("/fixed").len(), 4);
+        let got = notices_now(&h, &other, &secret).await;
+        assert_eq!(of_type(&got, "connector.recovered").len(), 1, "{got:?}");
+        assert_eq!(of_type(&got, "connector.failing").len(), 1, "{got:?}");
+    }
+}
+
+/// The notifications sent so far, after the other node has sent what is due.
+async fn notices_now(
+    h: &Harness,
+    other: &hookwarden_server::delivery::Engine<hookwarden_oauth::TokenManager>,
+    secret: &str,
+) -> Vec<(String, serde_json::Value)> {
+    other.run_until_idle().await.unwrap();
+    notices(h, "/notify", secret)
+}
