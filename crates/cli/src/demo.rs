@@ -181,8 +181,10 @@ pub async fn register(
         Some(account) => store.create_api_key(&account.id).await?.1,
         None => store.create_account("demo").await?.1,
     };
+    // A My Domain as host, as a client-credentials key for a real org must have (the
+    // governance review checks it); the endpoints below are the fake org's.
     let key = hookwarden_core::key::encode(&json!({
-        "host": org.addr().to_string(),
+        "host": "demo.my.salesforce.com",
         "client_id": hookwarden_fake_org::DEFAULT_CLIENT_ID,
         "client_secret": hookwarden_fake_org::DEFAULT_CLIENT_SECRET,
         "token_url": org.token_url(),
@@ -198,6 +200,7 @@ pub async fn register(
             "url": org.callback_url(),
             "events": ["PACKAGE_CREATE", "PACKAGE_COMPLETE", "DOCUMENT_SIGNED"],
             "key": key,
+            "owner": "demo@example.com",
         }))
         .send()
         .await?;

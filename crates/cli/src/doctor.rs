@@ -1,18 +1,18 @@
 //! `hookwarden doctor`: what `serve` would run with, checked before it runs (or while it
 //! runs): configuration, master key, database and the secrets in it (and whether any is under a
 //! key other than the ring's first), the listen address, the network rules, and, given an API
-//! key, the account's connectors and failed deliveries.
+//! key, the account's connectors, failed deliveries and governance review (`connectors`).
 //! Each check prints `ok`, `warn` or `FAIL`, with a fix; any `FAIL` makes the exit code 1.
 
 use std::time::Duration;
 
-use hookwarden_core::ConnectorStatus;
 use hookwarden_server::{redact_url, Config, Settings};
 use hookwarden_store::{MasterKeySource, Store, StoreError};
-use serde_json::Value;
 
+mod connectors;
 mod keys;
 
+use connectors::check_connectors;
 use keys::{check_key_ring, key_file_permissions};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -417,105 +417,6 @@ async fn check_server(report: &mut Report, base: &str) -> Option<String> {
                 ),
             );
             None
-        }
-    }
-}
-
-/// The account's connectors that cannot deliver, and its failed deliveries.
-async fn check_connectors(report: &mut Report, base: &str, api_key: &str) {
-    let http = reqwest::Client::new();
-    let get = |path: String| {
-        http.get(format!("{base}{path}"))
-            .header("Authorization", format!("Basic {api_key}"))
-            .timeout(Duration::from_secs(10))
-            .send()
-    };
-    let list = match get("/api/callback/connectors".to_owned()).await {
-        Ok(r) if r.status().is_success() => r.json::<Value>().await.unwrap_or_default(),
-        Ok(r) => {
-            report.say(
-                Level::Fail,
-                "connectors",
-                &format!("the server refused the API key ({})", r.status()),
-                Some("use a key from `hookwarden accounts create` for this server's database"),
-            );
-            return;
-        }
-        Err(e) => {
-            report.say(
-                Level::Fail,
-                "connectors",
-                &format!("could not ask the server: {e}"),
-                Some("check that the server runs at the listen address"),
-            );
-            return;
-        }
-    };
-    let connectors = list["connectors"].as_array().cloned().unwrap_or_default();
-    if connectors.is_empty() {
-        report.say(
-            Level::Warn,
-            "connectors",
-            "the account has no connectors: events are stored but go nowhere",
-            Some("register one: POST /api/callback/connectors/{name}"),
-        );
-    }
-    for c in &connectors {
-        let name = c["name"].as_str().unwrap_or("?");
-        let status = c["status"].as_str().unwrap_or("?");
-        // The server's own advice for the status, and the CLI command that carries it out
-        // (re-authentication in a browser is for refresh-token connectors only).
-        let browser = c["flow"] == "refresh_token";
-        let fix = match ConnectorStatus::parse(status) {
-            Some(ConnectorStatus::Active) => None,
-            Some(known) => Some(match known {
-                ConnectorStatus::NeedsReauth => format!(
-                    "{}; from the CLI, once the cause is fixed: `hookwarden connectors resume {name}`{}",
-                    known.fix().unwrap_or_default(),
-                    if browser {
-                        format!(", or `hookwarden connectors reauth-url {name}`")
-                    } else {
-                        String::new()
-                    }
-                ),
-                ConnectorStatus::Revoked if browser => format!(
-                    "{}; from the CLI: `hookwarden connectors reauth-url {name}`",
-                    known.fix().unwrap_or_default()
-                ),
-                _ => known.fix().unwrap_or_default().to_owned(),
-            }),
-            None => Some("look at it with `hookwarden connectors get`".to_owned()),
-        };
-        let level = if fix.is_some() {
-            Level::Fail
-        } else {
-            Level::Ok
-        };
-        let code = c["diagnosis"]["code"]
-            .as_str()
-            .map(|code| format!(" [{code}]"))
-            .unwrap_or_default();
-        report.say(
-            level,
-            "connector",
-            &format!("{name}: {status}{code}"),
-            fix.as_deref(),
-        );
-    }
-    if let Ok(r) = get("/api/deliveries?status=failed&limit=1".to_owned()).await {
-        let page: Value = r.json().await.unwrap_or_default();
-        if let Some(d) = page["deliveries"].as_array().and_then(|a| a.first()) {
-            report.say(
-                Level::Warn,
-                "deliveries",
-                &format!(
-                    "some deliveries failed, the latest {} to {}: {}",
-                    d["id"].as_str().unwrap_or("?"),
-                    d["connector"].as_str().unwrap_or("?"),
-                    d["last_error"].as_str().unwrap_or("see its attempts")
-                ),
-                Some("`hookwarden deliveries list --status failed`, then `hookwarden connectors replay NAME --since ...` once the cause is fixed"),
-            );
         }
     }
 }

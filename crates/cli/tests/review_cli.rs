@@ -80,6 +80,30 @@ async fn review_exits_1_on_a_failing_check_and_prints_it() {
     );
     assert!(!out.contains("FAIL"), "{out}");
     assert!(out.contains("0 failing check(s)"), "{out}");
+    let db_url = format!("sqlite://{}", dir.path().join("review.db").display());
+    let doctor = |key: &str| {
+        let listen = base.trim_start_matches("http://").to_owned();
+        let (base, key, db_url) = (base.clone(), key.to_owned(), db_url.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let out = cli(&base, &key)
+                    .args(["doctor", "--listen", &listen, "--database", &db_url])
+                    .output()
+                    .unwrap();
+                String::from_utf8(out.stdout).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let out = doctor(&admin).await;
+    assert!(
+        out.contains(&format!(
+            "ok   {:<12} the governance review of 1 connector(s) found nothing",
+            "review"
+        )),
+        "{out}"
+    );
 
     // A client-credentials key whose host is not a My Domain fails the host check.
     register(
@@ -101,6 +125,21 @@ async fn review_exits_1_on_a_failing_check_and_prints_it() {
         "{line}"
     );
     assert!(out.contains("1 failing check(s)"), "{out}");
+
+    // The doctor shows the failing check with its connector, detail and fix.
+    let out = doctor(&admin).await;
+    let at = out
+        .find(&format!(
+            "FAIL {:<12} notMyDomain host: acme.lightning.force.com is not a My Domain",
+            "review"
+        ))
+        .unwrap_or_else(|| panic!("{out}"));
+    let next = out[at..].lines().nth(1).unwrap();
+    assert!(
+        next.trim_start()
+            .starts_with("fix: give the key the org's My Domain"),
+        "{out}"
+    );
 
     let (code, out, err) = run(&base, &admin, &["review", "--json"]).await;
     assert_eq!(code, 1, "{err}");
