@@ -154,6 +154,9 @@ pub struct ConnectorSettings {
     /// Who answers for it.
     #[arg(long)]
     owner: Option<String>,
+    /// The org's "expire refresh token if not used for" policy in days (0: none); the review checks it.
+    #[arg(long, value_name = "DAYS")]
+    refresh_token_idle_days: Option<u32>,
     /// `none` or `per_package`.
     #[arg(long, value_parser = ["none", "per_package"])]
     ordering: Option<String>,
@@ -183,6 +186,10 @@ impl ConnectorSettings {
         put("preset", self.preset.clone().map(Value::from));
         put("origins", self.origins.clone().map(Value::from));
         put("owner", self.owner.clone().map(Value::from));
+        put(
+            "refresh_token_idle_days",
+            self.refresh_token_idle_days.map(Value::from),
+        );
         put("ordering", self.ordering.clone().map(Value::from));
         put("max_per_second", self.max_per_second.map(Value::from));
         put("max_concurrency", self.max_concurrency.map(Value::from));

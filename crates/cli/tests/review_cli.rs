@@ -105,6 +105,26 @@ async fn review_exits_1_on_a_failing_check_and_prints_it() {
         "{out}"
     );
 
+    // The org's idle policy is set from the command line too, and shown with the connector.
+    let (code, _, err) = run(
+        &base,
+        &admin,
+        &[
+            "connectors",
+            "update",
+            "healthy",
+            "--refresh-token-idle-days",
+            "30",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, shown, err) = run(&base, &admin, &["connectors", "show", "healthy"]).await;
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["refresh_token_idle_days"], 30, "{shown}");
+    assert!(shown["credentials_changed_at"].is_string(), "{shown}");
+
     // A client-credentials key whose host is not a My Domain fails the host check.
     register(
         &base,
