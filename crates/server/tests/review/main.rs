@@ -286,7 +286,8 @@ async fn connectors_built_to_fail_each_check_fail_it() {
             "grantFailing",
             &down.callback_url(),
             cc_key(&down, my_domain),
-            json!({}),
+            // No delivery of the event below: its grant would succeed and end the failures.
+            json!({"events": ["PACKAGE_CREATE"]}),
         )
         .await;
         down.set_token_faults(Faults {
@@ -341,7 +342,7 @@ async fn connectors_built_to_fail_each_check_fail_it() {
         .await;
 
         // One event, which only deliveryFailing's url refuses (404: no such Apex class); idle
-        // does not take it (a delivery would use its refresh token).
+        // and grantFailing do not take it (a delivery would make a grant).
         let (status, body) = json(
             t.req(Method::POST, "/api/events")
                 .json(&json!({"name": "PACKAGE_COMPLETE", "packageId": "pkg-1", "origin": "OSS"}))
