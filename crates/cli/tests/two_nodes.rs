@@ -1,5 +1,6 @@
-//! Two `hookwarden serve` processes sharing one database ask for the same connector's token at
-//! the same moment: the grant lease in the database lets exactly one of them grant.
+//! Two `hookwarden serve` processes sharing one PostgreSQL database ask for the same
+//! connector's token at the same moment: the grant lease in the database lets exactly one of
+//! them grant. On one SQLite file a second `serve` is refused at once, naming the first.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -128,10 +129,45 @@ async fn one_grant_between_two_nodes(database: String) {
 }
 
 #[tokio::test]
-async fn two_nodes_on_one_sqlite_file_make_one_grant() {
+async fn a_second_serve_on_one_sqlite_file_exits_at_once_naming_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("shared.db").display());
-    one_grant_between_two_nodes(db).await;
+    let master_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let first = serve(&db, master_key);
+    let port = free_port();
+    let second = Command::new(assert_cmd::cargo::cargo_bin("hookwarden"))
+        .args([
+            "serve",
+            "--database",
+            &db,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("HOOKWARDEN_MASTER_KEY", master_key)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("already served by hookwarden serve"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", first.child.id())),
+        "names the holder: {err}"
+    );
+    assert!(
+        err.contains(first.base.trim_start_matches("http://")),
+        "{err}"
+    );
+    // The first one still answers; once it is gone, the file is free again.
+    let health = reqwest::get(format!("{}/healthz", first.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    drop(first);
+    let again = serve(&db, master_key);
+    let health = reqwest::get(format!("{}/healthz", again.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod review;
 pub mod runtime;
+pub mod sqlite_lock;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -176,6 +177,9 @@ pub async fn spawn_with_clock(
     listener: Option<TcpListener>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<RunningServer> {
+    // Before the database is opened: a second process must not migrate it or release the
+    // leases of the first one's deliveries in flight.
+    let serve_lock = sqlite_lock::take(&settings.database, settings.listen)?;
     let store = hookwarden_store::Store::open(&settings.database, settings.master_key.clone())
         .await
         .map_err(|e| anyhow::anyhow!("database {}: {e}", redact_url(&settings.database)))?;
@@ -227,6 +231,8 @@ pub async fn spawn_with_clock(
         // In-flight deliveries finish (or are handed back) before the process lets go.
         keep_alive.shutdown().await;
         engine.shutdown().await;
+        // Only now may another `serve` take the SQLite file.
+        drop(serve_lock);
         served
     });
     Ok(RunningServer {
