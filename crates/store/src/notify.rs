@@ -6,6 +6,31 @@ use sqlx::postgres::PgListener;
 
 use crate::{Db, Store, StoreError};
 
+/// Wakes every node's workers when the transaction it runs in commits: on PostgreSQL a NOTIFY
+/// (delivered at commit, dropped at rollback), on SQLite nothing (one node, which polls). For
+/// store writes that make deliveries due without a server's hand on them: a notification
+/// written by the outbox, a connector made active again by a registration or a write-back.
+pub(crate) trait WakeNodes {
+    async fn wake_nodes(&mut self) -> Result<(), StoreError>;
+}
+
+impl WakeNodes for sqlx::Transaction<'static, sqlx::Sqlite> {
+    async fn wake_nodes(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl WakeNodes for sqlx::Transaction<'static, sqlx::Postgres> {
+    async fn wake_nodes(&mut self) -> Result<(), StoreError> {
+        // The payload names no node: the one that wrote wakes too, which its poll would do.
+        sqlx::query("SELECT pg_notify($1, 'store')")
+            .bind(DELIVERIES_DUE_CHANNEL)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
+}
+
 /// The channel every hookwarden node listens on.
 pub const DELIVERIES_DUE_CHANNEL: &str = "hookwarden_deliveries_due";
 

@@ -343,7 +343,7 @@ pub async fn retry_delivery(
             ))
         }
     }
-    state.delivery.wake_workers();
+    state.delivery.wake_all_nodes().await;
     let record = state
         .store
         .get_delivery(account, &id)
@@ -408,7 +408,7 @@ pub async fn replay_connector(
         .replay_deliveries(&authed.0.id, name.as_str(), status, since, until, now)
         .await?;
     if replayed > 0 {
-        state.delivery.wake_workers();
+        state.delivery.wake_all_nodes().await;
     }
     Ok(Json(ReplayOut { replayed }))
 }

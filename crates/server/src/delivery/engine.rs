@@ -202,8 +202,13 @@ impl<T: TokenSource> Engine<T> {
                 // the grace keeps one, hence the bound.
                 let _ = tokio::time::timeout(RECORDER_DRAIN, recorder).await;
                 let now = inner.now();
-                if let Err(e) = inner.store.release_leases_of_node(&inner.node, now).await {
-                    tracing::warn!(error = %e, "could not give back claims at shutdown; they fall due when their leases end");
+                match inner.store.release_leases_of_node(&inner.node, now).await {
+                    // Another node takes them now, not at its next poll.
+                    Ok(n) if n > 0 => inner.hub.wake_all_nodes().await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not give back claims at shutdown; they fall due when their leases end")
+                    }
                 }
             }) as futures::future::BoxFuture<'static, ()>
         });

@@ -123,6 +123,18 @@ impl Hub {
         self.wake.notify_one();
     }
 
+    /// Tell the workers of every node that something may be due now: this node's at once, the
+    /// others' on PostgreSQL through NOTIFY (a retry, a replay, held deliveries released,
+    /// claims given back). A lost notification costs a poll interval, not a delivery.
+    pub async fn wake_all_nodes(&self) {
+        self.wake_workers();
+        if self.store.is_postgres() {
+            if let Err(e) = self.store.notify_deliveries_due(&self.node).await {
+                tracing::warn!(error = %e, "could not tell other nodes that deliveries are due; they find them at their next poll");
+            }
+        }
+    }
+
     /// Tell this node's workers that deliveries of these connectors may be due now.
     pub(crate) fn wake_for<'a>(&self, connectors: impl IntoIterator<Item = &'a ConnectorId>) {
         wake_for(&self.hints, &self.wake, connectors);

@@ -100,7 +100,7 @@ impl<T: TokenSource> Workers<T> {
         };
         if resumed > 0 {
             tracing::info!(resumed, "held deliveries are due again");
-            self.hub.wake_workers();
+            self.hub.wake_all_nodes().await;
         }
         Ok(())
     }

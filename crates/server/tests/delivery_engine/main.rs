@@ -7,6 +7,7 @@ mod ingest;
 mod load;
 mod outcomes;
 mod support;
+mod wakeups;
 
 /// The usual destination's name (see `Harness::register_salesforce`).
 const SF: &str = "salesforceOauth2";

@@ -28,6 +28,9 @@ macro_rules! released_and_recovered {
             .execute(&mut *$tx)
             .await?
             .rows_affected();
+        if released > 0 {
+            $crate::notify::WakeNodes::wake_nodes(&mut $tx).await?;
+        }
         let draft = $crate::notifications::Draft::new(hookwarden_core::NotificationType::Recovered)
             .held(released);
         $crate::notifications::Outbox::notify(&mut $tx, &$store.cipher, $id, &draft, $now).await?;

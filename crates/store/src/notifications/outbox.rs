@@ -239,6 +239,9 @@ macro_rules! outbox_for {
                         written.push(String::from(id));
                     }
                 }
+                if !written.is_empty() {
+                    crate::notify::WakeNodes::wake_nodes(self).await?;
+                }
                 Ok(written)
             }
         }

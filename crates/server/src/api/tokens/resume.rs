@@ -56,15 +56,8 @@ pub async fn resume_connector(
         .map_err(IntoResponse::into_response)?;
     let resumed = state.tokens.resume(&record).await.map_err(refused)?;
     if resumed.released > 0 {
-        state.delivery.wake_workers();
-        // Workers of other nodes start now rather than at their next poll.
-        if let Err(e) = state
-            .store
-            .notify_deliveries_due(state.delivery.node())
-            .await
-        {
-            tracing::warn!(error = %e, "could not tell other nodes that deliveries are due");
-        }
+        // Workers of every node start now rather than at their next poll.
+        state.delivery.wake_all_nodes().await;
     }
     tracing::info!(account = %authed.0.id, connector = %name, released = resumed.released, "connector resumed");
     Ok(Json(ResumeOut {
