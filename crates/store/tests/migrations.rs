@@ -337,3 +337,35 @@ async fn connectors_from_before_credential_times_get_their_creation_or_rotation(
         store.close().await;
     }
 }
+
+/// Nodes that start together on an empty PostgreSQL database: each migrates under the advisory
+/// lock, so one applies every migration and the others find them applied; none fails on a table
+/// another is creating, and every version is recorded once.
+#[tokio::test]
+async fn nodes_starting_together_migrate_a_postgres_database_once() {
+    let Some(url) = testing::fresh_postgres_url().await else {
+        eprintln!("HOOKWARDEN_TEST_PG_URL not set: PostgreSQL part skipped");
+        return;
+    };
+    let key = MasterKey::generate();
+    // Spawned all at once; awaited in turn.
+    let opens: Vec<_> = (0..6)
+        .map(|_| {
+            let (url, key) = (url.clone(), key.clone());
+            tokio::spawn(async move { Store::open(&url, MasterKeySource::Given(key)).await })
+        })
+        .collect();
+    for opened in opens {
+        opened.await.unwrap().expect("every node starts");
+    }
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT version, COUNT(*) FROM hookwarden_schema GROUP BY version ORDER BY version",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let versions: Vec<i64> = rows.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, testing::migration_versions());
+    assert!(rows.iter().all(|(_, n)| *n == 1), "{rows:?}");
+}

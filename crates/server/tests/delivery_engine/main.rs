@@ -5,6 +5,7 @@
 mod destination;
 mod ingest;
 mod load;
+mod order;
 mod outcomes;
 mod support;
 mod wakeups;
