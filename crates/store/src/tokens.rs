@@ -208,21 +208,40 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
         self.ensure_token_row(connector_id).await?;
-        let now = now_ms();
-        let affected = on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE token_state SET lease_owner = $1, lease_until = $2 \
-                 WHERE connector_id = $3 \
-                   AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)",
-            )
+        let affected = match &self.db {
+            // One node: its own clock.
+            crate::Db::Sqlite(pool) => {
+                let now = now_ms();
+                sqlx::query(
+                    "UPDATE token_state SET lease_owner = $1, lease_until = $2 \
+                     WHERE connector_id = $3 \
+                       AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)",
+                )
+                .bind(owner)
+                .bind(now.saturating_add(ttl_ms))
+                .bind(connector_id.as_str())
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            }
+            // Nodes sharing the database: taken and expired by the database's clock, so a node
+            // whose clock is behind cannot take a lease another node still holds.
+            crate::Db::Postgres(pool) => sqlx::query(concat!(
+                "UPDATE token_state SET lease_owner = $1, lease_until = ",
+                crate::deliveries::pg_now_ms!(),
+                " + $2 WHERE connector_id = $3 \
+                   AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ",
+                crate::deliveries::pg_now_ms!(),
+                " OR lease_owner = $1)"
+            ))
             .bind(owner)
-            .bind(now.saturating_add(ttl_ms))
+            .bind(ttl_ms)
             .bind(connector_id.as_str())
-            .bind(now)
             .execute(pool)
             .await?
-            .rows_affected()
-        });
+            .rows_affected(),
+        };
         Ok(affected == 1)
     }
 

@@ -25,6 +25,7 @@ mod queue;
 
 // What `testing::sqlite_query_plan` explains: the statements whose plans tests check.
 pub(crate) use query::{list_sql, DEPTHS};
+pub(crate) use queue::pg_now_ms;
 pub use queue::FailedDelivery;
 pub(crate) use queue::{
     CLAIM_EXCLUDING_AND_READ_SQLITE, DEFER_CONNECTOR_DELIVERIES, HOLD_CONNECTOR_DELIVERIES,

@@ -86,16 +86,37 @@ pub(crate) const CLAIM_EXCLUDING_AND_READ_SQLITE: &str = concat!(
     claimed_read_back!()
 );
 /// PostgreSQL: the claim and the bodies in one round trip.
-const CLAIM_PG: &str = "WITH c AS (UPDATE deliveries SET next_attempt_at = $1, lease_token = $2 \
+/// PostgreSQL's clock in ms: the time leases are taken and expire by on PostgreSQL, where
+/// several nodes share the queue and a node whose clock is behind must not take a delivery
+/// another node is still sending (its lease would look expired by the slow clock).
+macro_rules! pg_now_ms {
+    () => {
+        "(extract(epoch from now()) * 1000)::bigint"
+    };
+}
+pub(crate) use pg_now_ms;
+
+/// The lease ends `$1 - $3` (the lease's length) after the database's now; a row is due by the
+/// node's clock (`$3`: retry times are the node's, and tests move it), and a leased row only
+/// once its lease has ended by the database's clock too: a node whose clock runs ahead cannot
+/// take a delivery another node is still sending.
+const CLAIM_PG: &str = concat!(
+    "WITH c AS (UPDATE deliveries SET next_attempt_at = ",
+    pg_now_ms!(),
+    " + ($1 - $3), lease_token = $2 \
      WHERE seq IN (SELECT d.seq FROM deliveries d \
        WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+         AND (d.lease_token IS NULL OR d.next_attempt_at <= ",
+    pg_now_ms!(),
+    ") \
          AND d.connector_id NOT IN (SELECT json_array_elements_text($5::json)) \
          AND (d.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.connector_id = d.connector_id AND e.order_key = d.order_key \
              AND e.seq < d.seq AND e.status IN ('pending', 'held'))) \
        ORDER BY d.next_attempt_at, d.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING seq, id, account_id, event_id, event_name, connector_id, connector_name, package_id, attempts, created_at) \
-     SELECT c.*, e.payload FROM c JOIN events e ON e.id = c.event_id";
+     SELECT c.*, e.payload FROM c JOIN events e ON e.id = c.event_id"
+);
 
 /// A claimed delivery as `CLAIM_AND_READ_SQLITE` lists it.
 type ClaimedTuple = (
