@@ -16,6 +16,7 @@ mod keepalive;
 pub mod keyring;
 mod migrate;
 mod multirow;
+pub mod nodes;
 pub mod notifications;
 pub mod notify;
 mod redact;

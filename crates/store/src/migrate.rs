@@ -90,6 +90,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_notifications.sql"),
         postgres: include_str!("../migrations/postgres/0015_notifications.sql"),
     },
+    Migration {
+        version: 16,
+        sqlite: include_str!("../migrations/sqlite/0016_worker_nodes.sql"),
+        postgres: include_str!("../migrations/postgres/0016_worker_nodes.sql"),
+    },
 ];
 
 const RECORD: &str = "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)";

@@ -95,6 +95,7 @@ impl<T: TokenSource> Engine<T> {
                 capacity: Notify::new(),
                 lane_drained: Notify::new(),
                 node: uuid::Uuid::new_v4().simple().to_string(),
+                live_nodes: AtomicUsize::new(1),
                 batches: AtomicU64::new(0),
                 retention_days: settings.history_retention_days,
                 account_names: Mutex::default(),
@@ -179,6 +180,8 @@ impl<T: TokenSource> Engine<T> {
                 );
             }
         }
+        // Before the first claim: this node's share of each connector's limits.
+        inner.heartbeat().await;
         let (stop, stop_rx) = watch::channel(false);
         let (sink, rx) = mpsc::unbounded_channel::<Outcome>();
         let recorder = tokio::spawn(record_loop(inner.clone(), rx));
@@ -202,6 +205,12 @@ impl<T: TokenSource> Engine<T> {
                 // the grace keeps one, hence the bound.
                 let _ = tokio::time::timeout(RECORDER_DRAIN, recorder).await;
                 let now = inner.now();
+                if inner.store.is_postgres() {
+                    // The other nodes take this one's share at their next heartbeat.
+                    if let Err(e) = inner.store.forget_node(&inner.node).await {
+                        tracing::warn!(error = %e, "could not remove this node's heartbeat; it stops counting within 10 s");
+                    }
+                }
                 match inner.store.release_leases_of_node(&inner.node, now).await {
                     // Another node takes them now, not at its next poll.
                     Ok(n) if n > 0 => inner.hub.wake_all_nodes().await,

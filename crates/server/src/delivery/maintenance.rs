@@ -23,6 +23,10 @@ const PRUNE_PASS_BUDGET: Duration = Duration::from_secs(30);
 const PRUNE_EVERY_TICKS: u64 = 60;
 const PRUNE_FIRST_TICK: u64 = 60;
 
+/// Maintenance ticks between heartbeats (PostgreSQL): a joining or leaving node changes the
+/// others' shares within this many ticks (2 s at the default tick), well inside a node's TTL.
+const HEARTBEAT_EVERY_TICKS: u64 = 2;
+
 /// One tick every `maintenance_every` until stopped: held deliveries each tick, queue depths
 /// every 5th, deleted connectors and idle lanes every 30th, retention every `PRUNE_EVERY_TICKS`.
 pub(super) async fn maintenance_loop<T: TokenSource>(
@@ -39,6 +43,9 @@ pub(super) async fn maintenance_loop<T: TokenSource>(
             break;
         }
         tick += 1;
+        if tick.is_multiple_of(HEARTBEAT_EVERY_TICKS) {
+            inner.heartbeat().await;
+        }
         if let Err(e) = inner.maintain_held().await {
             tracing::warn!(error = %e, "re-checking held deliveries failed");
         }

@@ -34,19 +34,23 @@ pub(super) struct Target {
 }
 
 impl<T: TokenSource> Workers<T> {
-    /// The connector's lane on this node, new when its limits changed.
+    /// The connector's lane on this node, new when its limits or this node's share of them
+    /// changed: with n delivery nodes on the database each sends at most `max_per_second / n`
+    /// and `ceil(max_concurrency / n)` at once, so together they hold to the connector's limits
+    /// (the concurrency within n - 1 of it).
     fn lane(&self, record: &ConnectorRecord, settings: &DeliverySettings) -> Arc<Lane> {
-        let max = settings.max_concurrency.max(1) as usize;
+        let (max, rate) = share(
+            settings.max_concurrency,
+            settings.max_per_second,
+            self.live_nodes.load(std::sync::atomic::Ordering::Relaxed),
+        );
         let mut lanes = self.lanes.lock().expect("lanes lock");
         match lanes.get(&record.id) {
-            Some(lane)
-                if lane.max_concurrency == max
-                    && lane.max_per_second == settings.max_per_second =>
-            {
+            Some(lane) if lane.max_concurrency == max && lane.max_per_second == rate => {
                 lane.clone()
             }
             _ => {
-                let lane = Arc::new(Lane::new(max, settings.max_per_second, &self.opts));
+                let lane = Arc::new(Lane::new(max, rate, &self.opts));
                 lanes.insert(record.id.clone(), lane.clone());
                 lane
             }
@@ -94,5 +98,27 @@ impl<T: TokenSource> Workers<T> {
             auth,
             record,
         }
+    }
+}
+
+/// One node's share of a connector's limits among `nodes` nodes.
+fn share(max_concurrency: u32, max_per_second: Option<f64>, nodes: usize) -> (usize, Option<f64>) {
+    let nodes = nodes.max(1);
+    let max = (max_concurrency.max(1) as usize).div_ceil(nodes);
+    (max, max_per_second.map(|r| r / nodes as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn each_node_takes_its_share_of_a_connectors_limits() {
+        assert_eq!(share(8, Some(200.0), 1), (8, Some(200.0)));
+        assert_eq!(share(8, Some(200.0), 2), (4, Some(100.0)));
+        assert_eq!(share(8, None, 3), (3, None));
+        // Never below one at a time.
+        assert_eq!(share(1, Some(1.0), 4), (1, Some(0.25)));
+        assert_eq!(share(0, None, 0), (1, None));
     }
 }

@@ -34,6 +34,9 @@ pub(super) struct Workers<T> {
     pub(super) lane_drained: Notify,
     /// Lease tokens are `<node>:<batch>`.
     pub(super) node: String,
+    /// Delivery engines alive on this database, this one included (1 on SQLite): each takes
+    /// its share of a connector's `max_per_second` and `max_concurrency`.
+    pub(super) live_nodes: AtomicUsize,
     pub(super) batches: AtomicU64,
     /// Days finished deliveries are kept (`history_retention_days`); 0 keeps them all.
     pub(super) retention_days: u32,
@@ -72,6 +75,27 @@ impl<T: TokenSource> Workers<T> {
         for g in gauges {
             if names.get(&g.account_id) != Some(&g.account_name) {
                 names.insert(g.account_id.clone(), g.account_name.clone());
+            }
+        }
+    }
+
+    /// On PostgreSQL, note that this node is alive and learn how many are (see `live_nodes`);
+    /// a failure keeps the count it had.
+    pub(super) async fn heartbeat(&self) {
+        if !self.store.is_postgres() {
+            return;
+        }
+        match self.store.heartbeat(&self.node, self.now()).await {
+            Ok(n) => {
+                let before = self
+                    .live_nodes
+                    .swap(n, std::sync::atomic::Ordering::Relaxed);
+                if before != n {
+                    tracing::info!(nodes = n, "delivery nodes on this database; each takes its share of the connectors' limits");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed; the node count stays as it was")
             }
         }
     }

@@ -2,6 +2,7 @@
 //! with an injected clock, held deliveries, SSRF, rotation under load, fairness, and no token
 //! for a url outside its org.
 
+mod cluster_limits;
 mod destination;
 mod ingest;
 mod load;
