@@ -16,6 +16,7 @@ fn hookwarden() -> Command {
     for var in [
         "HOOKWARDEN_DATABASE",
         "HOOKWARDEN_LISTEN",
+        "HOOKWARDEN_ROLE",
         "HOOKWARDEN_MASTER_KEY",
         "HOOKWARDEN_ALLOW_INSECURE_HTTP",
         "HOOKWARDEN_ALLOW_PRIVATE_NETWORKS",
