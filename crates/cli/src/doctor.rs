@@ -164,7 +164,12 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
             );
             return None;
         }
-        report.say(Level::Ok, "master key", "from HOOKWARDEN_MASTER_KEY", None);
+        report.say(
+            Level::Ok,
+            "master key",
+            key_origin(&settings.master_key),
+            None,
+        );
     } else if let Some(file) = hookwarden_store::sqlite_file(url) {
         let key_file = hookwarden_store::crypto::key_file_beside(&file);
         if !file.exists() {
@@ -185,7 +190,12 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
             return None;
         }
         if given {
-            report.say(Level::Ok, "master key", "from HOOKWARDEN_MASTER_KEY", None);
+            report.say(
+                Level::Ok,
+                "master key",
+                key_origin(&settings.master_key),
+                None,
+            );
         } else if !key_file.exists() {
             report.say(
                 Level::Fail,
@@ -244,6 +254,14 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
             );
             None
         }
+    }
+}
+
+/// Where a given master key came from, as the operator set it.
+fn key_origin(source: &MasterKeySource) -> &'static str {
+    match source {
+        MasterKeySource::Ring(_) => "a ring from master_keys (HOOKWARDEN_MASTER_KEYS)",
+        _ => "from master_key (HOOKWARDEN_MASTER_KEY)",
     }
 }
 
