@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use hookwarden_server::{redact_url, Config, Settings};
+use hookwarden_core::Problem;
+use hookwarden_server::{redact_url, Config, Role, Settings};
 use hookwarden_store::{MasterKeySource, Store, StoreError};
 
 mod connectors;
@@ -86,6 +87,7 @@ pub async fn run(
         ),
         None,
     );
+    check_role(&mut report, &settings);
     let store = check_storage(&mut report, &settings).await;
     if let Some(store) = &store {
         match store.check_connector_secrets().await {
@@ -162,7 +164,12 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
             );
             return None;
         }
-        report.say(Level::Ok, "master key", "from HOOKWARDEN_MASTER_KEY", None);
+        report.say(
+            Level::Ok,
+            "master key",
+            key_origin(&settings.master_key),
+            None,
+        );
     } else if let Some(file) = hookwarden_store::sqlite_file(url) {
         let key_file = hookwarden_store::crypto::key_file_beside(&file);
         if !file.exists() {
@@ -183,7 +190,12 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
             return None;
         }
         if given {
-            report.say(Level::Ok, "master key", "from HOOKWARDEN_MASTER_KEY", None);
+            report.say(
+                Level::Ok,
+                "master key",
+                key_origin(&settings.master_key),
+                None,
+            );
         } else if !key_file.exists() {
             report.say(
                 Level::Fail,
@@ -242,6 +254,32 @@ async fn check_storage(report: &mut Report, settings: &Settings) -> Option<Store
             );
             None
         }
+    }
+}
+
+/// Where a given master key came from, as the operator set it.
+fn key_origin(source: &MasterKeySource) -> &'static str {
+    match source {
+        MasterKeySource::Ring(_) => "a ring from master_keys (HOOKWARDEN_MASTER_KEYS)",
+        _ => "from master_key (HOOKWARDEN_MASTER_KEY)",
+    }
+}
+
+/// The role `serve` would run with, and whether the database allows it.
+fn check_role(report: &mut Report, settings: &Settings) {
+    let runs = match settings.role {
+        Role::All => "the API and the delivery workers",
+        Role::Api => "the API and the console only (no delivery workers: run worker nodes too)",
+        Role::Worker => "the delivery workers only (answers /healthz and /metrics, nothing else)",
+    };
+    match settings.role.check_database(&settings.database) {
+        Ok(()) => report.say(
+            Level::Ok,
+            "role",
+            &format!("{}: this node runs {runs}", settings.role),
+            None,
+        ),
+        Err(e) => report.say(Level::Fail, "role", &e.message(), Some(&e.fix())),
     }
 }
 

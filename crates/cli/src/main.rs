@@ -98,6 +98,9 @@ struct DoctorArgs {
     /// The address `serve` listens on [default: 127.0.0.1:8080, env: HOOKWARDEN_LISTEN]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// The role `serve` would run with (api, worker or all) [default: all, env: HOOKWARDEN_ROLE]
+    #[arg(long, value_name = "ROLE", value_parser = hookwarden_server::Role::NAMES)]
+    role: Option<String>,
     /// An API key: also check that account's connectors on the running server.
     #[arg(long, env = "HOOKWARDEN_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -123,6 +126,11 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080, env: HOOKWARDEN_LISTEN]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// What this node runs: all (the API and the delivery workers), api (the API and the
+    /// console only) or worker (deliveries, token refreshes and maintenance only; answers
+    /// /healthz and /metrics). api and worker need PostgreSQL [default: all, env: HOOKWARDEN_ROLE]
+    #[arg(long, value_name = "ROLE", value_parser = hookwarden_server::Role::NAMES, conflicts_with = "demo")]
+    role: Option<String>,
     /// Also run a fake Salesforce org, and register a demo account and connector against it
     /// (allows plain http and loopback addresses; never use in production).
     #[arg(long)]
@@ -203,11 +211,21 @@ impl ScopeArgs {
 }
 
 fn load_config(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
+    load_config_as(args, listen, None)
+}
+
+/// `load_config` with the `--role` flag of `serve` and `doctor`.
+fn load_config_as(
+    args: &ConfigArgs,
+    listen: Option<String>,
+    role: Option<String>,
+) -> anyhow::Result<Config> {
     Ok(Config::load(
         args.config.as_deref(),
         &Overrides {
             listen,
             database: args.database.clone(),
+            role,
         },
     )?)
 }
@@ -226,7 +244,7 @@ fn init_logging(format: &str) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = load_config(&args.config, args.listen)?;
+    let config = load_config_as(&args.config, args.listen, args.role)?;
     init_logging(&config.log_format);
     let mut settings = config.settings()?;
     let demo_org = if args.demo {
@@ -246,6 +264,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(
         listen = %server.addr,
         database = %hookwarden_server::redact_url(&settings.database),
+        role = %settings.role,
         "hookwarden is serving"
     );
     // Not eprintln!: it panics when stderr is a closed pipe, and the server must keep serving.
@@ -253,8 +272,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
-            "hookwarden listening on http://{}",
-            server.addr
+            "hookwarden listening on http://{} (role {})",
+            server.addr,
+            settings.role
         );
     }
     if let Some(org) = &demo_org {
@@ -502,13 +522,14 @@ async fn run(cli: Cli) -> ExitCode {
             serve(ServeArgs {
                 config: args.config,
                 listen: args.listen,
+                role: None,
                 demo: true,
                 demo_org_listen: args.demo_org_listen,
             })
             .await
         }
         Command::Doctor(args) => {
-            let config = load_config(&args.config, args.listen);
+            let config = load_config_as(&args.config, args.listen, args.role);
             match doctor::run(config, args.api_key, args.server).await {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,

@@ -1,6 +1,6 @@
-//! The hookwarden server: the management API (and, later, the delivery workers) over one
-//! `Store`. `spawn` wires it from a config and an optional already-bound listener, so tests
-//! start the whole server on port 0 in-process.
+//! The hookwarden server: the management API and the delivery workers over one `Store`, both
+//! or one of them by the node's `Role`. `spawn` wires it from a config and an optional
+//! already-bound listener, so tests start the whole server on port 0 in-process.
 
 pub mod api;
 pub mod auth;
@@ -31,7 +31,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use config::{Config, Governance, Limits, MetricsAccess, Overrides, Settings};
+pub use config::{Config, Governance, Limits, MetricsAccess, Overrides, Role, Settings};
 pub use state::AppState;
 
 #[derive(OpenApi)]
@@ -92,22 +92,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_and_document().1
 }
 
-/// The router, serving its OpenAPI document at `/api/openapi.json`.
+/// The router of this node's role: the API, the console and its OpenAPI document at
+/// `/api/openapi.json` (`api`, `all`), or `/healthz` and `/metrics` alone (`worker`).
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
-    let (api, openapi) = api_and_document();
-    let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");
-    let app = api
-        .route(
-            "/api/openapi.json",
-            get(move || {
-                let doc = openapi_json.clone();
-                async move { Json(doc) }
-            }),
-        )
-        .merge(console::router())
-        .fallback(api::not_found)
-        .method_not_allowed_fallback(api::method_not_allowed);
+    let app = if state.settings.role.serves_api() {
+        api_router()
+    } else {
+        worker_router(state.settings.role)
+    };
     limits::with_overload_limits(app, &state.settings.limits)
     .layer(DefaultBodyLimit::max(max_body))
     .layer(
@@ -119,6 +112,31 @@ pub fn router(state: AppState) -> Router {
         ),
     )
     .with_state(state)
+}
+
+fn api_router() -> Router<AppState> {
+    let (api, openapi) = api_and_document();
+    let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let doc = openapi_json.clone();
+            async move { Json(doc) }
+        }),
+    )
+    .merge(console::router())
+    .fallback(api::not_found)
+    .method_not_allowed_fallback(api::method_not_allowed)
+}
+
+/// A worker node answers what a load balancer and Prometheus ask, and sends everyone else
+/// to an API node.
+fn worker_router(role: Role) -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(api::health::healthz))
+        .route("/metrics", get(metrics::metrics_with_token))
+        .fallback(move || async move { api::wrong_role(role) })
+        .method_not_allowed_fallback(api::method_not_allowed)
 }
 
 /// A server running in this process.
@@ -177,6 +195,8 @@ pub async fn spawn_with_clock(
     listener: Option<TcpListener>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<RunningServer> {
+    // A role the database cannot serve is refused before anything is locked or opened.
+    settings.role.check_database(&settings.database)?;
     // Before the database is opened: a second process must not migrate it or release the
     // leases of the first one's deliveries in flight.
     let serve_lock = sqlite_lock::take(&settings.database, settings.listen)?;
@@ -207,8 +227,15 @@ pub async fn spawn_with_clock(
     let mut settings = settings;
     settings.listen = addr;
     let state = AppState::try_with_clock(store, settings, clock)?;
-    let engine = delivery::start(&state, state.tokens.clone()).await?;
-    let keep_alive = keepalive::spawn(state.clone());
+    // An api node delivers nothing: its ingest commits, then NOTIFYs the worker nodes.
+    let (engine, keep_alive) = if state.settings.role.delivers() {
+        (
+            Some(delivery::start(&state, state.tokens.clone()).await?),
+            Some(keepalive::spawn(state.clone())),
+        )
+    } else {
+        (None, None)
+    };
     let app = router(state.clone());
     let metrics_task = metrics_listener.map(|listener| {
         let app = metrics::listener_router(state.clone());
@@ -229,8 +256,12 @@ pub async fn spawn_with_clock(
             metrics_task.abort();
         }
         // In-flight deliveries finish (or are handed back) before the process lets go.
-        keep_alive.shutdown().await;
-        engine.shutdown().await;
+        if let Some(keep_alive) = keep_alive {
+            keep_alive.shutdown().await;
+        }
+        if let Some(engine) = engine {
+            engine.shutdown().await;
+        }
         // Only now may another `serve` take the SQLite file.
         drop(serve_lock);
         served

@@ -1,10 +1,12 @@
 //! The binary as a user runs it.
 //!
-//! One test binary in four modules: `key`, `accounts`, `serve` with `doctor`, and the servers a
-//! user starts to try it (`demo`, `fake-org`). Each runs the built binary through `hookwarden()`.
+//! One test binary in five modules: `key`, `accounts`, `serve` with `doctor`, the servers a
+//! user starts to try it (`demo`, `fake-org`), and the `examples` of node configurations. Each
+//! runs the built binary through `hookwarden()`.
 
 mod accounts;
 mod demo_and_fake_org;
+mod examples;
 mod key;
 mod serve;
 
@@ -16,6 +18,7 @@ fn hookwarden() -> Command {
     for var in [
         "HOOKWARDEN_DATABASE",
         "HOOKWARDEN_LISTEN",
+        "HOOKWARDEN_ROLE",
         "HOOKWARDEN_MASTER_KEY",
         "HOOKWARDEN_ALLOW_INSECURE_HTTP",
         "HOOKWARDEN_ALLOW_PRIVATE_NETWORKS",

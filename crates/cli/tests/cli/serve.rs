@@ -143,6 +143,78 @@ fn serve_refuses_a_bad_configuration_clearly() {
         .stderr(predicate::str::contains("HOOKWARDEN_MASTER_KEY"));
 }
 
+/// `serve --role api|worker` (or HOOKWARDEN_ROLE) on SQLite exits at once with what, why and
+/// the fix, before it creates the database; the doctor says the same, and shows the role.
+#[test]
+fn serve_refuses_a_role_other_than_all_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.db");
+    let db = format!("sqlite://{}", file.display());
+    let serve = ["serve", "--database", &db, "--listen", "127.0.0.1:0"];
+    let refused = hookwarden()
+        .args(serve)
+        .args(["--role", "worker"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let refused = String::from_utf8(refused).unwrap();
+    assert!(
+        refused.contains("error: role worker needs PostgreSQL, and the database is SQLite")
+            && refused.contains("run this node with role all")
+            && refused.contains("postgres://"),
+        "{refused}"
+    );
+    hookwarden()
+        .args(serve)
+        .env("HOOKWARDEN_ROLE", "api")
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("role api needs PostgreSQL"));
+    assert!(!file.exists(), "a refused serve created the database");
+    // Not a role at all: the flag names the three, the variable is refused by name.
+    hookwarden()
+        .args(serve)
+        .args(["--role", "both"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("api, worker, all"));
+    hookwarden()
+        .args(serve)
+        .env("HOOKWARDEN_ROLE", "both")
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("role = \"both\""));
+
+    let doctor = |role: Option<&str>| {
+        let mut cmd = hookwarden();
+        cmd.args(["doctor", "--database", &db, "--listen", "127.0.0.1:0"])
+            .env_remove("HOOKWARDEN_API_KEY");
+        if let Some(role) = role {
+            cmd.args(["--role", role]);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, text) = doctor(None);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("ok   role         all: this node runs the API and the delivery workers"),
+        "{text}"
+    );
+    let (code, text) = doctor(Some("worker"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAIL role         role worker needs PostgreSQL")
+            && text.contains("fix: run this node with role all"),
+        "{text}"
+    );
+}
+
 /// `hookwarden doctor` on a fresh directory, a database with its key, a database whose key
 /// file is gone, secrets sealed under another master key, and a listen address in use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

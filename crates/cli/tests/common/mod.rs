@@ -47,6 +47,7 @@ async fn spawn_server_from(
             listen: "127.0.0.1:0".parse().unwrap(),
             public_url: None,
             database: database.to_owned(),
+            role: Default::default(),
             master_key,
             allow_insecure_http: true,
             address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),

@@ -8,13 +8,20 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `degraded` when the database does not answer.
+    /// `ok`, or `degraded` (with status 503) when the database does not answer.
     pub status: String,
+    /// What this node runs: `api`, `worker` or `all`.
+    #[schema(example = "all")]
+    pub role: String,
+    /// `sqlite` or `postgres`; whether it answers is `status`.
+    #[schema(example = "postgres")]
     pub database: String,
+    /// This server's version.
     pub version: String,
 }
 
-/// Liveness and the database's reachability (no authentication).
+/// Liveness, the node's role and the database's reachability (no authentication). Served on
+/// every role's node.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -31,6 +38,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
         code,
         Json(Health {
             status: status.to_owned(),
+            role: state.settings.role.to_string(),
             database: database.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }),

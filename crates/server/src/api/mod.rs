@@ -55,6 +55,20 @@ pub async fn not_found() -> impl IntoResponse {
     )
 }
 
+/// What a `worker` node answers on every path but `/healthz` and `/metrics`.
+pub fn wrong_role(role: crate::Role) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "wrong_role",
+        format!(
+            "this node runs with role {role}: it delivers events and refreshes tokens, and \
+             answers only /healthz and /metrics"
+        ),
+        "send API and console requests to a node with role api or all (behind your load \
+         balancer), not to a worker node",
+    )
+}
+
 pub async fn method_not_allowed() -> impl IntoResponse {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,

@@ -13,9 +13,11 @@ use hookwarden_store::{MasterKey, MasterKeyRing, MasterKeySource};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+mod role;
 mod settings;
 mod text;
 
+pub use role::{Role, RoleNeedsPostgres};
 pub use settings::{Governance, Limits, MetricsAccess, Settings};
 pub use text::{CidrList, KeyList, KeyText};
 
@@ -27,6 +29,8 @@ pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
 pub struct Config {
     pub listen: String,
     pub database: String,
+    /// `api`, `worker` or `all`: see `Role`.
+    pub role: String,
     #[serde(default, skip_serializing)]
     pub master_key: Option<KeyText>,
     #[serde(default, skip_serializing)]
@@ -62,6 +66,7 @@ impl fmt::Debug for Config {
         let Self {
             listen,
             database,
+            role,
             master_key,
             master_keys,
             public_url,
@@ -88,6 +93,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", listen)
             .field("database", &hookwarden_store::redact_url(database))
+            .field("role", role)
             .field(
                 "master_key",
                 &format_args!("{}", given(master_key.is_some())),
@@ -130,13 +136,20 @@ pub struct Overrides {
     pub listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl fmt::Debug for Overrides {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self { listen, database } = self;
+        let Self {
+            listen,
+            database,
+            role,
+        } = self;
         f.debug_struct("Overrides")
             .field("listen", listen)
+            .field("role", role)
             .field(
                 "database",
                 &database.as_deref().map(hookwarden_store::redact_url),
@@ -163,6 +176,8 @@ pub enum ConfigError {
         "public_url = {0:?}: give an absolute http(s) URL such as https://hookwarden.example.com"
     )]
     PublicUrl(String),
+    #[error("role = {0:?}: use \"api\" (API only), \"worker\" (deliveries only) or \"all\" (both, the default)")]
+    Role(String),
     #[error("log_format = {0:?}: use \"json\" or \"pretty\"")]
     LogFormat(String),
     #[error("worker_niceness = {0}: use 0 (normal priority) to 19")]
@@ -193,6 +208,7 @@ impl Config {
             .merge(Env::prefixed("HOOKWARDEN_").only(&[
                 "listen",
                 "database",
+                "role",
                 "master_key",
                 "master_keys",
                 "public_url",
@@ -251,6 +267,7 @@ impl Config {
         let policy = AddressPolicy::parse_list(&self.allow_private_networks.joined())
             .map_err(|e| ConfigError::Networks(e.to_string()))?;
         let master_key = self.master_key_source()?;
+        let role = Role::parse(&self.role).ok_or_else(|| ConfigError::Role(self.role.clone()))?;
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err(ConfigError::LogFormat(self.log_format.clone()));
         }
@@ -297,6 +314,7 @@ impl Config {
             listen,
             public_url,
             database: self.database.clone(),
+            role,
             master_key,
             allow_insecure_http: self.allow_insecure_http,
             address_policy: policy,

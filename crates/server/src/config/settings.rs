@@ -15,6 +15,8 @@ pub struct Settings {
     /// `None`: derived from the bound address (`http://{addr}`).
     pub public_url: Option<String>,
     pub database: String,
+    /// What this node runs: the API, the delivery workers, or both.
+    pub role: super::Role,
     pub master_key: MasterKeySource,
     pub allow_insecure_http: bool,
     pub address_policy: AddressPolicy,
@@ -99,6 +101,7 @@ impl fmt::Debug for Settings {
             listen,
             public_url,
             database,
+            role,
             master_key,
             allow_insecure_http,
             address_policy,
@@ -112,6 +115,7 @@ impl fmt::Debug for Settings {
             .field("listen", listen)
             .field("public_url", public_url)
             .field("database", &hookwarden_store::redact_url(database))
+            .field("role", role)
             // MasterKeySource's Debug redacts every key.
             .field("master_key", master_key)
             .field("allow_insecure_http", allow_insecure_http)

@@ -33,7 +33,7 @@ fn defaults_then_file_then_env_then_flags() {
             file,
             &Overrides {
                 listen: Some("127.0.0.1:9100".into()),
-                database: None,
+                ..Overrides::default()
             },
         )
         .unwrap();
@@ -302,8 +302,8 @@ fn no_master_key_nor_metrics_token_is_printed_or_serialized() {
         let c = Config::load(None, &Overrides::default()).unwrap();
         let settings = c.settings().unwrap();
         let flags = Overrides {
-            listen: None,
             database: Some("postgres://app:Pa55word@db.internal/hw".into()),
+            ..Overrides::default()
         };
         let debug = format!("{c:?} {settings:?} {flags:?}");
         assert!(
@@ -338,4 +338,54 @@ fn no_master_key_nor_metrics_token_is_printed_or_serialized() {
         );
         Ok(())
     });
+}
+
+#[test]
+fn role_defaults_to_all_and_layers_file_env_flag() {
+    figment::Jail::expect_with(|jail| {
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.settings().unwrap().role, Role::All);
+
+        jail.create_file("node.toml", "role = \"api\"\n")?;
+        let file = Some(Path::new("node.toml"));
+        let c = Config::load(file, &Overrides::default()).unwrap();
+        assert_eq!(c.settings().unwrap().role, Role::Api, "the file's role");
+
+        jail.set_env("HOOKWARDEN_ROLE", "worker");
+        let c = Config::load(file, &Overrides::default()).unwrap();
+        assert_eq!(c.settings().unwrap().role, Role::Worker, "env over file");
+
+        let flag = Overrides {
+            role: Some("all".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load(file, &flag).unwrap();
+        assert_eq!(c.settings().unwrap().role, Role::All, "flag over env");
+
+        jail.set_env("HOOKWARDEN_ROLE", "both");
+        let e = Config::load(file, &Overrides::default())
+            .unwrap()
+            .settings()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("role = \"both\"") && e.contains("\"api\"") && e.contains("\"worker\""),
+            "{e}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn roles_other_than_all_need_postgres() {
+    let sqlite = "sqlite://hookwarden.db";
+    assert_eq!(Role::All.check_database(sqlite), Ok(()));
+    for role in [Role::Api, Role::Worker] {
+        let e = role.check_database(sqlite).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("role {role} needs PostgreSQL")) && e.contains("role all"),
+            "{e}"
+        );
+        assert_eq!(role.check_database("postgres://db.internal/hw"), Ok(()));
+    }
 }

@@ -23,6 +23,7 @@ pub fn settings(database: &str, allow_insecure_http: bool) -> Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
         database: database.to_owned(),
+        role: Default::default(),
         master_key: MasterKeySource::Given(MasterKey::generate()),
         allow_insecure_http,
         address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
