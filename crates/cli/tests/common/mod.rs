@@ -53,6 +53,7 @@ async fn spawn_server_from(
             address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
             max_body_bytes: 1 << 20,
             history_retention_days: 30,
+            delivery_lease: std::time::Duration::from_secs(120),
             metrics: Default::default(),
             limits: Default::default(),
             governance: Default::default(),

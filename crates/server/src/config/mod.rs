@@ -42,6 +42,7 @@ pub struct Config {
     pub log_format: String,
     pub max_body_bytes: usize,
     pub history_retention_days: u32,
+    pub delivery_lease_s: u64,
     pub worker_niceness: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
@@ -75,6 +76,7 @@ impl fmt::Debug for Config {
             log_format,
             max_body_bytes,
             history_retention_days,
+            delivery_lease_s,
             worker_niceness,
             metrics_listen,
             metrics_token,
@@ -108,6 +110,7 @@ impl fmt::Debug for Config {
             .field("log_format", log_format)
             .field("max_body_bytes", max_body_bytes)
             .field("history_retention_days", history_retention_days)
+            .field("delivery_lease_s", delivery_lease_s)
             .field("worker_niceness", worker_niceness)
             .field("metrics_listen", metrics_listen)
             .field(
@@ -158,6 +161,10 @@ impl fmt::Debug for Overrides {
     }
 }
 
+/// The shortest delivery lease: a claim is sent only while two request timeouts (15 s each) and a
+/// second are left of its lease, so a shorter one would never send anything.
+pub const MIN_LEASE_S: u64 = 35;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
@@ -182,6 +189,8 @@ pub enum ConfigError {
     LogFormat(String),
     #[error("worker_niceness = {0}: use 0 (normal priority) to 19")]
     WorkerNiceness(u8),
+    #[error("delivery_lease_s = {0}: use {MIN_LEASE_S} to 3600 (a lease must outlast two 15-second requests)")]
+    DeliveryLease(u64),
     #[error("metrics_listen = {0:?} is not an address such as 127.0.0.1:9464")]
     MetricsListen(String),
     #[error(
@@ -217,6 +226,7 @@ impl Config {
                 "log_format",
                 "max_body_bytes",
                 "history_retention_days",
+                "delivery_lease_s",
                 "worker_niceness",
                 "metrics_listen",
                 "metrics_token",
@@ -268,6 +278,9 @@ impl Config {
             .map_err(|e| ConfigError::Networks(e.to_string()))?;
         let master_key = self.master_key_source()?;
         let role = Role::parse(&self.role).ok_or_else(|| ConfigError::Role(self.role.clone()))?;
+        if !(MIN_LEASE_S..=3600).contains(&self.delivery_lease_s) {
+            return Err(ConfigError::DeliveryLease(self.delivery_lease_s));
+        }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err(ConfigError::LogFormat(self.log_format.clone()));
         }
@@ -320,6 +333,7 @@ impl Config {
             address_policy: policy,
             max_body_bytes: self.max_body_bytes,
             history_retention_days: self.history_retention_days,
+            delivery_lease: Duration::from_secs(self.delivery_lease_s),
             governance: Governance {
                 secret_max_age_days: self.secret_max_age_days,
                 keepalive_days: self.keepalive_days,

@@ -23,6 +23,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// 0: keep every delivery forever.
     pub history_retention_days: u32,
+    /// How long a claimed delivery is its node's: a node that dies leaves its claims to the
+    /// others after this long (`delivery_lease_s`, 120 s).
+    pub delivery_lease: std::time::Duration,
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsAccess,
     pub limits: Limits,
@@ -107,6 +110,7 @@ impl fmt::Debug for Settings {
             address_policy,
             max_body_bytes,
             history_retention_days,
+            delivery_lease,
             metrics,
             limits,
             governance,
@@ -122,6 +126,7 @@ impl fmt::Debug for Settings {
             .field("address_policy", address_policy)
             .field("max_body_bytes", max_body_bytes)
             .field("history_retention_days", history_retention_days)
+            .field("delivery_lease", delivery_lease)
             // SecretString's Debug redacts the token.
             .field("metrics", metrics)
             .field("limits", limits)

@@ -389,3 +389,30 @@ fn roles_other_than_all_need_postgres() {
         assert_eq!(role.check_database("postgres://db.internal/hw"), Ok(()));
     }
 }
+
+#[test]
+fn the_delivery_lease_defaults_to_120_s_and_must_outlast_two_requests() {
+    figment::Jail::expect_with(|jail| {
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.settings().unwrap().delivery_lease,
+            Duration::from_secs(120)
+        );
+        jail.set_env("HOOKWARDEN_DELIVERY_LEASE_S", "40");
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.settings().unwrap().delivery_lease,
+            Duration::from_secs(40)
+        );
+        for bad in ["30", "3601"] {
+            jail.set_env("HOOKWARDEN_DELIVERY_LEASE_S", bad);
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            let e = c.settings().unwrap_err().to_string();
+            assert!(
+                e.contains("delivery_lease_s") && e.contains("35 to 3600"),
+                "{e}"
+            );
+        }
+        Ok(())
+    });
+}

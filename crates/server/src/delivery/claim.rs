@@ -225,9 +225,6 @@ impl<T: TokenSource> Workers<T> {
                     permit = lane.permits.clone().acquire_owned() => permit.ok(),
                     _ = lane.opened.notified() => None,
                 };
-                if permit.is_some() {
-                    lane.pace().await;
-                }
                 let now = inner.now();
                 let give_back = |at| Outcome::new(&row, DeliveryStatus::Pending, Vec::new()).at(at);
                 let outcome = match (lane.open_until(now), &permit) {

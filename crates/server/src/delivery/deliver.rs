@@ -163,8 +163,11 @@ impl<T: TokenSource> Workers<T> {
             authorization,
             bearer,
         } = authorized;
-        // Getting a token may have waited on another node's grant: if the lease could now
-        // end mid-request, give the delivery back rather than race a second sender.
+        // `max_per_second`: the request's turn comes here, once its token is in hand, so that a
+        // wait for a grant does not gather turns that then go out together.
+        target.lane.pace().await;
+        // Getting a token (or a turn) may have waited on another node's grant: if the lease
+        // could now end mid-request, give the delivery back rather than race a second sender.
         let now = self.now();
         if !self.lease_left(claimed_at, now) {
             return Stage::Done(Outcome::new(row, DeliveryStatus::Pending, attempts).at(now));

@@ -26,8 +26,10 @@ const PACED_BACKLOG: Duration = Duration::from_secs(30);
 
 /// One connector's limits and health on this node.
 pub(super) struct Lane {
-    pub(super) max_concurrency: usize,
-    pub(super) max_per_second: Option<f64>,
+    /// The connector's limits as this node applies them (its share of them among the nodes):
+    /// changed in place by `resize`, so a lane keeps its pacing, claims and breaker through a
+    /// change of share rather than a second lane sending beside the first.
+    limits: Mutex<LaneLimits>,
     pub(super) permits: Arc<Semaphore>,
     /// Claimed deliveries of this connector that this node holds.
     pub(super) owned: AtomicUsize,
@@ -45,6 +47,12 @@ pub(super) struct Lane {
     /// Set when a claim leaves this connector out for being full; the delivery that brings it
     /// below its room clears it and wakes the claimer.
     pub(super) left_out: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct LaneLimits {
+    pub(super) max_concurrency: usize,
+    pub(super) max_per_second: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -68,8 +76,10 @@ impl Lane {
         opts: &EngineOptions,
     ) -> Self {
         Self {
-            max_concurrency,
-            max_per_second,
+            limits: Mutex::new(LaneLimits {
+                max_concurrency,
+                max_per_second,
+            }),
             permits: Arc::new(Semaphore::new(max_concurrency)),
             owned: AtomicUsize::new(0),
             breaker: Mutex::new(Breaker::default()),
@@ -86,16 +96,40 @@ impl Lane {
     /// its concurrency, up to `LANE_BACKLOG_FAST` rounds as long as they fit in the backlog
     /// budget at its recent latency and in half the node's slots, and with `max_per_second`
     /// no more than `PACED_BACKLOG` of sending.
+    pub(super) fn limits(&self) -> LaneLimits {
+        *self.limits.lock().expect("lane limits lock")
+    }
+
+    /// New limits for the same lane (this node's share changed, or the connector's settings):
+    /// the pacer goes on from its next slot at the new rate, and the permits grow or shrink
+    /// (shrinking takes back only permits not in use; the rest as they are returned is not
+    /// tracked, so a lane may briefly run a few over a lowered concurrency).
+    pub(super) fn resize(&self, max_concurrency: usize, max_per_second: Option<f64>) {
+        let mut limits = self.limits.lock().expect("lane limits lock");
+        let before = limits.max_concurrency;
+        if max_concurrency > before {
+            self.permits.add_permits(max_concurrency - before);
+        } else if max_concurrency < before {
+            self.permits.forget_permits(before - max_concurrency);
+        }
+        *limits = LaneLimits {
+            max_concurrency,
+            max_per_second,
+        };
+    }
+
     pub(super) fn room(&self) -> usize {
+        let LaneLimits {
+            max_concurrency,
+            max_per_second,
+        } = self.limits();
         let rounds = match self.latency_us.load(AtomicOrdering::Relaxed) {
             0 => LANE_BACKLOG,
             us => ((self.backlog_budget_us / us) as usize).clamp(LANE_BACKLOG, LANE_BACKLOG_FAST),
         };
-        let cautious = self.max_concurrency * LANE_BACKLOG;
-        let room = (self.max_concurrency * rounds)
-            .min(self.max_room)
-            .max(cautious);
-        match self.max_per_second {
+        let cautious = max_concurrency * LANE_BACKLOG;
+        let room = (max_concurrency * rounds).min(self.max_room).max(cautious);
+        match max_per_second {
             Some(rate) => room.min(((rate * PACED_BACKLOG.as_secs_f64()).ceil() as usize).max(1)),
             None => room,
         }
@@ -128,7 +162,7 @@ impl Lane {
 
     /// `max_per_second`: each send takes the next free slot of the connector's schedule.
     pub(super) async fn pace(&self) {
-        let Some(rate) = self.max_per_second.filter(|r| *r > 0.0) else {
+        let Some(rate) = self.limits().max_per_second.filter(|r| *r > 0.0) else {
             return;
         };
         let interval = Duration::from_secs_f64(1.0 / rate);

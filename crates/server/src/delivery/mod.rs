@@ -130,6 +130,7 @@ pub async fn start<T: TokenSource>(
 ) -> anyhow::Result<EngineHandle> {
     let options = EngineOptions {
         clock: state.clock.clone(),
+        lease: state.settings.delivery_lease,
         ..EngineOptions::default()
     };
     start_with(state, tokens, options).await

@@ -34,10 +34,11 @@ pub(super) struct Target {
 }
 
 impl<T: TokenSource> Workers<T> {
-    /// The connector's lane on this node, new when its limits or this node's share of them
-    /// changed: with n delivery nodes on the database each sends at most `max_per_second / n`
-    /// and `ceil(max_concurrency / n)` at once, so together they hold to the connector's limits
-    /// (the concurrency within n - 1 of it).
+    /// The connector's lane on this node, its limits this node's share of the connector's:
+    /// with n delivery nodes on the database each sends at most `max_per_second / n` and
+    /// `ceil(max_concurrency / n)` at once, so together they hold to the connector's limits
+    /// (the concurrency within n - 1 of it). A change of share or of settings resizes the lane
+    /// in place (`Lane::resize`).
     fn lane(&self, record: &ConnectorRecord, settings: &DeliverySettings) -> Arc<Lane> {
         let (max, rate) = share(
             settings.max_concurrency,
@@ -45,16 +46,16 @@ impl<T: TokenSource> Workers<T> {
             self.live_nodes.load(std::sync::atomic::Ordering::Relaxed),
         );
         let mut lanes = self.lanes.lock().expect("lanes lock");
-        match lanes.get(&record.id) {
-            Some(lane) if lane.max_concurrency == max && lane.max_per_second == rate => {
-                lane.clone()
+        if let Some(lane) = lanes.get(&record.id) {
+            let now = lane.limits();
+            if now.max_concurrency != max || now.max_per_second != rate {
+                lane.resize(max, rate);
             }
-            _ => {
-                let lane = Arc::new(Lane::new(max, rate, &self.opts));
-                lanes.insert(record.id.clone(), lane.clone());
-                lane
-            }
+            return lane.clone();
         }
+        let lane = Arc::new(Lane::new(max, rate, &self.opts));
+        lanes.insert(record.id.clone(), lane.clone());
+        lane
     }
 
     /// The connector as this batch sees it; also notes whether it orders per package.

@@ -29,6 +29,7 @@ pub fn settings(database: &str, allow_insecure_http: bool) -> Settings {
         address_policy: AddressPolicy::parse_list("127.0.0.0/8").unwrap(),
         max_body_bytes: 256 * 1024,
         history_retention_days: 30,
+        delivery_lease: std::time::Duration::from_secs(120),
         metrics: Default::default(),
         limits: Default::default(),
         governance: Default::default(),
