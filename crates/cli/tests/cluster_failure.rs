@@ -40,14 +40,6 @@ impl Drop for Node {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn hookwarden(master_key: &str) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("hookwarden"));
     cmd.env("HOOKWARDEN_MASTER_KEY", master_key)
@@ -169,10 +161,10 @@ async fn a_worker_killed_mid_run_loses_nothing_and_the_cluster_keeps_its_limits(
     let http = reqwest::Client::new();
     let started = Instant::now();
 
-    let api_port = free_port();
+    let api_port = common::free_port();
     let base = format!("http://127.0.0.1:{api_port}");
     let _api = node(&database, &master_key, "api", api_port).await;
-    let worker_ports = [free_port(), free_port()];
+    let worker_ports = [common::free_port(), common::free_port()];
     let mut first = node(&database, &master_key, "worker", worker_ports[0]).await;
     let _second = node(&database, &master_key, "worker", worker_ports[1]).await;
     for (name, event) in CONNECTORS {

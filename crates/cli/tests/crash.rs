@@ -31,14 +31,6 @@ fn hookwarden() -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Server(Child);
 
 impl Drop for Server {
@@ -99,7 +91,7 @@ async fn a_server_killed_mid_delivery_loses_nothing_it_acknowledged() {
         String::from_utf8_lossy(&created.stderr)
     );
     let api_key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 
@@ -197,7 +189,7 @@ async fn a_server_killed_right_after_a_connector_breaks_still_tells_the_owner() 
         .unwrap();
     assert!(created.status.success());
     let api_key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut server = serve(&database, port).await;

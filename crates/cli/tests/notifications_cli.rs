@@ -4,22 +4,11 @@
 
 mod common;
 
-use common::{cli, spawn_server, Receiver};
+use common::{spawn_server, Receiver};
 use hookwarden_store::MasterKey;
 
 async fn run(base: &str, api_key: &str, args: &[&str]) -> (bool, String, String) {
-    let (base, api_key) = (base.to_owned(), api_key.to_owned());
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = cli(&base, &api_key).args(&args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    })
-    .await
-    .unwrap()
+    common::run_cli(base, api_key, args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,3 +151,28 @@ impl Receiver {
         self.status.store(status, Ordering::SeqCst);
     }
 }
+
+/// The CLI's success, stdout and stderr, run off the test's runtime (the server is on it).
+pub async fn run_cli(base: &str, api_key: &str, args: &[&str]) -> (bool, String, String) {
+    let (base, api_key) = (base.to_owned(), api_key.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = cli(&base, &api_key).args(&args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -4,7 +4,6 @@
 //! through the API's own handler.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use maud::{html, Markup};
@@ -223,12 +222,7 @@ fn api_error_page(session: &Console, e: ApiError) -> Response {
 
 /// Back to the connector's page with a notice.
 fn back(name: &str, done: &str) -> Response {
-    let target = format!("{}?done={}", path_of(name), query_value(done));
-    (
-        StatusCode::SEE_OTHER,
-        [(axum::http::header::LOCATION, target)],
-    )
-        .into_response()
+    super::done_redirect(&path_of(name), done)
 }
 
 /// `POST …/test`: each check of the connector test, on a page of its own.

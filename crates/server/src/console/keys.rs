@@ -157,19 +157,7 @@ pub async fn revoke(
         return refused;
     }
     match revoke_key(State(state), session.authed(), ApiPath(id.clone())).await {
-        Ok(_) => {
-            let done: String =
-                url::form_urlencoded::byte_serialize(format!("key {id} revoked").as_bytes())
-                    .collect();
-            (
-                StatusCode::SEE_OTHER,
-                [(
-                    axum::http::header::LOCATION,
-                    format!("/console/keys?done={done}"),
-                )],
-            )
-                .into_response()
-        }
+        Ok(_) => super::done_redirect("/console/keys", &format!("key {id} revoked")),
         Err(e) => refusal(&session, e),
     }
 }

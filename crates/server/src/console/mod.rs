@@ -111,6 +111,16 @@ pub(crate) fn problem(e: &ApiError) -> Markup {
     }
 }
 
+/// After an action: back to `path` (a console page) with `done` as the notice it shows.
+pub(crate) fn done_redirect(path: &str, done: &str) -> Response {
+    let done: String = url::form_urlencoded::byte_serialize(done.as_bytes()).collect();
+    (
+        axum::http::StatusCode::SEE_OTHER,
+        [(axum::http::header::LOCATION, format!("{path}?done={done}"))],
+    )
+        .into_response()
+}
+
 /// A page for the API's refusal of an action (404, 409, 422 ...): its status, its message and
 /// fix, and the way back (`back`: href and text). A failure on our side stays a 500.
 pub(crate) fn refusal_page(

@@ -250,15 +250,7 @@ pub async fn delete(
 }
 
 fn done(what: &str) -> Response {
-    let done: String = url::form_urlencoded::byte_serialize(what.as_bytes()).collect();
-    (
-        StatusCode::SEE_OTHER,
-        [(
-            axum::http::header::LOCATION,
-            format!("/console/notifications?done={done}"),
-        )],
-    )
-        .into_response()
+    super::done_redirect("/console/notifications", what)
 }
 
 /// The API's refusal (400 a bad url or type, 404, 409 the cap) as a page.
