@@ -101,6 +101,10 @@ pub struct AccessToken {
     /// A grant happened to produce it (for the delivery attempt's `refreshed`).
     pub refreshed: bool,
     pub instance_url: Option<String>,
+    /// When it was granted (ms, the token engine's clock; `None` for a token stored before
+    /// grants were timed): after a 401, a stored token granted before the refused request was
+    /// sent may be as near the end of its session as the refused one.
+    pub granted_at_ms: Option<i64>,
 }
 
 /// What `revoke` did. The tokens held here are wiped whatever the provider said.

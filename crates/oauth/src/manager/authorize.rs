@@ -254,6 +254,7 @@ impl Inner {
                 expires_at_ms: expires_at,
                 refreshed: true,
                 instance_url: tokens.instance_url,
+                granted_at_ms: Some(self.now_ms()),
             },
             refresh_at,
         );

@@ -263,6 +263,7 @@ pub(super) mod tests {
             expires_at_ms: None,
             refreshed: true,
             instance_url: None,
+            granted_at_ms: None,
         }
     }
 

@@ -124,6 +124,7 @@ impl Inner {
                     expires_at_ms: expires_at,
                     refreshed: true,
                     instance_url: tokens.instance_url,
+                    granted_at_ms: Some(granted.granted_at),
                 };
                 self.cache.put(&id, cv, &ctx.record.url, &token, refresh_at);
                 self.cache.trouble_mut(&id, |t| {

@@ -237,6 +237,7 @@ fn usable(state: &TokenState, cv: i64, need: Need, now: i64) -> Option<AccessTok
         expires_at_ms: state.access_expires_at,
         refreshed: false,
         instance_url: state.instance_url.clone(),
+        granted_at_ms: state.last_grant_at,
     })
 }
 

@@ -58,6 +58,8 @@ pub struct Bearer {
     pub version: i64,
     /// This call made a grant (shown on the attempt as `refreshed`).
     pub refreshed: bool,
+    /// When the token was granted (the token engine's clock), when known.
+    pub granted_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +92,7 @@ impl TokenSource for hookwarden_oauth::TokenManager {
                 token: t.secret,
                 version: t.version,
                 refreshed: t.refreshed,
+                granted_at: t.granted_at_ms,
             }),
             Err(e) => Err(match e.remedy() {
                 Remedy::Wait => TokenFailure::Transient {

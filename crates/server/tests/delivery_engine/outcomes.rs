@@ -597,3 +597,59 @@ async fn a_delivered_delivery_is_retried_only_when_forced() {
     assert_eq!(callbacks.len(), 2, "sent once more");
     assert_eq!(callbacks[0].webhook_id, callbacks[1].webhook_id);
 }
+
+/// After a 401, a token another node granted before the refused request left is no answer:
+/// with sessions that end by time it may be as stale as the refused one. The delivery drops it
+/// too and is sent with a token granted since, in the same run, instead of being refused twice
+/// and waiting on its retry schedule.
+#[tokio::test]
+async fn after_a_401_a_token_granted_before_the_refused_request_is_not_used() {
+    let (dbs, _dir) = each_database().await;
+    for db in dbs {
+        let h = Harness::start(&db).await;
+        h.org.set_session_timeout_s(2);
+        h.register(
+            SF,
+            &h.org.callback_url(),
+            &["PACKAGE_COMPLETE"],
+            h.rt_key(),
+            json!({}),
+        )
+        .await;
+        h.post_event(event("PACKAGE_COMPLETE", "warm")).await;
+        assert_eq!(h.engine.run_once().await.unwrap().delivered, 1);
+        // Another node grants (a newer version in the database); then both sessions end.
+        let other = tokens_for(&h.state.store, &h.settings);
+        let record = h
+            .state
+            .store
+            .get_connector(&h.account, SF)
+            .await
+            .unwrap()
+            .unwrap();
+        let newer = other.force_grant(&record).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2_300)).await;
+
+        let accepted = h.post_event(event("PACKAGE_COMPLETE", "p1")).await;
+        let report = h.engine.run_once().await.unwrap();
+        assert_eq!(report.delivered, 1, "delivered in the same run: {report:?}");
+        let d = h
+            .delivery(accepted["deliveries"][0].as_str().unwrap())
+            .await;
+        let attempts = d["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 2, "{d}");
+        assert_eq!(attempts[0]["status_code"], 401);
+        assert_eq!(attempts[1]["status_code"], 200);
+        let used = h
+            .state
+            .store
+            .get_token_state(&record.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            used.version > newer.version,
+            "a grant since the 401, not the other node's"
+        );
+    }
+}
