@@ -12,6 +12,18 @@ use crate::notifications::{Draft, Outbox};
 use crate::{now_ms, on_db, BeginWrite, Store, StoreError};
 use hookwarden_core::{ConnectorId, ConnectorStatus, DiagnosisView, NotificationType};
 
+/// Hold the connector's deliveries waiting to be sent, in the transaction `$tx`; how many.
+macro_rules! hold {
+    ($tx:ident, $id:expr, $now:expr) => {
+        sqlx::query(HOLD_CONNECTOR_DELIVERIES)
+            .bind($id)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+    };
+}
+
 /// What `revoke_locally` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RevokedLocally {
@@ -66,12 +78,7 @@ impl Store {
                     .bind(connector_id.as_str())
                     .execute(&mut *tx)
                     .await?;
-                    let held = sqlx::query(HOLD_CONNECTOR_DELIVERIES)
-                        .bind(connector_id.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                    let held = hold!(tx, connector_id.as_str(), now);
                     let was_revoked = before == ConnectorStatus::Revoked.as_str();
                     if !was_revoked {
                         let draft = Draft::new(NotificationType::Revoked).held(held);
@@ -141,12 +148,7 @@ impl Store {
             .rows_affected()
                 > 0;
             if moved {
-                let held = sqlx::query(HOLD_CONNECTOR_DELIVERIES)
-                    .bind(connector_id.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let held = hold!(tx, connector_id.as_str(), now);
                 let draft = Draft::new(NotificationType::NeedsReauth).held(held);
                 tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
             }
@@ -187,12 +189,7 @@ impl Store {
             .rows_affected()
                 > 0;
             if moved {
-                let held = sqlx::query(HOLD_CONNECTOR_DELIVERIES)
-                    .bind(connector_id.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let held = hold!(tx, connector_id.as_str(), now);
                 let draft = Draft::new(NotificationType::Disabled).held(held);
                 tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
             }
@@ -273,12 +270,7 @@ impl Store {
             .rows_affected()
                 > 0;
             // Held whether or not this call moved it: another node's 410 may have.
-            let held = sqlx::query(HOLD_CONNECTOR_DELIVERIES)
-                .bind(connector_id.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let held = hold!(tx, connector_id.as_str(), now);
             if moved {
                 let draft = Draft::new(NotificationType::Disabled).held(held);
                 tx.notify(&self.cipher, connector_id.as_str(), &draft, now).await?;
