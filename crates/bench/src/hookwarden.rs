@@ -1,5 +1,6 @@
-//! hookwarden in the bench's process: the server on SQLite and its delivery engine, as
-//! `hookwarden serve` runs them, against the fake org.
+//! hookwarden as the phases drive it: in the bench's process, the server on SQLite and its
+//! delivery engine, as `hookwarden serve` runs them; or the API node of a cluster on PostgreSQL
+//! (see `cluster`). Either way against the fake org.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +21,9 @@ pub(crate) struct Hookwarden {
     pub(crate) base: String,
     pub(crate) api_key: String,
     http: reqwest::Client,
-    pub(crate) state: AppState,
-    _dir: tempfile::TempDir,
+    /// The in-process server's (on SQLite); none for a cluster's node.
+    pub(crate) state: Option<AppState>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Hookwarden {
@@ -67,9 +69,39 @@ impl Hookwarden {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(128)
                 .build()?,
-            state,
-            _dir: dir,
+            state: Some(state),
+            _dir: Some(dir),
         };
+        me.register(org).await?;
+        Ok((me, engine))
+    }
+
+    /// The API node at `base` of a cluster whose database holds the account of `api_key`; with
+    /// `register`, registers the bench's connector (once per database).
+    pub(crate) async fn attach(
+        org: &RunningFakeOrg,
+        base: &str,
+        api_key: &str,
+        register: bool,
+    ) -> anyhow::Result<Self> {
+        let me = Self {
+            base: base.to_owned(),
+            api_key: api_key.to_owned(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(128)
+                .build()?,
+            state: None,
+            _dir: None,
+        };
+        if register {
+            me.register(org).await?;
+        }
+        Ok(me)
+    }
+
+    /// The fake org's connector, at the concurrency of the baseline.
+    async fn register(&self, org: &RunningFakeOrg) -> anyhow::Result<()> {
+        let me = self;
         let key = base64::engine::general_purpose::STANDARD.encode(
             json!({"host": "bench.my.salesforce.com", "client_id": DEFAULT_CLIENT_ID,
                    "client_secret": DEFAULT_CLIENT_SECRET, "token_url": org.token_url(),
@@ -94,7 +126,7 @@ impl Hookwarden {
             "registration failed: {}",
             r.text().await?
         );
-        Ok((me, engine))
+        Ok(())
     }
 
     pub(crate) async fn post(&self, path: &str, body: &Value) -> anyhow::Result<()> {

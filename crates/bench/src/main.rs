@@ -14,11 +14,21 @@
 //! its rate, and the median is the phase's figure);
 //! `HOOKWARDEN_BENCH_PHASES` picks phases (default `ambcl`: a, memory, b, c, latency), for
 //! profiling one of them; `HOOKWARDEN_WORKER_NICENESS` as for the server (default 5).
+//!
+//! `HOOKWARDEN_BENCH_DB=postgres` (or a `postgres://` URL of the server; `postgres` is
+//! `postgres://postgres@127.0.0.1:5432/postgres`) runs (b), (c) and the latency phase on
+//! PostgreSQL instead, in three topologies of node processes, each on a fresh database: one
+//! `all` node, an API node and one worker, an API node and two workers; then, untimed, (b) and
+//! (c) once more through a proxy that counts statements, round trips and commits. See
+//! `postgres`.
 
 mod baseline;
+mod cluster;
 mod hookwarden;
 mod latency;
 mod measure;
+mod pgwire;
+mod postgres;
 mod producer;
 
 use std::sync::Arc;
@@ -29,7 +39,7 @@ use hookwarden_fake_org::{FakeOrg, RunningFakeOrg};
 use serde_json::{json, Value};
 
 use hookwarden::Hookwarden;
-use measure::{cpu_seconds, median, rss_mb};
+use measure::{cpu_seconds, median, rss_mb, Meter, Usage};
 
 /// In-flight requests to the one destination, for the baseline and for hookwarden alike.
 pub(crate) const CONCURRENCY: usize = 64;
@@ -61,30 +71,69 @@ pub(crate) async fn wait_delivered(
 
 /// `rounds` runs of `ingest(round)` (which posts `n` new events), each timed until the fake org
 /// has received all `n` and settled before the next; prints each round's rate and CPU per
-/// delivery (`what` says what that CPU includes) and returns the median rate.
+/// delivery (`what` says what the bench's own CPU includes; `meter` whose CPU is counted) and
+/// returns the median rate with the CPU of that round.
 async fn delivery_rounds<F, Fut>(
     org: &RunningFakeOrg,
     hw: &Hookwarden,
     n: usize,
     rounds: usize,
     what: &str,
+    meter: &Meter,
     mut ingest: F,
-) -> anyhow::Result<f64>
+) -> anyhow::Result<(f64, Usage)>
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let mut rates = Vec::new();
+    let mut results = Vec::new();
     for round in 0..rounds {
-        let (start, cpu) = (Instant::now(), cpu_seconds());
+        let (start, before) = (Instant::now(), meter.sample());
         ingest(round).await?;
         let done = wait_delivered(org, n as u64, Duration::from_secs(300)).await?;
         let rate = n as f64 / done.duration_since(start).as_secs_f64();
-        let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
-        println!("    {rate:.0}/s ({cpu_us:.0} µs of CPU per delivery, {what})");
-        rates.push(rate);
+        let usage = before.usage_until(&meter.sample(), n);
+        if meter.is_in_process() {
+            let cpu_us = usage.bench_us;
+            println!("    {rate:.0}/s ({cpu_us:.0} µs of CPU per delivery, {what})");
+        } else {
+            println!(
+                "    {rate:.0}/s (CPU per delivery: hookwarden {:.0} µs, PostgreSQL {:.0} µs, \
+                 the bench's process {:.0} µs ({what}); machine idle {:.0}%, stolen {:.0}%)",
+                usage.nodes_us,
+                usage.postgres_us,
+                usage.bench_us,
+                usage.idle * 100.0,
+                usage.steal * 100.0
+            );
+        }
+        results.push((rate, usage));
         // The last outcomes are written before the next round starts.
         hw.wait_settled().await?;
+        org.reset_stats();
+    }
+    let median = median(results.iter().map(|r| r.0).collect());
+    println!("    median of {rounds}: {median:.0}/s");
+    let usage = results
+        .iter()
+        .find(|r| r.0 == median)
+        .map(|r| r.1)
+        .unwrap_or_default();
+    Ok((median, usage))
+}
+
+/// (a), `rounds` times: the median rate.
+async fn baseline_rounds(org: &RunningFakeOrg, n: usize, rounds: usize) -> anyhow::Result<f64> {
+    println!(
+        "(a) baseline: {n} POSTs at concurrency {CONCURRENCY} to the fake org's Apex endpoint"
+    );
+    let mut rates = Vec::new();
+    for _ in 0..rounds {
+        let cpu = cpu_seconds();
+        let rate = baseline::baseline(org, n).await?;
+        let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
+        println!("    {rate:.0}/s ({cpu_us:.0} µs of CPU per request, receiver included)");
+        rates.push(rate);
         org.reset_stats();
     }
     let median = median(rates);
@@ -101,12 +150,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// see `hookwarden_server::runtime`), so that the figures are the product's.
 /// `HOOKWARDEN_WORKER_NICENESS` as the server reads it (0 to compare with normal priority).
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("node") {
+        return cluster::node_main();
+    }
     let niceness = match std::env::var("HOOKWARDEN_WORKER_NICENESS") {
         Ok(v) => v
             .parse::<u8>()
             .ok()
             .filter(|n| *n <= 19)
             .with_context(|| format!("HOOKWARDEN_WORKER_NICENESS={v:?}: use 0 to 19"))?,
+        // On PostgreSQL there is no SQLite writer to make way for: normal priority, as the
+        // nodes (and `serve` on PostgreSQL) run.
+        Err(_) if postgres::database_from_env()?.is_some() => 0,
         Err(_) => hookwarden_server::runtime::DEFAULT_WORKER_NICENESS,
     };
     hookwarden_server::runtime::build(niceness)?.block_on(run())
@@ -130,7 +185,11 @@ async fn run() -> anyhow::Result<()> {
         .start()
         .await?;
 
-    let phases = std::env::var("HOOKWARDEN_BENCH_PHASES").unwrap_or_else(|_| "ambcl".to_owned());
+    let postgres = postgres::database_from_env()?;
+    let phases = std::env::var("HOOKWARDEN_BENCH_PHASES").unwrap_or_else(|_| {
+        let default = if postgres.is_some() { "abclw" } else { "ambcl" };
+        default.to_owned()
+    });
     let run = |phase: char| phases.contains(phase);
 
     let rounds: usize = std::env::var("HOOKWARDEN_BENCH_ROUNDS")
@@ -139,23 +198,13 @@ async fn run() -> anyhow::Result<()> {
         .filter(|&r| r > 0)
         .unwrap_or(3);
 
-    let mut baseline_per_s = None;
-    if run('a') {
-        println!(
-            "(a) baseline: {n} POSTs at concurrency {CONCURRENCY} to the fake org's Apex endpoint"
-        );
-        let mut rates = Vec::new();
-        for _ in 0..rounds {
-            let cpu = cpu_seconds();
-            let rate = baseline::baseline(&org, n).await?;
-            let cpu_us = (cpu_seconds() - cpu) * 1e6 / n as f64;
-            println!("    {rate:.0}/s ({cpu_us:.0} µs of CPU per request, receiver included)");
-            rates.push(rate);
-            org.reset_stats();
-        }
-        let median = median(rates);
-        println!("    median of {rounds}: {median:.0}/s");
-        baseline_per_s = Some(median);
+    let baseline_per_s = if run('a') {
+        Some(baseline_rounds(&org, n, rounds).await?)
+    } else {
+        None
+    };
+    if let Some(db) = postgres {
+        return postgres::run(&org, &db, n, rounds, &phases, baseline_per_s).await;
     }
 
     let (hw, engine) = Hookwarden::start(&org).await?;
@@ -182,7 +231,9 @@ async fn run() -> anyhow::Result<()> {
     if run('b') {
         println!("(b) hookwarden: {n} events through POST /api/events/batch, delivered with bearer tokens and signatures");
         let hw = hw.clone();
-        let rate = delivery_rounds(&org, &hw, n, rounds, "receiver included", |round| {
+        let meter = Meter::default();
+        let what = "receiver included";
+        let (rate, _) = delivery_rounds(&org, &hw, n, rounds, what, &meter, |round| {
             let hw = hw.clone();
             async move { hw.ingest_batches(n, round * n).await }
         })
@@ -195,7 +246,7 @@ async fn run() -> anyhow::Result<()> {
         println!("(c) hookwarden: {n} events each alone through POST /api/events over {CONCURRENCY} connections");
         let hw = hw.clone();
         let what = "client and receiver included";
-        let rate = delivery_rounds(&org, &hw, n, rounds, what, |round| {
+        let (rate, _) = delivery_rounds(&org, &hw, n, rounds, what, &Meter::default(), |round| {
             let hw = hw.clone();
             async move { hw.ingest_singles(n, (rounds + round) * n).await }
         })
@@ -214,7 +265,9 @@ async fn run() -> anyhow::Result<()> {
     }
 
     handle.shutdown().await;
-    hw.state.store.close().await;
+    if let Some(state) = &hw.state {
+        state.store.close().await;
+    }
     let ratio = baseline_per_s.zip(hookwarden_per_s).map(|(a, b)| b / a);
     let rss_peak = rss_mb("VmHWM:");
     if let Some(ratio) = ratio {
