@@ -4,7 +4,9 @@
 //! the wire instead. Each statement ends with one CommandComplete (`C`, its tag names it:
 //! `INSERT`, `UPDATE`, `COMMIT`, ...), each round trip with one ReadyForQuery (`Z`, carrying
 //! whether a transaction is still open), a statement prepared answers ParseComplete (`1`), and a
-//! LISTEN connection receives NotificationResponse (`A`). The client's bytes pass unread.
+//! LISTEN connection receives NotificationResponse (`A`). From the client's side, each Execute
+//! (`E`) of a statement prepared by Parse (`P`) and bound by Bind (`B`), and each simple Query
+//! (`Q`), is counted by its text.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,9 @@ pub(crate) struct Wire {
     pub(crate) rollbacks: u64,
     /// NotificationResponse: NOTIFYs as the LISTENing nodes received them.
     pub(crate) notifications: u64,
+    /// Executions by statement text (whitespace collapsed, a multi-row INSERT cut after
+    /// `VALUES`, at most 110 characters).
+    pub(crate) texts: BTreeMap<String, u64>,
 }
 
 impl Wire {
@@ -46,7 +51,13 @@ impl Wire {
             *statements.entry(tag.clone()).or_default() -= count;
         }
         statements.retain(|_, c| *c > 0);
+        let mut texts = later.texts.clone();
+        for (text, count) in &self.texts {
+            *texts.entry(text.clone()).or_default() -= count;
+        }
+        texts.retain(|_, c| *c > 0);
         Wire {
+            texts,
             statements,
             round_trips: later.round_trips - self.round_trips,
             prepares: later.prepares - self.prepares,
@@ -121,9 +132,22 @@ async fn relay(
     server.set_nodelay(true)?;
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
-    let up = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
-        let _ = server_write.shutdown().await;
+    let up = tokio::spawn({
+        let counts = counts.clone();
+        async move {
+            let mut reader = ClientReader::default();
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(read) = client_read.read(&mut buf).await {
+                if read == 0 {
+                    break;
+                }
+                reader.feed(&buf[..read], &counts);
+                if server_write.write_all(&buf[..read]).await.is_err() {
+                    break;
+                }
+            }
+            let _ = server_write.shutdown().await;
+        }
     });
     let mut reader = Reader::default();
     let mut buf = vec![0u8; 64 * 1024];
@@ -232,4 +256,109 @@ impl Reader {
         }
         self.since_ready = false;
     }
+}
+
+/// The client's messages: after the untyped startup message, a type byte, a length that counts
+/// itself, the body. Parse, Bind, Execute and Query are read; the rest is skipped.
+#[derive(Default)]
+struct ClientReader {
+    started: bool,
+    head: Vec<u8>,
+    skip: usize,
+    /// Prepared statements by name (sqlx names them; `""` is the unnamed one).
+    prepared: std::collections::HashMap<String, String>,
+    bound: Option<String>,
+}
+
+impl ClientReader {
+    fn feed(&mut self, mut data: &[u8], counts: &Mutex<Wire>) {
+        while !data.is_empty() {
+            if self.skip > 0 {
+                let k = self.skip.min(data.len());
+                self.skip -= k;
+                data = &data[k..];
+                continue;
+            }
+            // The startup message has no type byte: a length and the rest.
+            let header = if self.started { 5 } else { 4 };
+            if self.head.len() < header {
+                let k = (header - self.head.len()).min(data.len());
+                self.head.extend_from_slice(&data[..k]);
+                data = &data[k..];
+                if self.head.len() < header {
+                    return;
+                }
+            }
+            let at = header - 4;
+            let len = u32::from_be_bytes([
+                self.head[at],
+                self.head[at + 1],
+                self.head[at + 2],
+                self.head[at + 3],
+            ]) as usize;
+            let body = len.saturating_sub(4);
+            let kind = if self.started { self.head[0] } else { 0 };
+            if !matches!(kind, b'P' | b'B' | b'E' | b'Q') {
+                self.started = true;
+                self.head.clear();
+                self.skip = body;
+                continue;
+            }
+            let k = (header + body - self.head.len()).min(data.len());
+            self.head.extend_from_slice(&data[..k]);
+            data = &data[k..];
+            if self.head.len() < header + body {
+                return;
+            }
+            let message = std::mem::take(&mut self.head);
+            self.message(kind, &message[header..], counts);
+        }
+    }
+
+    fn message(&mut self, kind: u8, body: &[u8], counts: &Mutex<Wire>) {
+        let mut fields = body.split(|b| *b == 0).map(String::from_utf8_lossy);
+        match kind {
+            b'P' => {
+                let name = fields.next().unwrap_or_default().into_owned();
+                let text = short_text(&fields.next().unwrap_or_default());
+                self.prepared.insert(name, text);
+            }
+            b'B' => {
+                let _portal = fields.next();
+                let name = fields.next().unwrap_or_default();
+                self.bound = self.prepared.get(name.as_ref()).cloned();
+            }
+            b'E' => {
+                let text = self.bound.clone().unwrap_or_else(|| "?".to_owned());
+                *counts
+                    .lock()
+                    .expect("wire counts")
+                    .texts
+                    .entry(text)
+                    .or_default() += 1;
+            }
+            _ => {
+                let text = short_text(&fields.next().unwrap_or_default());
+                *counts
+                    .lock()
+                    .expect("wire counts")
+                    .texts
+                    .entry(text)
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
+/// A statement's text for a table: whitespace collapsed, a multi-row INSERT cut after its
+/// `VALUES` (the same statement for any number of rows), at most 110 characters.
+fn short_text(text: &str) -> String {
+    let mut t = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(at) = t.find(" VALUES ") {
+        t.truncate(at + " VALUES".len());
+    }
+    if let Some((cut, _)) = t.char_indices().nth(110) {
+        t.truncate(cut);
+    }
+    t
 }

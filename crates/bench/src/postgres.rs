@@ -268,6 +268,12 @@ async fn count_statements(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let mut texts: Vec<_> = wire.texts.iter().collect();
+        texts.sort_by(|a, b| b.1.cmp(a.1));
+        println!("        the statements executed most, per delivery:");
+        for (text, count) in texts.into_iter().take(10) {
+            println!("        {:.4} {text}", per(*count));
+        }
         if phase == 'b' {
             found.0 = Some(wire);
         } else {
