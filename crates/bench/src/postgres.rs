@@ -106,7 +106,8 @@ pub(crate) async fn run(
     let _ = admin.close().await;
     println!(
         "{}",
-        json!({"baseline_per_s": baseline_per_s.map(|v| v.round()), "postgres": all})
+        json!({"baseline_per_s": baseline_per_s.map(|v| v.round()), "n": n, "rounds": rounds,
+               "postgres": all})
     );
     Ok(())
 }
