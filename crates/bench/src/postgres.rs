@@ -92,6 +92,15 @@ pub(crate) async fn run(
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await?;
+        // (a) again just before the topology: this VM's speed drifts within a run (the
+        // baseline's CPU per request moved between 35 and 60 µs from one minute to the next),
+        // and a ratio is only as good as its two figures being measured close together.
+        let local_baseline = if phases.contains('a') {
+            println!("(a) again, before {}", topology.name());
+            Some(crate::baseline_rounds(org, n, rounds).await?)
+        } else {
+            None
+        };
         println!("PostgreSQL, {}: database {name}", topology.name());
         let url = with_database(server, &name);
         let measured =
@@ -101,7 +110,10 @@ pub(crate) async fn run(
         )))
         .execute(&mut admin)
         .await?;
-        all.insert(topology.name(), summary(&measured?, baseline_per_s, n));
+        all.insert(
+            topology.name(),
+            summary(&measured?, baseline_per_s, local_baseline, n),
+        );
     }
     let _ = admin.close().await;
     println!(
@@ -367,7 +379,9 @@ async fn print_tables(db: &mut PgConnection, deliveries: f64) -> anyhow::Result<
 }
 
 /// One topology's entry of the JSON line: SQLite's keys where they apply, and the rest.
-fn summary(m: &Measured, baseline_per_s: Option<f64>, n: usize) -> Value {
+/// `ratio` and `single_ratio` are to the run's first (a); `local_*` to the (a) measured just
+/// before this topology.
+fn summary(m: &Measured, baseline_per_s: Option<f64>, local: Option<f64>, n: usize) -> Value {
     let r = |v: f64, places: i32| {
         let scale = 10f64.powi(places);
         (v * scale).round() / scale
@@ -391,6 +405,9 @@ fn summary(m: &Measured, baseline_per_s: Option<f64>, n: usize) -> Value {
         "single_event_per_s": m.c.map(|(v, _)| r(v, 0)),
         "ratio": m.b.zip(baseline_per_s).map(|((b, _), a)| r(b / a, 3)),
         "single_ratio": m.c.zip(baseline_per_s).map(|((c, _), a)| r(c / a, 3)),
+        "local_baseline_per_s": local.map(|a| r(a, 0)),
+        "local_ratio": m.b.zip(local).map(|((b, _), a)| r(b / a, 3)),
+        "local_single_ratio": m.c.zip(local).map(|((c, _), a)| r(c / a, 3)),
         "p50_ms": m.latency.map(|l| r(l.0, 1)),
         "p99_ms": m.latency.map(|l| r(l.1, 1)),
         "cpu_b": m.b.map(|(_, u)| cpu(&u)),
