@@ -1,6 +1,6 @@
 //! The bench on PostgreSQL (`HOOKWARDEN_BENCH_DB`): (b), (c) and the latency phase, as on
 //! SQLite, in each topology of `cluster` (node processes), each on a fresh database dropped
-//! afterwards; the baseline (a) of the same run is the yardstick.
+//! afterwards; the baseline (a), measured again just before each topology, is the yardstick.
 //!
 //! Measured per phase: the rate; CPU per delivery of the node processes, of every PostgreSQL
 //! server process (`/proc/<pid>/stat`: postmaster, backends, WAL writer, checkpointer, ...;
