@@ -200,9 +200,13 @@ pub async fn spawn_with_clock(
     // Before the database is opened: a second process must not migrate it or release the
     // leases of the first one's deliveries in flight.
     let serve_lock = sqlite_lock::take(&settings.database, settings.listen)?;
-    let store = hookwarden_store::Store::open(&settings.database, settings.master_key.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("database {}: {e}", redact_url(&settings.database)))?;
+    let store = hookwarden_store::Store::open_with(
+        &settings.database,
+        settings.master_key.clone(),
+        settings.store,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("database {}: {e}", redact_url(&settings.database)))?;
     let listener = match listener {
         Some(l) => l,
         None => TcpListener::bind(settings.listen)

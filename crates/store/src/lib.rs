@@ -180,14 +180,42 @@ impl WriteGate {
     }
 }
 
+/// How a store is opened beyond its URL and master key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// PostgreSQL: the most connections this process opens (its pool); the LISTEN connection
+    /// a delivery engine keeps is one of them. Not used on SQLite (one writer, four readers).
+    pub pg_max_connections: u32,
+}
+
+/// `StoreOptions::pg_max_connections` unless configured (`database_max_connections`).
+pub const DEFAULT_PG_MAX_CONNECTIONS: u32 = 16;
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pg_max_connections: DEFAULT_PG_MAX_CONNECTIONS,
+        }
+    }
+}
+
 impl Store {
     /// Open (creating the SQLite file if needed) and migrate.
     pub async fn open(url: &str, master_key: MasterKeySource) -> Result<Self, StoreError> {
+        Self::open_with(url, master_key, StoreOptions::default()).await
+    }
+
+    /// `open`, with a PostgreSQL pool of `options.pg_max_connections`.
+    pub async fn open_with(
+        url: &str,
+        master_key: MasterKeySource,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
         // Two processes opening one new SQLite file at the same moment can meet SQLITE_BUSY
         // while the first one switches it to WAL, before any busy handler applies: try again.
         let mut delay = Duration::from_millis(50);
         for _ in 0..6 {
-            match Self::open_once(url, master_key.clone()).await {
+            match Self::open_once(url, master_key.clone(), options).await {
                 Err(StoreError::Db(sqlx::Error::Database(e)))
                     if url.starts_with("sqlite:") && e.code().as_deref() == Some("5") =>
                 {
@@ -197,10 +225,14 @@ impl Store {
                 other => return other,
             }
         }
-        Self::open_once(url, master_key).await
+        Self::open_once(url, master_key, options).await
     }
 
-    async fn open_once(url: &str, master_key: MasterKeySource) -> Result<Self, StoreError> {
+    async fn open_once(
+        url: &str,
+        master_key: MasterKeySource,
+        store_options: StoreOptions,
+    ) -> Result<Self, StoreError> {
         let ((db, reads), key_file) = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|_| StoreError::BadUrl(redact_url(url)))?
@@ -253,8 +285,13 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options =
                 PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(redact_url(url)))?;
+            // No ping before each acquire (sqlx's `test_before_acquire`): it was 41% of all
+            // round trips with single events. A connection that broke while idle (PostgreSQL
+            // restarted) fails the one statement that uses it, which its caller reports or
+            // retries (`503 storage_unavailable`, a claim again a second later), and is closed.
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(store_options.pg_max_connections.max(2))
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await

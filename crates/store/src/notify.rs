@@ -12,10 +12,17 @@ use crate::{Db, Store, StoreError};
 /// written by the outbox, a connector made active again by a registration or a write-back.
 pub(crate) trait WakeNodes {
     async fn wake_nodes(&mut self) -> Result<(), StoreError>;
+
+    /// The same, naming the node that sends it (whose own listener then ignores it).
+    async fn wake_nodes_from(&mut self, from: &str) -> Result<(), StoreError>;
 }
 
 impl WakeNodes for sqlx::Transaction<'static, sqlx::Sqlite> {
     async fn wake_nodes(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn wake_nodes_from(&mut self, _from: &str) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -23,8 +30,13 @@ impl WakeNodes for sqlx::Transaction<'static, sqlx::Sqlite> {
 impl WakeNodes for sqlx::Transaction<'static, sqlx::Postgres> {
     async fn wake_nodes(&mut self) -> Result<(), StoreError> {
         // The payload names no node: the one that wrote wakes too, which its poll would do.
-        sqlx::query("SELECT pg_notify($1, 'store')")
+        self.wake_nodes_from("store").await
+    }
+
+    async fn wake_nodes_from(&mut self, from: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(DELIVERIES_DUE_CHANNEL)
+            .bind(from)
             .execute(&mut **self)
             .await?;
         Ok(())

@@ -54,6 +54,7 @@ async fn spawn_server_from(
             max_body_bytes: 1 << 20,
             history_retention_days: 30,
             delivery_lease: std::time::Duration::from_secs(120),
+            store: Default::default(),
             metrics: Default::default(),
             limits: Default::default(),
             governance: Default::default(),

@@ -43,6 +43,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub history_retention_days: u32,
     pub delivery_lease_s: u64,
+    pub database_max_connections: u32,
     pub worker_niceness: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
@@ -77,6 +78,7 @@ impl fmt::Debug for Config {
             max_body_bytes,
             history_retention_days,
             delivery_lease_s,
+            database_max_connections,
             worker_niceness,
             metrics_listen,
             metrics_token,
@@ -111,6 +113,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", max_body_bytes)
             .field("history_retention_days", history_retention_days)
             .field("delivery_lease_s", delivery_lease_s)
+            .field("database_max_connections", database_max_connections)
             .field("worker_niceness", worker_niceness)
             .field("metrics_listen", metrics_listen)
             .field(
@@ -191,6 +194,8 @@ pub enum ConfigError {
     WorkerNiceness(u8),
     #[error("delivery_lease_s = {0}: use {MIN_LEASE_S} to 3600 (a lease must outlast two 15-second requests)")]
     DeliveryLease(u64),
+    #[error("database_max_connections = {0}: use {MIN_PG_CONNECTIONS} to 1000 (a node needs a connection to LISTEN, one to ingest and one to claim or record at once)")]
+    DatabaseConnections(u32),
     #[error("metrics_listen = {0:?} is not an address such as 127.0.0.1:9464")]
     MetricsListen(String),
     #[error(
@@ -198,6 +203,9 @@ pub enum ConfigError {
     )]
     MetricsToken,
 }
+
+/// The fewest PostgreSQL connections a node may be given (`database_max_connections`).
+pub const MIN_PG_CONNECTIONS: u32 = 4;
 
 /// A metrics token shorter than this is refused: it is a password on the API's listener.
 pub const MIN_METRICS_TOKEN_CHARS: usize = 16;
@@ -227,6 +235,7 @@ impl Config {
                 "max_body_bytes",
                 "history_retention_days",
                 "delivery_lease_s",
+                "database_max_connections",
                 "worker_niceness",
                 "metrics_listen",
                 "metrics_token",
@@ -281,6 +290,11 @@ impl Config {
         if !(MIN_LEASE_S..=3600).contains(&self.delivery_lease_s) {
             return Err(ConfigError::DeliveryLease(self.delivery_lease_s));
         }
+        if !(MIN_PG_CONNECTIONS..=1000).contains(&self.database_max_connections) {
+            return Err(ConfigError::DatabaseConnections(
+                self.database_max_connections,
+            ));
+        }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err(ConfigError::LogFormat(self.log_format.clone()));
         }
@@ -334,6 +348,9 @@ impl Config {
             max_body_bytes: self.max_body_bytes,
             history_retention_days: self.history_retention_days,
             delivery_lease: Duration::from_secs(self.delivery_lease_s),
+            store: hookwarden_store::StoreOptions {
+                pg_max_connections: self.database_max_connections,
+            },
             governance: Governance {
                 secret_max_age_days: self.secret_max_age_days,
                 keepalive_days: self.keepalive_days,

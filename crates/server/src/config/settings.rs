@@ -26,6 +26,9 @@ pub struct Settings {
     /// How long a claimed delivery is its node's: a node that dies leaves its claims to the
     /// others after this long (`delivery_lease_s`, 120 s).
     pub delivery_lease: std::time::Duration,
+    /// How the database is opened: on PostgreSQL, this node's pool size
+    /// (`database_max_connections`, 16).
+    pub store: hookwarden_store::StoreOptions,
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsAccess,
     pub limits: Limits,
@@ -111,6 +114,7 @@ impl fmt::Debug for Settings {
             max_body_bytes,
             history_retention_days,
             delivery_lease,
+            store,
             metrics,
             limits,
             governance,
@@ -127,6 +131,7 @@ impl fmt::Debug for Settings {
             .field("max_body_bytes", max_body_bytes)
             .field("history_retention_days", history_retention_days)
             .field("delivery_lease", delivery_lease)
+            .field("store", store)
             // SecretString's Debug redacts the token.
             .field("metrics", metrics)
             .field("limits", limits)

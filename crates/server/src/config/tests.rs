@@ -416,3 +416,27 @@ fn the_delivery_lease_defaults_to_120_s_and_must_outlast_two_requests() {
         Ok(())
     });
 }
+
+#[test]
+fn database_max_connections_sizes_the_postgresql_pool_within_bounds() {
+    figment::Jail::expect_with(|jail| {
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.settings().unwrap().store.pg_max_connections,
+            hookwarden_store::DEFAULT_PG_MAX_CONNECTIONS
+        );
+        jail.set_env("HOOKWARDEN_DATABASE_MAX_CONNECTIONS", "40");
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.settings().unwrap().store.pg_max_connections, 40);
+        for bad in ["3", "1001"] {
+            jail.set_env("HOOKWARDEN_DATABASE_MAX_CONNECTIONS", bad);
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            let e = c.settings().unwrap_err().to_string();
+            assert!(
+                e.contains("database_max_connections") && e.contains("4 to 1000"),
+                "{e}"
+            );
+        }
+        Ok(())
+    });
+}

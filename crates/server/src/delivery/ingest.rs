@@ -230,18 +230,12 @@ async fn run_writer(
             tokio::task::yield_now().await;
         }
         last_jobs = jobs.len();
-        let result = write_group(&store, &writes, clock.now_ms(), &jobs).await;
+        let result = write_group(&store, &writes, &node, clock.now_ms(), &jobs).await;
         match result {
             Ok((answers, due)) => {
                 wake_for(&hints, &wake, &due);
                 for (job, answer) in jobs.into_iter().zip(answers) {
                     let _ = job.reply.send(answer);
-                }
-                // Other nodes on the same PostgreSQL start at once, not at their next poll.
-                if !due.is_empty() && store.is_postgres() {
-                    if let Err(e) = store.notify_deliveries_due(&node).await {
-                        tracing::warn!(error = %e, "could not notify other nodes of new deliveries");
-                    }
                 }
             }
             Err(e) => {
@@ -287,6 +281,7 @@ type GroupOutcome = (Vec<Result<Value, IngestError>>, HashSet<ConnectorId>);
 async fn write_group(
     store: &Store,
     writes: &WriteGate,
+    node: &str,
     now: i64,
     jobs: &[Job],
 ) -> Result<GroupOutcome, StoreError> {
@@ -375,7 +370,9 @@ async fn write_group(
     }
     let outcomes = {
         let _turn = writes.enter().await;
-        store.commit_ingest(&batch, now).await?
+        // Other nodes on the same PostgreSQL start at once, not at their next poll: the NOTIFY
+        // goes out with the commit.
+        store.commit_ingest_waking(&batch, now, Some(node)).await?
     };
     // Events ingested per account: those written now, not an Idempotency-Key's replay.
     let mut ingested: HashMap<&str, u64> = HashMap::new();

@@ -30,6 +30,7 @@ pub fn settings(database: &str, allow_insecure_http: bool) -> Settings {
         max_body_bytes: 256 * 1024,
         history_retention_days: 30,
         delivery_lease: std::time::Duration::from_secs(120),
+        store: Default::default(),
         metrics: Default::default(),
         limits: Default::default(),
         governance: Default::default(),

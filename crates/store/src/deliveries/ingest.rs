@@ -1,6 +1,7 @@
 //! Ingest: the rows of many requests written in one transaction (group commit), with their
 //! Idempotency-Keys, by multi-row INSERTs.
 
+use hookwarden_core::DeliveryStatus;
 use sqlx::Row;
 
 use super::{
@@ -8,6 +9,7 @@ use super::{
     NewEvent,
 };
 use crate::multirow::{self, Dialect};
+use crate::notify::WakeNodes;
 use crate::{on_db, BeginWrite, Store, StoreError};
 
 const INSERT_IDEMPOTENCY: &str =
@@ -61,6 +63,19 @@ impl Store {
         &self,
         writes: &[IngestWrite],
         now: i64,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        self.commit_ingest_waking(writes, now, None).await
+    }
+
+    /// `commit_ingest`, and on PostgreSQL, when it writes a due (pending) delivery, a NOTIFY
+    /// from `node` to every node's workers inside the same transaction: PostgreSQL sends it at
+    /// the commit, so it costs no connection, round trip or commit of its own, and it is never
+    /// sent for rows that were rolled back.
+    pub async fn commit_ingest_waking(
+        &self,
+        writes: &[IngestWrite],
+        now: i64,
+        node: Option<&str>,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let dialect = self.dialect();
         let mut outcomes = Vec::with_capacity(writes.len());
@@ -149,6 +164,11 @@ impl Store {
                 }
                 q = bind_nulls!(q, pad_deliveries * DELIVERY_TYPES.len());
                 q.execute(&mut *tx).await?;
+            }
+            if let Some(node) = node {
+                if deliveries.iter().any(|d| d.status == DeliveryStatus::Pending) {
+                    tx.wake_nodes_from(node).await?;
+                }
             }
             tx.commit().await?;
         });
