@@ -436,8 +436,27 @@ async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 .map(KeyName::parse)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.message(), e.fix()))?;
+            let cap = load_config(&config, None)?
+                .settings()?
+                .limits
+                .max_keys_per_account;
             let store = open_existing_store(&config).await?;
             let account = find_account(&store, &account).await?;
+            // The same cap as `POST /api/keys` (0 is none): the servers would refuse the key
+            // this command might otherwise add past it.
+            let held = store.list_api_keys(&account.id).await?.len();
+            if cap != 0 && held >= cap as usize {
+                store.close().await;
+                anyhow::bail!(
+                    "account {} has {held} API keys, as many as it may (max_keys_per_account = {cap}): \
+                     revoke one no longer used (`hookwarden accounts keys {}` shows when each was last used; \
+                     `hookwarden accounts revoke-key {} ID`), or raise max_keys_per_account \
+                     (HOOKWARDEN_MAX_KEYS_PER_ACCOUNT) for this command and the servers",
+                    account.name,
+                    account.name,
+                    account.name
+                );
+            }
             let (info, api_key) = store
                 .create_scoped_api_key(&account.id, scopes, name.as_ref())
                 .await?;

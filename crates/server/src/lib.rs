@@ -130,12 +130,20 @@ fn api_router() -> Router<AppState> {
 }
 
 /// A worker node answers what a load balancer and Prometheus ask, and sends everyone else
-/// to an API node.
+/// to an API node: clients with `503 wrong_role` in JSON, a browser on the console with a page
+/// that says the same.
 fn worker_router(role: Role) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(api::health::healthz))
         .route("/metrics", get(metrics::metrics_with_token))
-        .fallback(move || async move { api::wrong_role(role) })
+        .fallback(move |uri: axum::http::Uri| async move {
+            let path = uri.path();
+            if path == "/console" || path.starts_with("/console/") {
+                console::wrong_role_page(role)
+            } else {
+                axum::response::IntoResponse::into_response(api::wrong_role(role))
+            }
+        })
         .method_not_allowed_fallback(api::method_not_allowed)
 }
 

@@ -215,12 +215,54 @@ pub fn with_overload_limits<S>(router: axum::Router<S>, limits: &Limits) -> axum
 where
     S: Clone + Send + Sync + 'static,
 {
-    let (timeout, concurrency) = (limits.api_timeout, limits.api_max_concurrency);
+    with_limits(
+        router,
+        limits.api_timeout,
+        limits.api_max_concurrency,
+        Overload::Api,
+    )
+}
+
+/// Scrapes the `metrics_listen` listener serves at once; one more is `503 overloaded`. A
+/// Prometheus server scrapes one at a time; this leaves room for a second and a person.
+pub const METRICS_MAX_CONCURRENCY: usize = 4;
+
+/// The `metrics_listen` listener's own limits: the API's timeout (`api_timeout_s`) and
+/// `METRICS_MAX_CONCURRENCY` renders at once, so that a client hammering an open metrics port
+/// cannot take the server's CPU and database connections from the deliveries.
+pub fn with_metrics_limits<S>(router: axum::Router<S>, limits: &Limits) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    with_limits(
+        router,
+        limits.api_timeout,
+        METRICS_MAX_CONCURRENCY,
+        Overload::Metrics,
+    )
+}
+
+/// Which listener refused, for the fix its `overloaded` names.
+#[derive(Debug, Clone, Copy)]
+enum Overload {
+    Api,
+    Metrics,
+}
+
+fn with_limits<S>(
+    router: axum::Router<S>,
+    timeout: Duration,
+    concurrency: usize,
+    which: Overload,
+) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     router.layer(
         ServiceBuilder::new()
             .layer(HandleErrorLayer::<_, ()>::new(
                 move |e: BoxError| async move {
-                    overload_or_timeout(&e, timeout, concurrency).into_response()
+                    overload_or_timeout(&e, timeout, concurrency, which).into_response()
                 },
             ))
             .option_layer((concurrency > 0).then(|| {
@@ -234,7 +276,12 @@ where
     )
 }
 
-fn overload_or_timeout(e: &BoxError, timeout: Duration, concurrency: usize) -> ApiError {
+fn overload_or_timeout(
+    e: &BoxError,
+    timeout: Duration,
+    concurrency: usize,
+    which: Overload,
+) -> ApiError {
     if e.is::<Elapsed>() {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -250,16 +297,24 @@ fn overload_or_timeout(e: &BoxError, timeout: Duration, concurrency: usize) -> A
         );
     }
     if e.is::<Overloaded>() {
-        let mut error = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            format!(
-                "the server is already serving {concurrency} requests (api_max_concurrency); \
-                 this one was not started"
+        let (message, fix) = match which {
+            Overload::Api => (
+                format!(
+                    "the server is already serving {concurrency} requests (api_max_concurrency); \
+                     this one was not started"
+                ),
+                "retry shortly, backing off; the server's operator can raise api_max_concurrency \
+                 (HOOKWARDEN_API_MAX_CONCURRENCY) or run more API nodes",
             ),
-            "retry shortly, backing off; the server's operator can raise api_max_concurrency \
-             (HOOKWARDEN_API_MAX_CONCURRENCY) or run more API nodes",
-        );
+            Overload::Metrics => (
+                format!(
+                    "the metrics listener is already serving {concurrency} scrapes; this one was \
+                     not started"
+                ),
+                "scrape less often, or from fewer places; retry shortly",
+            ),
+        };
+        let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message, fix);
         error.retry_after = Some(1);
         return error;
     }
@@ -358,5 +413,60 @@ mod tests {
         assert!(l.failed_keys.lock().unwrap().len() <= FAILED_KEYS_MAX);
         l.forget_failed_keys();
         assert!(!l.recently_failed("hwk_1"));
+    }
+
+    /// The metrics listener renders `METRICS_MAX_CONCURRENCY` scrapes at once; one more is
+    /// refused at once with a fix of its own, and served again once one ends.
+    #[tokio::test]
+    async fn the_metrics_listener_sheds_scrapes_past_its_concurrency() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        use axum::body::Body;
+        use axum::http::Request;
+        use tokio::sync::{Notify, Semaphore};
+        use tower::ServiceExt;
+
+        let started = Arc::new(AtomicUsize::new(0));
+        let all_in = Arc::new(Notify::new());
+        let gate = Arc::new(Semaphore::new(0));
+        let handler = {
+            let (started, all_in, gate) = (started.clone(), all_in.clone(), gate.clone());
+            move || async move {
+                if started.fetch_add(1, Ordering::SeqCst) + 1 == METRICS_MAX_CONCURRENCY {
+                    all_in.notify_one();
+                }
+                let _held = gate.acquire().await;
+                "ok"
+            }
+        };
+        let router = with_metrics_limits(
+            axum::Router::new().route("/metrics", axum::routing::get(handler)),
+            &Limits::default(),
+        );
+        let get = || Request::get("/metrics").body(Body::empty()).unwrap();
+        let waiting = all_in.notified();
+        let held: Vec<_> = (0..METRICS_MAX_CONCURRENCY)
+            .map(|_| tokio::spawn(router.clone().oneshot(get())))
+            .collect();
+        waiting.await;
+        let refused = router.clone().oneshot(get()).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let text = body.to_string();
+        assert!(
+            text.contains("overloaded") && text.contains("metrics listener"),
+            "{text}"
+        );
+        gate.add_permits(METRICS_MAX_CONCURRENCY + 1);
+        for h in held {
+            assert_eq!(h.await.unwrap().unwrap().status(), StatusCode::OK);
+        }
+        let again = router.oneshot(get()).await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
     }
 }

@@ -74,12 +74,15 @@ pub async fn metrics_open(State(state): State<AppState>) -> Response {
     render(&state).await
 }
 
-/// What `metrics_listen` serves: `/metrics` and nothing else.
+/// What `metrics_listen` serves: `/metrics` and nothing else, a few scrapes at a time within
+/// the API's timeout (`limits::with_metrics_limits`).
 pub fn listener_router(state: AppState) -> Router {
-    Router::new()
+    let limits = state.settings.limits.clone();
+    let router = Router::new()
         .route("/metrics", get(metrics_open))
         .fallback(crate::api::not_found)
-        .with_state(state)
+        .with_state(state);
+    crate::limits::with_metrics_limits(router, &limits)
 }
 
 async fn render(state: &AppState) -> Response {

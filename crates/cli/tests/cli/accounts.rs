@@ -132,6 +132,48 @@ fn api_keys_are_added_and_revoked_from_the_command_line() {
     assert!(err.contains("accounts list"), "{err}");
 }
 
+/// `accounts new-key` keeps to `max_keys_per_account`, as `POST /api/keys` does, and says how
+/// to make room.
+#[test]
+fn new_key_keeps_to_the_accounts_key_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hw.db").display());
+    let run = |cap: &str, args: &[&str]| {
+        let out = hookwarden()
+            .args(args)
+            .args(["--database", &url])
+            .env("HOOKWARDEN_MAX_KEYS_PER_ACCOUNT", cap)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, _, err) = run("2", &["accounts", "create", "acme"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, key, err) = run("2", &["accounts", "new-key", "acme"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(key.trim().starts_with("hwk_"), "{key}");
+    let (code, out, err) = run("2", &["accounts", "new-key", "acme"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.is_empty(), "no key printed: {out}");
+    assert!(
+        err.contains("2 API keys")
+            && err.contains("max_keys_per_account")
+            && err.contains("revoke-key"),
+        "{err}"
+    );
+    let (_, keys, _) = run("2", &["accounts", "keys", "acme"]);
+    assert_eq!(keys.lines().count(), 1 + 2, "nothing written: {keys}");
+    // Raised (or 0, none), it makes the key.
+    let (code, _, err) = run("3", &["accounts", "new-key", "acme"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run("0", &["accounts", "new-key", "acme"]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
 /// `accounts create` and `accounts new-key` make admin keys unless `--scope` says otherwise;
 /// `accounts keys` lists each key's name and scopes.
 #[test]

@@ -142,6 +142,22 @@ pub(crate) fn refusal_page(
     (status, page("Not done", Some(session), nav, body)).into_response()
 }
 
+/// The console asked of a `worker` node: `503` with the API's `wrong_role` message and fix,
+/// as a page (the node serves no stylesheet, so it is plain).
+pub fn wrong_role_page(role: crate::Role) -> Response {
+    let e = crate::api::wrong_role(role);
+    let body = html! {
+        h1 { "The console is not on this node" }
+        (problem(&e))
+        p .code { "wrong_role" }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        page("Not on this node", None, Nav::None, body),
+    )
+        .into_response()
+}
+
 /// Something went wrong on our side: a page that says so (and the log has the rest).
 pub(crate) fn error_page(message: &str) -> Response {
     tracing::warn!(error = message, "console page failed");

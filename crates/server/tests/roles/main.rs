@@ -150,7 +150,6 @@ async fn an_api_node_ingests_and_a_worker_node_delivers() {
     for (method, path) in [
         (Method::POST, "/api/events"),
         (Method::GET, "/api/callback/connectors"),
-        (Method::GET, "/console"),
         (Method::GET, "/api/openapi.json"),
     ] {
         let (status, answer) = call(&worker, &key, method, path, None).await;
@@ -159,6 +158,24 @@ async fn an_api_node_ingests_and_a_worker_node_delivers() {
         assert!(message.contains("role worker"), "{path}: {answer}");
         let fix = answer["fix"].as_str().unwrap();
         assert!(fix.contains("api or all"), "{path}: {answer}");
+    }
+    // A browser on the console gets a page saying the same, not JSON.
+    for path in ["/console", "/console/connectors"] {
+        let page = reqwest::Client::new()
+            .get(format!("{}{path}", worker.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 503, "{path}");
+        let kind = page.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("text/html"), "{path}: {kind}");
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("The console is not on this node")
+                && html.contains("role worker")
+                && html.contains("api or all"),
+            "{path}: {html}"
+        );
     }
     let metrics = reqwest::Client::new()
         .get(format!("{}/metrics", worker.base_url()))
