@@ -13,6 +13,6 @@ mod redact;
 pub use error::{Remedy, TokenError};
 pub use hookwarden_core::diagnosis::{Diagnosis, FailureClass};
 pub use manager::{
-    keep_alive_due, refresh_token_last_used, AccessToken, KeepAlive, Resumed, RevokeOutcome,
-    TokenManager, TokenOptions, TokenStatus,
+    keep_alive_due, refresh_token_last_used, AccessToken, KeepAlive, Refusal, Resumed,
+    RevokeOutcome, TokenManager, TokenOptions, TokenStatus,
 };

@@ -18,6 +18,7 @@ mod exchange;
 mod expiry;
 mod flight;
 mod keepalive;
+mod refusal;
 mod resume;
 mod revoke;
 
@@ -42,6 +43,7 @@ use crate::redact::Redactor;
 use cache::Cache;
 use flight::Flight;
 pub use keepalive::{keep_alive_due, refresh_token_last_used, KeepAlive};
+pub use refusal::Refusal;
 
 /// How the token manager talks to providers.
 #[derive(Clone)]
@@ -92,7 +94,7 @@ impl std::fmt::Debug for TokenOptions {
     }
 }
 
-/// A usable access token. `version` is what `invalidate` takes back after a 401.
+/// A usable access token. `version` and `granted_at_ms` are what `refused` is told after a 401.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
     pub secret: SecretString,
@@ -179,8 +181,8 @@ pub struct TokenManager {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Need {
-    /// A token that is fresh and newer than `stale`.
-    Fresh { stale: Option<i64> },
+    /// A token that is fresh and not ruled out by the last refusal (`Refusal::rules_out`).
+    Fresh { refused: Option<Refusal> },
     /// A new grant whatever the cache holds (the `test` endpoint).
     Force,
     /// A refresh so that an idle refresh token is used (`keep_alive`): a new grant, recorded
@@ -299,19 +301,31 @@ impl TokenManager {
         &self.inner.options.node_id
     }
 
-    /// A fresh access token for `connector`: the cached one, or the result of one grant.
+    /// A fresh access token for `connector`: the cached one, or the result of one grant. After
+    /// a 401 (`refused`) neither the refused token nor one the refusal rules out is served.
     pub async fn token(&self, connector: &ConnectorRecord) -> Result<AccessToken, TokenError> {
-        if let Some(t) = self.inner.cache.get(connector, self.inner.now_ms()) {
+        let cache = &self.inner.cache;
+        if let Some(t) = cache.get(connector, self.inner.now_ms()) {
             return Ok(t);
         }
-        let stale = self.inner.cache.trouble(&connector.id, |t| t.stale_version);
-        self.inner.fly(connector, Need::Fresh { stale }).await
+        let refused = cache.refusal(&connector.id);
+        let t = self.inner.fly(connector, Need::Fresh { refused }).await?;
+        // A flight this call joined may have begun before the refusal and brought back a token
+        // it rules out: one more flight, under the refusal (it grants, unless another node
+        // has saved one granted since).
+        if cache.ruled_out(&connector.id, &t) {
+            let refused = cache.refusal(&connector.id);
+            return self.inner.fly(connector, Need::Fresh { refused }).await;
+        }
+        Ok(t)
     }
 
-    /// Drop the cached token if it is still `token_version` (a 401 on an older token must not
-    /// throw away a newer one); the next `token` call grants.
-    pub async fn invalidate(&self, connector_id: &ConnectorId, token_version: i64) {
-        self.inner.cache.invalidate(connector_id, token_version);
+    /// An endpoint refused `refusal.version` (401): neither it nor a token the refusal rules
+    /// out (an older one, or a newer one that had lived half as long as it did: see
+    /// `Refusal`) is served again, cached or stored, so the next `token` call brings one
+    /// granted since or grants. A late 401 on an older token leaves a newer one alone.
+    pub async fn refused(&self, connector_id: &ConnectorId, refusal: Refusal) {
+        self.inner.cache.refused(connector_id, refusal);
     }
 
     /// A new grant now, whatever the cache holds (the connector's `test` endpoint). Still no

@@ -2,11 +2,28 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
+use hookwarden_core::Clock;
 use hookwarden_fake_org::{ClientApp, FakeOrg};
+use hookwarden_oauth::{AccessToken, Refusal, TokenManager, TokenOptions};
 use hookwarden_store::HistoryKind;
 use secrecy::ExposeSecret;
 use serde_json::json;
+
+/// An endpoint's 401 for `t` at `at_ms`, as the delivery engine reports it.
+fn refusal(t: &AccessToken, at_ms: i64) -> Refusal {
+    Refusal {
+        version: t.version,
+        granted_at_ms: t.granted_at_ms,
+        at_ms,
+    }
+}
+
+fn wall_ms() -> i64 {
+    hookwarden_core::SystemClock.now_ms()
+}
 
 #[tokio::test]
 async fn refresh_token_grant_then_cache_hits() {
@@ -196,7 +213,9 @@ async fn proactive_refresh_and_session_none() {
     assert_eq!(n2.version, n1.version, "none never refreshes by itself");
     assert_eq!(org.stats().grants_ok("refresh_token"), 3);
     // ... only when the endpoint refused it.
-    tokens.invalidate(&none.id, n1.version).await;
+    tokens
+        .refused(&none.id, refusal(&n1, clocks.manager.now_ms()))
+        .await;
     let n3 = tokens.token(&none).await.unwrap();
     assert!(n3.refreshed && n3.version > n1.version);
     assert_eq!(org.stats().grants_ok("refresh_token"), 4);
@@ -211,15 +230,63 @@ async fn a_stale_401_does_not_throw_away_a_newer_token() {
         .connector("salesforceOauth2", refresh_key(&org, json!({})))
         .await;
     let v1 = tokens.token(&c).await.unwrap();
-    tokens.invalidate(&c.id, v1.version).await;
+    tokens.refused(&c.id, refusal(&v1, wall_ms())).await;
     let v2 = tokens.token(&c).await.unwrap();
     assert!(v2.version > v1.version);
     // A delivery that used v1 comes back late with its 401.
-    tokens.invalidate(&c.id, v1.version).await;
+    tokens.refused(&c.id, refusal(&v1, wall_ms() + 5_000)).await;
     let v3 = tokens.token(&c).await.unwrap();
     assert_eq!(v3.version, v2.version);
     assert!(!v3.refreshed);
     assert_eq!(org.stats().grants_ok("refresh_token"), 2);
+}
+
+/// After a 401 no token as near its session's end as the refused one is served: another
+/// node's token, saved a second after the refused one was granted and 1.5 s before it was
+/// refused (more than half its life), is passed over for a new grant; one saved moments before
+/// a refusal is used.
+#[tokio::test]
+async fn after_a_401_a_stored_token_half_as_old_as_the_refused_one_is_not_served() {
+    let org = FakeOrg::builder().start().await.unwrap();
+    let env = sqlite_env().await;
+    let mut clocks = Clocks::new(&org);
+    let a = env.manager_on(clocks.manager.clone());
+    let b = TokenManager::new(
+        env.store.clone(),
+        TokenOptions {
+            clock: clocks.manager.clone(),
+            ..options("node-b")
+        },
+    )
+    .unwrap();
+    let c = env
+        .connector("salesforceOauth2", refresh_key(&org, json!({})))
+        .await;
+    let v1 = a.token(&c).await.unwrap();
+    clocks.advance(Duration::from_millis(1_000));
+    let v2 = b.force_grant(&c).await.unwrap();
+    clocks.advance(Duration::from_millis(1_500));
+    a.refused(&c.id, refusal(&v1, clocks.manager.now_ms()))
+        .await;
+    let v3 = a.token(&c).await.unwrap();
+    assert!(
+        v3.refreshed && v3.version > v2.version,
+        "v2 had lived 1.5 s of v1's 2.5: a new grant, not v2 ({} then {})",
+        v2.version,
+        v3.version
+    );
+    assert_eq!(org.stats().grants_ok("refresh_token"), 3);
+
+    // v4 saved by the other node 50 ms before v3, which lived 150 ms, is refused: used.
+    clocks.advance(Duration::from_millis(100));
+    let v4 = b.force_grant(&c).await.unwrap();
+    clocks.advance(Duration::from_millis(50));
+    a.refused(&c.id, refusal(&v3, clocks.manager.now_ms()))
+        .await;
+    let v5 = a.token(&c).await.unwrap();
+    assert_eq!(v5.version, v4.version);
+    assert!(!v5.refreshed);
+    assert_eq!(org.stats().grants_ok("refresh_token"), 4);
 }
 
 #[tokio::test]

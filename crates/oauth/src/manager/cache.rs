@@ -12,6 +12,7 @@ use hookwarden_core::{ConnectorId, ConnectorStatus};
 use hookwarden_store::ConnectorRecord;
 
 use super::destination::outside_org_waiting;
+use super::refusal::Refusal;
 use super::{AccessToken, Need};
 use crate::error::{Remedy, TokenError};
 
@@ -34,8 +35,9 @@ pub(super) struct Trouble {
     pub(super) backoff: Option<(i64, TokenError)>,
     /// Permanent failure on these credentials: no grant until `credentials_version` changes.
     pub(super) blocked: Option<(i64, TokenError)>,
-    /// Token versions an endpoint refused (401): the store's copy of them is not reused.
-    pub(super) stale_version: Option<i64>,
+    /// The newest token an endpoint refused (401): it, older tokens, and newer ones it rules
+    /// out (`Refusal::rules_out`) are neither cached nor taken from the store.
+    pub(super) refused: Option<Refusal>,
 }
 
 pub(super) struct Cache {
@@ -83,6 +85,10 @@ impl Cache {
         token: &AccessToken,
         refresh_at: Option<i64>,
     ) {
+        // A flight begun before a 401 may bring back a token that refusal rules out.
+        if self.ruled_out(id, token) {
+            return;
+        }
         let entry = Arc::new(Cached {
             token: AccessToken {
                 refreshed: false,
@@ -112,27 +118,37 @@ impl Cache {
             .remove(id);
     }
 
-    /// Drop the cached token if it is still `token_version`, and remember the version as
-    /// refused so the store's copy of it is not taken back either.
-    pub(super) fn invalidate(&self, connector_id: &ConnectorId, token_version: i64) {
-        {
-            let mut shard = self
-                .shard(connector_id)
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            if shard
-                .get(connector_id)
-                .is_some_and(|c| c.token.version == token_version)
-            {
-                shard.remove(connector_id);
-            }
-        }
+    /// An endpoint refused a token (401): remember the refusal (the newest, see
+    /// `Refusal::newest`) and drop the cached token if the refusal rules it out — the refused
+    /// one, or one as old as it was, not a newer one granted since (a late 401 on an older
+    /// token must not throw that away).
+    pub(super) fn refused(&self, connector_id: &ConnectorId, refusal: Refusal) {
+        let mut kept = refusal;
         self.trouble_mut(connector_id, |t| {
-            t.stale_version = Some(
-                t.stale_version
-                    .map_or(token_version, |v| v.max(token_version)),
-            );
+            kept = refusal.newest(t.refused);
+            t.refused = Some(kept);
         });
+        let mut shard = self
+            .shard(connector_id)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if shard
+            .get(connector_id)
+            .is_some_and(|c| kept.rules_out(c.token.version, c.token.granted_at_ms))
+        {
+            shard.remove(connector_id);
+        }
+    }
+
+    /// The refusal this connector's tokens are held to, if any.
+    pub(super) fn refusal(&self, id: &ConnectorId) -> Option<Refusal> {
+        self.trouble(id, |t| t.refused)
+    }
+
+    /// Whether the connector's last refusal rules `token` out.
+    pub(super) fn ruled_out(&self, id: &ConnectorId, token: &AccessToken) -> bool {
+        self.refusal(id)
+            .is_some_and(|r| r.rules_out(token.version, token.granted_at_ms))
     }
 
     pub(super) fn trouble<T>(
@@ -199,7 +215,7 @@ pub(super) mod tests {
     use super::*;
 
     const NOW: i64 = 1_700_000_000_000;
-    const FRESH: Need = Need::Fresh { stale: None };
+    const FRESH: Need = Need::Fresh { refused: None };
     /// The url of every `record`.
     const URL: &str = "https://example.com/hook";
 
@@ -370,18 +386,41 @@ pub(super) mod tests {
         assert_eq!(secret_of(cache.get(&c2, NOW)).as_deref(), Some("recreds"));
     }
 
+    fn token_at(secret: &str, version: i64, granted_at: i64) -> AccessToken {
+        AccessToken {
+            granted_at_ms: Some(granted_at),
+            ..token(secret, version)
+        }
+    }
+
     #[test]
-    fn invalidate_drops_only_the_refused_version_and_remembers_the_newest_refused() {
+    fn a_refusal_drops_the_tokens_it_rules_out_and_keeps_newer_ones() {
         let cache = Cache::new();
         let c = record("c1", 1, ConnectorStatus::Active);
-        cache.put(&"c1".into(), 1, URL, &token("v5", 5), Some(NOW + 900));
-        // A late 401 on v4 keeps v5.
-        cache.invalidate(&"c1".into(), 4);
+        let id: ConnectorId = "c1".into();
+        let refusal = |version, granted_at_ms, at_ms| Refusal {
+            version,
+            granted_at_ms,
+            at_ms,
+        };
+        cache.put(&id, 1, URL, &token_at("v5", 5, NOW - 100), Some(NOW + 900));
+        // A late 401 on v4, granted 2 s ago, keeps v5.
+        cache.refused(&id, refusal(4, Some(NOW - 2_000), NOW));
         assert!(cache.get(&c, NOW).is_some());
-        cache.invalidate(&"c1".into(), 5);
+        cache.refused(&id, refusal(5, Some(NOW - 100), NOW));
         assert!(cache.get(&c, NOW).is_none());
-        cache.invalidate(&"c1".into(), 3);
-        assert_eq!(cache.trouble(&"c1".into(), |t| t.stale_version), Some(5));
+        // Not cached again: v5, nor v6 granted 60 ms before the refusal of a token that
+        // lived 100.
+        cache.put(&id, 1, URL, &token_at("v5", 5, NOW - 100), Some(NOW + 900));
+        cache.put(&id, 1, URL, &token_at("v6", 6, NOW - 60), Some(NOW + 900));
+        assert!(cache.get(&c, NOW).is_none());
+        // One granted since is.
+        cache.put(&id, 1, URL, &token_at("v7", 7, NOW + 10), Some(NOW + 900));
+        assert_eq!(secret_of(cache.get(&c, NOW + 10)).as_deref(), Some("v7"));
+        // A late 401 on v3 changes nothing.
+        cache.refused(&id, refusal(3, None, NOW + 20));
+        assert_eq!(cache.refusal(&id).map(|r| r.version), Some(5));
+        assert!(cache.get(&c, NOW + 20).is_some());
     }
 
     #[test]

@@ -222,10 +222,12 @@ impl Inner {
 
 /// A token from the stored state, if it is usable for `need` under credentials `cv` at `now`.
 fn usable(state: &TokenState, cv: i64, need: Need, now: i64) -> Option<AccessToken> {
-    let Need::Fresh { stale } = need else {
+    let Need::Fresh { refused } = need else {
         return None;
     };
-    if state.credentials_version != cv || stale.is_some_and(|s| state.version <= s) {
+    if state.credentials_version != cv
+        || refused.is_some_and(|r| r.rules_out(state.version, state.last_grant_at))
+    {
         return None;
     }
     if state.refresh_at.is_some_and(|r| r <= now) {
@@ -245,10 +247,11 @@ fn usable(state: &TokenState, cv: i64, need: Need, now: i64) -> Option<AccessTok
 mod tests {
     use secrecy::{ExposeSecret, SecretString};
 
+    use super::super::refusal::Refusal;
     use super::*;
 
     const NOW: i64 = 1_700_000_000_000;
-    const FRESH: Need = Need::Fresh { stale: None };
+    const FRESH: Need = Need::Fresh { refused: None };
 
     fn saved() -> TokenState {
         TokenState {
@@ -285,10 +288,27 @@ mod tests {
     #[test]
     fn a_saved_token_of_older_credentials_or_a_refused_version_is_not_used() {
         assert!(usable(&saved(), 4, FRESH, NOW).is_none());
-        let refused = |v| Need::Fresh { stale: Some(v) };
-        assert!(usable(&saved(), 3, refused(8), NOW).is_none());
-        assert!(usable(&saved(), 3, refused(9), NOW).is_none());
-        assert!(usable(&saved(), 3, refused(7), NOW).is_some());
+        // Version 7 lived 10 s, refused at NOW; the saved version 8 was granted 1 s before.
+        let saved = TokenState {
+            last_grant_at: Some(NOW - 1_000),
+            ..saved()
+        };
+        let refused = |version| Need::Fresh {
+            refused: Some(Refusal {
+                version,
+                granted_at_ms: Some(NOW - 10_000),
+                at_ms: NOW,
+            }),
+        };
+        assert!(usable(&saved, 3, refused(8), NOW).is_none());
+        assert!(usable(&saved, 3, refused(9), NOW).is_none());
+        assert!(usable(&saved, 3, refused(7), NOW).is_some());
+        // Granted 6 s before the refusal of a token that lived 10: as near its end.
+        let older = TokenState {
+            last_grant_at: Some(NOW - 6_000),
+            ..saved
+        };
+        assert!(usable(&older, 3, refused(7), NOW).is_none());
     }
 
     #[test]

@@ -31,7 +31,8 @@ struct Authorized {
     attempts: Vec<Attempt>,
     /// `None` for a notification endpoint.
     authorization: Option<HeaderValue>,
-    /// The access token's grant, for a bearer connector: invalidated if it is refused.
+    /// The access token's grant, for a bearer connector: reported to the token source if the
+    /// endpoint refuses it.
     bearer: Option<Bearer>,
 }
 
@@ -40,29 +41,6 @@ struct Answered {
     attempts: Vec<Attempt>,
     answer: Answer,
     bearer: Option<Bearer>,
-}
-
-/// What is known of a token the endpoint refused (401): when it was granted, and when it was
-/// refused (both ms).
-#[derive(Debug, Clone, Copy)]
-struct Refused {
-    granted_at: Option<i64>,
-    at: i64,
-}
-
-impl Refused {
-    /// Whether a stored token granted at `granted_at` has, by the refusal, lived half as long
-    /// as the refused one did (or its age or the refused token's lifetime is unknown).
-    fn outlived_by(self, granted_at: Option<i64>) -> bool {
-        match (self.granted_at, granted_at) {
-            (Some(refused_granted), Some(granted)) => {
-                let lived = self.at - refused_granted;
-                let age = self.at - granted;
-                age * 2 >= lived
-            }
-            _ => true,
-        }
-    }
 }
 
 impl<T: TokenSource> Workers<T> {
@@ -95,12 +73,10 @@ impl<T: TokenSource> Workers<T> {
         claimed_at: i64,
     ) -> Outcome {
         let mut refreshed_after_401 = false;
-        // After a 401: when the refused token was granted, if known.
-        let mut refused: Option<Refused> = None;
         let mut stage = Stage::Claimed(Vec::new());
         loop {
             stage = match stage {
-                Stage::Claimed(attempts) => self.authorize(target, row, attempts, refused).await,
+                Stage::Claimed(attempts) => self.authorize(target, row, attempts).await,
                 Stage::Authorized(authorized) => {
                     self.send(target, row, claimed_at, authorized, refreshed_after_401)
                         .await
@@ -117,13 +93,12 @@ impl<T: TokenSource> Workers<T> {
                     {
                         Judged::Done(outcome) => Stage::Done(outcome),
                         Judged::Resend(attempts) => {
+                            // The token engine then serves neither this token nor one as
+                            // near its session's end (another node's grant made before this
+                            // request was sent may be).
                             if let Some(b) = &bearer {
-                                self.tokens.invalidate(&target.record.id, b.version).await;
+                                self.tokens.refused(&target.record.id, b, self.now()).await;
                             }
-                            refused = Some(Refused {
-                                granted_at: bearer.as_ref().and_then(|b| b.granted_at),
-                                at: self.now(),
-                            });
                             refreshed_after_401 = true;
                             Stage::Claimed(attempts)
                         }
@@ -135,20 +110,14 @@ impl<T: TokenSource> Workers<T> {
     }
 
     /// The credential: the default callback's Basic key, or an access token from the token
-    /// source. No token ends the delivery's turn (`token_failure`). After a 401 (`refused`)
-    /// the replacement must not be as old as the refused token was: a stored token that an
-    /// earlier grant made (another node's, or this node's for another delivery) is newer than
-    /// the refused one, yet where sessions end by time it may be as near its end. The refused
-    /// token lived from its grant to the 401; a stored one that has lived half of that already
-    /// is dropped too and one more is asked for, granted now (or shared with a grant made
-    /// since). A replacement granted moments ago, as when many deliveries meet the same
-    /// session's end, is used as it is.
+    /// source (after a 401, one the token engine holds to be no nearer its end than the
+    /// refused one: see `TokenSource::refused`). No token ends the delivery's turn
+    /// (`token_failure`).
     async fn authorize(
         &self,
         target: &Target,
         row: &ClaimedDelivery,
         attempts: Vec<Attempt>,
-        refused: Option<Refused>,
     ) -> Stage {
         let record = &target.record;
         let mut bearer: Option<Bearer> = None;
@@ -161,19 +130,10 @@ impl<T: TokenSource> Workers<T> {
             Auth::Basic(value) => Some(value.clone()),
             Auth::Nothing => None,
             Auth::Bearer => {
-                let mut b = match self.bearer(record).await {
+                let b = match self.bearer(record).await {
                     Ok(b) => b,
                     Err(failure) => return Stage::Done(self.token_failure(row, attempts, failure)),
                 };
-                if refused.is_some_and(|r| !b.refreshed && r.outlived_by(b.granted_at)) {
-                    self.tokens.invalidate(&record.id, b.version).await;
-                    b = match self.bearer(record).await {
-                        Ok(b) => b,
-                        Err(failure) => {
-                            return Stage::Done(self.token_failure(row, attempts, failure))
-                        }
-                    };
-                }
                 let value = HeaderValue::from_str(&format!("Bearer {}", b.token.expose_secret()));
                 let Ok(mut value) = value else {
                     // The provider's token is unusable, not the delivery: wait, not fail.
@@ -273,32 +233,5 @@ impl<T: TokenSource> Workers<T> {
             },
             bearer,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Refused;
-
-    #[test]
-    fn a_replacement_half_as_old_as_the_refused_token_lived_is_dropped() {
-        // Refused 2 s after its grant.
-        let r = Refused {
-            granted_at: Some(10_000),
-            at: 12_000,
-        };
-        assert!(!r.outlived_by(Some(11_950)), "granted moments ago: used");
-        assert!(!r.outlived_by(Some(11_100)));
-        assert!(r.outlived_by(Some(11_000)), "a second old: dropped");
-        assert!(
-            r.outlived_by(Some(10_050)),
-            "nearly as old as the refused one"
-        );
-        assert!(r.outlived_by(None), "age unknown: dropped");
-        let unknown = Refused {
-            granted_at: None,
-            at: 12_000,
-        };
-        assert!(unknown.outlived_by(Some(11_999)));
     }
 }

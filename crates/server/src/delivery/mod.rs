@@ -43,18 +43,20 @@ pub trait TokenSource: Send + Sync + 'static {
         connector: &ConnectorRecord,
     ) -> impl Future<Output = Result<Bearer, TokenFailure>> + Send;
 
-    /// The endpoint refused the token of `token_version` (401): forget it, so the next
-    /// `bearer` grants a new one. A newer version than this stays.
-    fn invalidate(
+    /// The endpoint refused `bearer` at `at_ms` (401): the next `bearer` brings neither it nor
+    /// a token as near its end (the token engine's `Refusal`), but one granted since or a new
+    /// grant. A newer token granted after it stays.
+    fn refused(
         &self,
         connector_id: &ConnectorId,
-        token_version: i64,
+        bearer: &Bearer,
+        at_ms: i64,
     ) -> impl Future<Output = ()> + Send;
 }
 
 pub struct Bearer {
     pub token: SecretString,
-    /// The token state's version, handed back to `invalidate`.
+    /// The token state's version, handed back to `refused`.
     pub version: i64,
     /// This call made a grant (shown on the attempt as `refreshed`).
     pub refreshed: bool,
@@ -120,8 +122,13 @@ impl TokenSource for hookwarden_oauth::TokenManager {
         }
     }
 
-    async fn invalidate(&self, connector_id: &ConnectorId, token_version: i64) {
-        hookwarden_oauth::TokenManager::invalidate(self, connector_id, token_version).await;
+    async fn refused(&self, connector_id: &ConnectorId, bearer: &Bearer, at_ms: i64) {
+        let refusal = hookwarden_oauth::Refusal {
+            version: bearer.version,
+            granted_at_ms: bearer.granted_at,
+            at_ms,
+        };
+        hookwarden_oauth::TokenManager::refused(self, connector_id, refusal).await;
     }
 }
 
