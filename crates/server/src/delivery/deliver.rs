@@ -65,7 +65,11 @@ impl<T: TokenSource> Workers<T> {
     }
 
     /// Send one delivery: token, signature, POST, and the outcome policy (DESIGN.md "Delivery:
-    /// the rules"), including the one immediate retry after a 401.
+    /// the rules"), including the immediate retry after a 401: once with another token; once
+    /// more if that token too was refused and had been granted before the first refusal (a
+    /// stored token that was as stale, where sessions end by the clock), never after a token
+    /// granted since: an endpoint that refuses a fresh token is not fixed by another
+    /// (`fresh_token_refused`).
     pub(super) async fn deliver(
         &self,
         target: &Target,
@@ -73,6 +77,9 @@ impl<T: TokenSource> Workers<T> {
         claimed_at: i64,
     ) -> Outcome {
         let mut refreshed_after_401 = false;
+        // When the endpoint first refused a token in this turn, and how many resends followed.
+        let mut first_refusal: Option<i64> = None;
+        let mut resends = 0;
         let mut stage = Stage::Claimed(Vec::new());
         loop {
             stage = match stage {
@@ -87,18 +94,28 @@ impl<T: TokenSource> Workers<T> {
                         answer,
                         bearer,
                     } = *answered;
-                    match self
-                        .judge(target, row, attempts, answer, refreshed_after_401)
-                        .await
-                    {
+                    let may_resend = match first_refusal {
+                        None => true,
+                        Some(at) => {
+                            resends < 2
+                                && bearer
+                                    .as_ref()
+                                    .and_then(|b| b.granted_at)
+                                    .is_some_and(|granted| granted < at)
+                        }
+                    };
+                    match self.judge(target, row, attempts, answer, may_resend).await {
                         Judged::Done(outcome) => Stage::Done(outcome),
                         Judged::Resend(attempts) => {
                             // The token engine then serves neither this token nor one as
                             // near its session's end (another node's grant made before this
                             // request was sent may be).
+                            let now = self.now();
                             if let Some(b) = &bearer {
-                                self.tokens.refused(&target.record.id, b, self.now()).await;
+                                self.tokens.refused(&target.record.id, b, now).await;
                             }
+                            first_refusal.get_or_insert(now);
+                            resends += 1;
                             refreshed_after_401 = true;
                             Stage::Claimed(attempts)
                         }

@@ -138,8 +138,9 @@ pub(super) struct Answer {
 /// The policy's decision on an answer.
 pub(super) enum Judged {
     Done(Outcome),
-    /// The endpoint refused the access token (a first 401): send again at once with a new
-    /// one. The attempts so far come back, to be recorded with the next.
+    /// The endpoint refused the access token (a first 401, or a second whose token had been
+    /// granted before the first: see `Workers::deliver`): send again at once with another.
+    /// The attempts so far come back, to be recorded with the next.
     Resend(Vec<Attempt>),
 }
 
@@ -152,7 +153,7 @@ impl<T: TokenSource> Workers<T> {
         row: &ClaimedDelivery,
         mut attempts: Vec<Attempt>,
         answer: Answer,
-        refreshed_after_401: bool,
+        may_resend: bool,
     ) -> Judged {
         let record = &target.record;
         let Answer {
@@ -172,9 +173,7 @@ impl<T: TokenSource> Workers<T> {
                 }
                 Judged::Done(Outcome::new(row, DeliveryStatus::Delivered, attempts))
             }
-            Verdict::Unauthorized
-                if matches!(target.auth, Auth::Bearer) && !refreshed_after_401 =>
-            {
+            Verdict::Unauthorized if matches!(target.auth, Auth::Bearer) && may_resend => {
                 attempt.diagnosis = Some(
                     Code::InvalidSession
                         .diagnosis()

@@ -653,3 +653,60 @@ async fn after_a_401_a_token_granted_before_the_refused_request_is_not_used() {
         );
     }
 }
+
+/// A token refused on the resend after a 401 that was itself granted before that 401 (another
+/// node's stored token, young enough to be tried, but as stale) earns one more resend, with a
+/// token granted since, in the same run; only a token granted after the refusal being refused
+/// too is `fresh_token_refused`.
+#[tokio::test]
+async fn a_second_401_on_a_token_granted_before_the_first_is_sent_once_more() {
+    let (dbs, _dir) = each_database().await;
+    for db in dbs {
+        let h = Harness::start(&db).await;
+        h.register(
+            SF,
+            &h.org.callback_url(),
+            &["PACKAGE_COMPLETE"],
+            h.rt_key(),
+            json!({}),
+        )
+        .await;
+        h.post_event(event("PACKAGE_COMPLETE", "warm")).await;
+        assert_eq!(h.engine.run_once().await.unwrap().delivered, 1);
+        // This node's token is some time old when another node grants; then the endpoint
+        // refuses the next two calls, whatever their token.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let other = tokens_for(&h.state.store, &h.settings);
+        let record = h
+            .state
+            .store
+            .get_connector(&h.account, SF)
+            .await
+            .unwrap()
+            .unwrap();
+        let newer = other.force_grant(&record).await.unwrap();
+        h.org.invalidate_next_apex_sessions(2);
+
+        let accepted = h.post_event(event("PACKAGE_COMPLETE", "p1")).await;
+        let report = h.engine.run_once().await.unwrap();
+        assert_eq!(report.delivered, 1, "delivered in the same run: {report:?}");
+        let d = h
+            .delivery(accepted["deliveries"][0].as_str().unwrap())
+            .await;
+        let attempts = d["attempts"].as_array().unwrap();
+        let codes: Vec<_> = attempts.iter().map(|a| a["status_code"].clone()).collect();
+        assert_eq!(codes, [json!(401), json!(401), json!(200)], "{d}");
+        assert_eq!(attempts[2]["refreshed"], true, "{d}");
+        let used = h
+            .state
+            .store
+            .get_token_state(&record.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            used.version > newer.version,
+            "the second resend went with a grant made after the other node's"
+        );
+    }
+}
