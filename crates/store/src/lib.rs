@@ -48,6 +48,7 @@ pub use deliveries::{
 pub use history::{HistoryEntry, HistoryKind, NewHistoryEntry};
 pub use keepalive::KeepAliveCandidate;
 pub use keyring::{ResealCount, ResealReport, Unopenable};
+pub use nodes::Liveness;
 pub use notifications::{notification_destination, NotificationEndpoint};
 pub use redact::{redact_in, redact_url};
 pub use retention::Pruned;

@@ -10,11 +10,20 @@ pub const NODE_TTL_MS: i64 = 10_000;
 /// Rows of nodes gone this long are removed.
 const FORGET_AFTER_MS: i64 = 3_600_000;
 
+/// The delivery engines alive by their heartbeats, and one's place among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// Engines alive, the one that asked included (at least 1).
+    pub nodes: usize,
+    /// The asking engine's place among them by id (0-based; 0 if it is not listed).
+    pub index: usize,
+}
+
 impl Store {
     /// Note that engine `node` is alive (at `now`, ms, on SQLite; the database's clock on
-    /// PostgreSQL) and count the engines alive, itself included.
-    pub async fn heartbeat(&self, node: &str, now: i64) -> Result<usize, StoreError> {
-        let live: i64 = match &self.db {
+    /// PostgreSQL): the engines alive, itself included, and its place among them.
+    pub async fn heartbeat(&self, node: &str, now: i64) -> Result<Liveness, StoreError> {
+        let live: Vec<String> = match &self.db {
             crate::Db::Sqlite(pool) => {
                 sqlx::query(
                     "INSERT INTO worker_nodes (id, started_at, seen_at) VALUES ($1, $2, $2) \
@@ -28,9 +37,9 @@ impl Store {
                     .bind(now - FORGET_AFTER_MS)
                     .execute(pool)
                     .await?;
-                sqlx::query_scalar("SELECT COUNT(*) FROM worker_nodes WHERE seen_at > $1")
+                sqlx::query_scalar("SELECT id FROM worker_nodes WHERE seen_at > $1 ORDER BY id")
                     .bind(now - NODE_TTL_MS)
-                    .fetch_one(pool)
+                    .fetch_all(pool)
                     .await?
             }
             crate::Db::Postgres(pool) => {
@@ -53,16 +62,19 @@ impl Store {
                 .execute(pool)
                 .await?;
                 sqlx::query_scalar(concat!(
-                    "SELECT COUNT(*) FROM worker_nodes WHERE seen_at > ",
+                    "SELECT id FROM worker_nodes WHERE seen_at > ",
                     pg_now_ms!(),
-                    " - $1"
+                    " - $1 ORDER BY id"
                 ))
                 .bind(NODE_TTL_MS)
-                .fetch_one(pool)
+                .fetch_all(pool)
                 .await?
             }
         };
-        Ok(usize::try_from(live).unwrap_or(1).max(1))
+        Ok(Liveness {
+            nodes: live.len().max(1),
+            index: live.iter().position(|id| id == node).unwrap_or(0),
+        })
     }
 
     /// Engine `node` stops: the others take its share at their next heartbeat.

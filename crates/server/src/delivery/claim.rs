@@ -138,6 +138,7 @@ impl<T: TokenSource> Workers<T> {
             self.batches.fetch_add(1, AtomicOrdering::Relaxed)
         );
         let lease_ms = self.opts.lease.as_millis() as i64;
+        self.hub.turns().claim_started();
         let _turn = self.writes.enter().await;
         let now = self.now();
         self.store

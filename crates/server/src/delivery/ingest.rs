@@ -73,6 +73,8 @@ pub struct Hub {
     hints: Arc<Mutex<Hints>>,
     /// Names this node in PostgreSQL wake-ups, so it can ignore its own.
     node: String,
+    /// This node's turns on other nodes' wake-ups (PostgreSQL).
+    turns: Arc<super::turns::Turns>,
 }
 
 /// What the workers were told may be due since they last looked: the connectors that ingest
@@ -100,6 +102,7 @@ impl Hub {
             writes: store.write_gate(),
             hints: Arc::new(Mutex::new(Hints::default())),
             node: format!("hub-{}", uuid::Uuid::new_v4().simple()),
+            turns: Arc::default(),
             store,
         }
     }
@@ -107,6 +110,10 @@ impl Hub {
     /// This node's name in cross-node wake-ups.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    pub(crate) fn turns(&self) -> &super::turns::Turns {
+        &self.turns
     }
 
     pub fn store(&self) -> &Store {
@@ -208,6 +215,8 @@ async fn run_writer(
     // Requests in the previous group: more than one means concurrent producers, whose next
     // requests are worth a moment's wait.
     let mut last_jobs = 0usize;
+    // Groups written: each one's NOTIFY carries its number, whose worker claims it first.
+    let mut groups = 0u64;
     while let Some(first) = rx.recv().await {
         let mut size = first.request.events.len();
         let mut jobs = vec![first];
@@ -230,7 +239,9 @@ async fn run_writer(
             tokio::task::yield_now().await;
         }
         last_jobs = jobs.len();
-        let result = write_group(&store, &writes, &node, clock.now_ms(), &jobs).await;
+        groups += 1;
+        let notice = super::turns::payload(&node, groups);
+        let result = write_group(&store, &writes, &notice, clock.now_ms(), &jobs).await;
         match result {
             Ok((answers, due)) => {
                 wake_for(&hints, &wake, &due);
@@ -281,7 +292,7 @@ type GroupOutcome = (Vec<Result<Value, IngestError>>, HashSet<ConnectorId>);
 async fn write_group(
     store: &Store,
     writes: &WriteGate,
-    node: &str,
+    notice: &str,
     now: i64,
     jobs: &[Job],
 ) -> Result<GroupOutcome, StoreError> {
@@ -372,7 +383,9 @@ async fn write_group(
         let _turn = writes.enter().await;
         // Other nodes on the same PostgreSQL start at once, not at their next poll: the NOTIFY
         // goes out with the commit.
-        store.commit_ingest_waking(&batch, now, Some(node)).await?
+        store
+            .commit_ingest_waking(&batch, now, Some(notice))
+            .await?
     };
     // Events ingested per account: those written now, not an Idempotency-Key's replay.
     let mut ingested: HashMap<&str, u64> = HashMap::new();

@@ -19,6 +19,7 @@ mod outcome;
 mod record;
 pub mod signing;
 mod target;
+mod turns;
 mod workers;
 
 use std::future::Future;
@@ -177,8 +178,23 @@ async fn listen_for_other_nodes(hub: std::sync::Arc<Hub>) {
             let received = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await;
             let Some(hub) = hub.upgrade() else { return };
             match received {
-                Ok(Ok(from)) if from != hub.node() => hub.wake_workers(),
-                Ok(Ok(_)) | Err(_) => {}
+                Ok(Ok(from)) if turns::sender(&from) == hub.node() => {}
+                // An ingest group: claim now if it is this node's turn (`turns`); otherwise look
+                // a moment later, unless a claim started meanwhile.
+                Ok(Ok(from)) if !hub.turns().mine(&from) => {
+                    let claims = hub.turns().claims();
+                    let hub = std::sync::Arc::downgrade(&hub);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(turns::TURN_WAIT).await;
+                        if let Some(hub) = hub.upgrade() {
+                            if hub.turns().claims() == claims {
+                                hub.wake_workers();
+                            }
+                        }
+                    });
+                }
+                Ok(Ok(_)) => hub.wake_workers(),
+                Err(_) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "LISTEN connection failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;

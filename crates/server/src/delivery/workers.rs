@@ -86,7 +86,9 @@ impl<T: TokenSource> Workers<T> {
             return;
         }
         match self.store.heartbeat(&self.node, self.now()).await {
-            Ok(n) => {
+            Ok(live) => {
+                let n = live.nodes;
+                self.hub.turns().set(live.nodes, live.index);
                 let before = self
                     .live_nodes
                     .swap(n, std::sync::atomic::Ordering::Relaxed);

@@ -68,14 +68,15 @@ impl Store {
     }
 
     /// `commit_ingest`, and on PostgreSQL, when it writes a due (pending) delivery, a NOTIFY
-    /// from `node` to every node's workers inside the same transaction: PostgreSQL sends it at
-    /// the commit, so it costs no connection, round trip or commit of its own, and it is never
-    /// sent for rows that were rolled back.
+    /// with `notice` as its payload (the sending node; the server adds the group's number) to
+    /// every node's workers inside the same transaction: PostgreSQL sends it at the commit, so
+    /// it costs no connection, round trip or commit of its own, and it is never sent for rows
+    /// that were rolled back.
     pub async fn commit_ingest_waking(
         &self,
         writes: &[IngestWrite],
         now: i64,
-        node: Option<&str>,
+        notice: Option<&str>,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let dialect = self.dialect();
         let mut outcomes = Vec::with_capacity(writes.len());
@@ -165,9 +166,9 @@ impl Store {
                 q = bind_nulls!(q, pad_deliveries * DELIVERY_TYPES.len());
                 q.execute(&mut *tx).await?;
             }
-            if let Some(node) = node {
+            if let Some(notice) = notice {
                 if deliveries.iter().any(|d| d.status == DeliveryStatus::Pending) {
-                    tx.wake_nodes_from(node).await?;
+                    tx.wake_nodes_from(notice).await?;
                 }
             }
             tx.commit().await?;
