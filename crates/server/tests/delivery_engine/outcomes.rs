@@ -598,6 +598,39 @@ async fn a_delivered_delivery_is_retried_only_when_forced() {
     assert_eq!(callbacks[0].webhook_id, callbacks[1].webhook_id);
 }
 
+/// A refresh-token Salesforce connector with one delivery made (this node holds a token), then,
+/// `after` later, a grant by another node's token manager on the same database: the connector
+/// and that newer token.
+async fn warm_then_another_node_grants(
+    h: &Harness,
+    after: Duration,
+) -> (
+    hookwarden_store::ConnectorRecord,
+    hookwarden_oauth::AccessToken,
+) {
+    h.register(
+        SF,
+        &h.org.callback_url(),
+        &["PACKAGE_COMPLETE"],
+        h.rt_key(),
+        json!({}),
+    )
+    .await;
+    h.post_event(event("PACKAGE_COMPLETE", "warm")).await;
+    assert_eq!(h.engine.run_once().await.unwrap().delivered, 1);
+    tokio::time::sleep(after).await;
+    let other = tokens_for(&h.state.store, &h.settings);
+    let record = h
+        .state
+        .store
+        .get_connector(&h.account, SF)
+        .await
+        .unwrap()
+        .unwrap();
+    let newer = other.force_grant(&record).await.unwrap();
+    (record, newer)
+}
+
 /// After a 401, a token another node granted before the refused request left is no answer:
 /// with sessions that end by time it may be as stale as the refused one. The delivery drops it
 /// too and is sent with a token granted since, in the same run, instead of being refused twice
@@ -608,26 +641,8 @@ async fn after_a_401_a_token_granted_before_the_refused_request_is_not_used() {
     for db in dbs {
         let h = Harness::start(&db).await;
         h.org.set_session_timeout_s(2);
-        h.register(
-            SF,
-            &h.org.callback_url(),
-            &["PACKAGE_COMPLETE"],
-            h.rt_key(),
-            json!({}),
-        )
-        .await;
-        h.post_event(event("PACKAGE_COMPLETE", "warm")).await;
-        assert_eq!(h.engine.run_once().await.unwrap().delivered, 1);
         // Another node grants (a newer version in the database); then both sessions end.
-        let other = tokens_for(&h.state.store, &h.settings);
-        let record = h
-            .state
-            .store
-            .get_connector(&h.account, SF)
-            .await
-            .unwrap()
-            .unwrap();
-        let newer = other.force_grant(&record).await.unwrap();
+        let (record, newer) = warm_then_another_node_grants(&h, Duration::ZERO).await;
         tokio::time::sleep(Duration::from_millis(2_300)).await;
 
         let accepted = h.post_event(event("PACKAGE_COMPLETE", "p1")).await;
@@ -663,28 +678,9 @@ async fn a_second_401_on_a_token_granted_before_the_first_is_sent_once_more() {
     let (dbs, _dir) = each_database().await;
     for db in dbs {
         let h = Harness::start(&db).await;
-        h.register(
-            SF,
-            &h.org.callback_url(),
-            &["PACKAGE_COMPLETE"],
-            h.rt_key(),
-            json!({}),
-        )
-        .await;
-        h.post_event(event("PACKAGE_COMPLETE", "warm")).await;
-        assert_eq!(h.engine.run_once().await.unwrap().delivered, 1);
         // This node's token is some time old when another node grants; then the endpoint
         // refuses the next two calls, whatever their token.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let other = tokens_for(&h.state.store, &h.settings);
-        let record = h
-            .state
-            .store
-            .get_connector(&h.account, SF)
-            .await
-            .unwrap()
-            .unwrap();
-        let newer = other.force_grant(&record).await.unwrap();
+        let (record, newer) = warm_then_another_node_grants(&h, Duration::from_millis(500)).await;
         h.org.invalidate_next_apex_sessions(2);
 
         let accepted = h.post_event(event("PACKAGE_COMPLETE", "p1")).await;
