@@ -95,7 +95,6 @@ impl<T: TokenSource> Engine<T> {
                 capacity: Notify::new(),
                 lane_drained: Notify::new(),
                 node: uuid::Uuid::new_v4().simple().to_string(),
-                live_nodes: AtomicUsize::new(1),
                 batches: AtomicU64::new(0),
                 retention_days: settings.history_retention_days,
                 account_names: Mutex::default(),

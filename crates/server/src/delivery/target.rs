@@ -43,7 +43,7 @@ impl<T: TokenSource> Workers<T> {
         let (max, rate) = share(
             settings.max_concurrency,
             settings.max_per_second,
-            self.live_nodes.load(std::sync::atomic::Ordering::Relaxed),
+            self.hub.turns().nodes(),
         );
         let mut lanes = self.lanes.lock().expect("lanes lock");
         if let Some(lane) = lanes.get(&record.id) {

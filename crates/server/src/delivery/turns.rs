@@ -15,7 +15,8 @@ use std::time::Duration;
 /// look unneeded; short enough that a busy or dead worker's group waits little.
 pub(crate) const TURN_WAIT: Duration = Duration::from_millis(50);
 
-/// This node's place among the worker nodes, and its claims started so far.
+/// How many worker nodes are alive (by their heartbeats; each also takes that share of a
+/// connector's limits), this node's place among them, and its claims started so far.
 #[derive(Debug, Default)]
 pub(crate) struct Turns {
     nodes: AtomicUsize,
@@ -24,10 +25,17 @@ pub(crate) struct Turns {
 }
 
 impl Turns {
-    /// From a heartbeat: how many worker nodes are alive and this one's place among them.
-    pub(crate) fn set(&self, nodes: usize, index: usize) {
-        self.nodes.store(nodes, Ordering::Relaxed);
+    /// From a heartbeat: how many worker nodes are alive and this one's place among them. The
+    /// count it had before.
+    pub(crate) fn set(&self, nodes: usize, index: usize) -> usize {
         self.index.store(index, Ordering::Relaxed);
+        self.nodes.swap(nodes, Ordering::Relaxed).max(1)
+    }
+
+    /// Worker nodes alive, this one included: 1 until a heartbeat says otherwise (and always
+    /// on SQLite).
+    pub(crate) fn nodes(&self) -> usize {
+        self.nodes.load(Ordering::Relaxed).max(1)
     }
 
     pub(crate) fn claim_started(&self) {

@@ -34,9 +34,6 @@ pub(super) struct Workers<T> {
     pub(super) lane_drained: Notify,
     /// Lease tokens are `<node>:<batch>`.
     pub(super) node: String,
-    /// Delivery engines alive on this database, this one included (1 on SQLite): each takes
-    /// its share of a connector's `max_per_second` and `max_concurrency`.
-    pub(super) live_nodes: AtomicUsize,
     pub(super) batches: AtomicU64,
     /// Days finished deliveries are kept (`history_retention_days`); 0 keeps them all.
     pub(super) retention_days: u32,
@@ -79,8 +76,9 @@ impl<T: TokenSource> Workers<T> {
         }
     }
 
-    /// On PostgreSQL, note that this node is alive and learn how many are (see `live_nodes`);
-    /// a failure keeps the count it had.
+    /// On PostgreSQL, note that this node is alive and learn how many are, and its place among
+    /// them (`Hub::turns`: each takes its share of a connector's `max_per_second` and
+    /// `max_concurrency`); a failure keeps the count it had.
     pub(super) async fn heartbeat(&self) {
         if !self.store.is_postgres() {
             return;
@@ -88,10 +86,7 @@ impl<T: TokenSource> Workers<T> {
         match self.store.heartbeat(&self.node, self.now()).await {
             Ok(live) => {
                 let n = live.nodes;
-                self.hub.turns().set(live.nodes, live.index);
-                let before = self
-                    .live_nodes
-                    .swap(n, std::sync::atomic::Ordering::Relaxed);
+                let before = self.hub.turns().set(live.nodes, live.index);
                 if before != n {
                     tracing::info!(nodes = n, "delivery nodes on this database; each takes its share of the connectors' limits");
                 }
