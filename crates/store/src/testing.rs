@@ -119,11 +119,16 @@ pub enum PlannedQuery {
     ConnectorGauges,
     /// The UPDATE of `Store::claim_due` on SQLite when it leaves connectors out.
     ClaimExcluding,
+    /// `Store::sync_held_deliveries` on PostgreSQL: the resume, and the hold (run only when
+    /// some connector is not active).
+    ResumeHeld,
+    HoldInactive,
 }
 
-/// Test only: SQLite's `EXPLAIN QUERY PLAN` of one of the store's statements, run on the
-/// writer's connection with every parameter NULL, as its rows' `detail` joined by "; ";
-/// `None` on PostgreSQL. Tests check by it that a query takes the index it was written for.
+/// Test only: SQLite's `EXPLAIN QUERY PLAN` of one of the store's statements (panics for a
+/// PostgreSQL one), run on the writer's connection with every parameter NULL, as its rows'
+/// `detail` joined by "; "; `None` on PostgreSQL. Tests check by it that a query takes the
+/// index it was written for.
 pub async fn sqlite_query_plan(
     store: &Store,
     query: PlannedQuery,
@@ -135,6 +140,9 @@ pub async fn sqlite_query_plan(
         PlannedQuery::ListDeliveries(status) => (deliveries::list_sql(status), 8),
         PlannedQuery::ConnectorGauges => (deliveries::DEPTHS.to_owned(), 1),
         // The claim's text is its UPDATE, then the read-back of what it took.
+        PlannedQuery::ResumeHeld | PlannedQuery::HoldInactive => {
+            panic!("{query:?} is a statement of PostgreSQL's: see postgres_query_plan")
+        }
         PlannedQuery::ClaimExcluding => {
             let (update, _) = deliveries::CLAIM_EXCLUDING_AND_READ_SQLITE
                 .split_once("; ")
@@ -151,6 +159,32 @@ pub async fn sqlite_query_plan(
         details.push(row.try_get::<String, _>("detail")?);
     }
     Ok(Some(details.join("; ")))
+}
+
+/// Test only: PostgreSQL's `EXPLAIN` of one of the store's statements (now 0, one connector
+/// "con"), as its lines joined by "; "; `None` on SQLite. Panics for a SQLite statement.
+pub async fn postgres_query_plan(
+    store: &Store,
+    query: PlannedQuery,
+) -> Result<Option<String>, StoreError> {
+    let crate::Db::Postgres(pool) = &store.db else {
+        return Ok(None);
+    };
+    let explain = |sql: &str| format!("EXPLAIN {sql}");
+    let q = match query {
+        PlannedQuery::ResumeHeld => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::RESUME_HELD_PG))).bind(0_i64)
+        }
+        // Holding the deliveries of one connector that is not active.
+        PlannedQuery::HoldInactive => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::HOLD_INACTIVE_PG)))
+                .bind(0_i64)
+                .bind(vec!["con".to_owned()])
+        }
+        other => panic!("{other:?} is a statement of SQLite's: see sqlite_query_plan"),
+    };
+    let lines: Vec<String> = q.fetch_all(pool).await?;
+    Ok(Some(lines.join("; ")))
 }
 
 /// Test only: cap a SQLite database at the pages it has now (`PRAGMA max_page_count` on the

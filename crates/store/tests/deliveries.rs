@@ -359,6 +359,37 @@ async fn open_deliveries_are_found_by_index_and_delivered_ones_by_history() {
     }
 }
 
+/// The maintenance tick's hold and resume find a connector's deliveries by index, also in a
+/// new database whose tables PostgreSQL has no statistics of yet: planned as `IN (SELECT ...)`
+/// there, the hold walked every pending delivery each tick on every worker.
+#[tokio::test]
+async fn holding_and_resuming_find_the_connectors_deliveries_by_index_without_statistics() {
+    let Some(url) = testing::fresh_postgres_url().await else {
+        return;
+    };
+    let s = Store::open(&url, MasterKeySource::Given(MasterKey::generate()))
+        .await
+        .unwrap();
+    // Not analysed: a new database before autovacuum's first ANALYZE.
+    for chunk in 0..10 {
+        s.commit_ingest(&[write(500, &format!("p{chunk}"), false, 100)], 100)
+            .await
+            .unwrap();
+    }
+    for query in [PlannedQuery::ResumeHeld, PlannedQuery::HoldInactive] {
+        let plan = testing::postgres_query_plan(&s, query)
+            .await
+            .unwrap()
+            .expect("a PostgreSQL store");
+        assert!(plan.contains("deliveries_connector"), "{query:?}: {plan}");
+        assert!(!plan.contains("deliveries_due"), "{query:?}: {plan}");
+        assert!(
+            !plan.contains("Seq Scan on deliveries"),
+            "{query:?}: {plan}"
+        );
+    }
+}
+
 /// A claim that leaves connectors out takes the earliest due deliveries of the others
 /// (per-package order kept, nothing not yet due), and on SQLite finds them per connector by
 /// index instead of walking past the left-out connectors' backlog.

@@ -23,13 +23,13 @@ mod ingest;
 mod query;
 mod queue;
 
-// What `testing::sqlite_query_plan` explains: the statements whose plans tests check.
+// What `testing::sqlite_query_plan` and `postgres_query_plan` explain: the statements whose plans tests check.
 pub(crate) use query::{list_sql, DEPTHS};
 pub(crate) use queue::pg_now_ms;
 pub use queue::FailedDelivery;
 pub(crate) use queue::{
     CLAIM_EXCLUDING_AND_READ_SQLITE, DEFER_CONNECTOR_DELIVERIES, HOLD_CONNECTOR_DELIVERIES,
-    RELEASE_CONNECTOR_DELIVERIES,
+    HOLD_INACTIVE_PG, RELEASE_CONNECTOR_DELIVERIES, RESUME_HELD_PG,
 };
 
 #[derive(Debug, Clone)]

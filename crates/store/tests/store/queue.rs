@@ -69,6 +69,73 @@ async fn claims_take_the_oldest_due_up_to_a_limit_that_changes_from_claim_to_cla
     .await;
 }
 
+/// The maintenance tick's re-check: the waiting deliveries of a connector that is not active
+/// are held (not one a worker holds the lease of), and come back due, in order, when it is
+/// active again; the other connectors' deliveries are not touched.
+#[tokio::test]
+async fn deliveries_are_held_while_their_connector_is_not_active_and_due_again_after() {
+    use hookwarden_core::{ConnectorStatus, DeliveryStatus::Pending};
+    each_database(async |store, url| {
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let (alpha, _) = store
+            .upsert_connector(new_connector(&acme.id, "alpha", "secret-1234"))
+            .await
+            .unwrap();
+        let (beta, _) = store
+            .upsert_connector(new_connector(&acme.id, "beta", "secret-1234"))
+            .await
+            .unwrap();
+        let mut writes: Vec<_> = (0..3)
+            .map(|n| one_delivery(&acme.id, &alpha, n, Pending, 100 + n as i64))
+            .collect();
+        writes.push(one_delivery(&acme.id, &beta, 0, Pending, 100));
+        store.commit_ingest(&writes, 100).await.unwrap();
+        // Everything active: nothing to do.
+        assert_eq!(
+            store.sync_held_deliveries(200).await.unwrap(),
+            (0, 0),
+            "{url}"
+        );
+        // A worker holds alpha's first; then alpha needs re-authentication.
+        let claimed = store.claim_due(1_000, 60_000, "n:1", 1, &[]).await.unwrap();
+        assert_eq!(claimed[0].id.as_str(), "dlv-alpha-0", "{url}");
+        store
+            .set_connector_status(&alpha.id, ConnectorStatus::NeedsReauth, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.sync_held_deliveries(300).await.unwrap(),
+            (0, 2),
+            "{url}"
+        );
+        assert_eq!(
+            store.sync_held_deliveries(400).await.unwrap(),
+            (0, 0),
+            "{url}"
+        );
+        // Active again: both due now (the leased one's outcome decides its fate).
+        store
+            .set_connector_status(&alpha.id, ConnectorStatus::Active, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.sync_held_deliveries(500).await.unwrap(),
+            (2, 0),
+            "{url}"
+        );
+        let due: Vec<String> = store
+            .claim_due(1_000, 60_000, "n:2", 10, &[])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id.as_str().to_owned())
+            .collect();
+        // (A claim lists what it took in ingest order.)
+        assert_eq!(due, ["dlv-alpha-1", "dlv-alpha-2", "dlv-beta-0"], "{url}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn queue_depths_list_every_connector_and_orphans_are_failed_by_connector() {
     use hookwarden_core::DeliveryStatus::{Held, Pending};
