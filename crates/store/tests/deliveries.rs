@@ -197,6 +197,13 @@ async fn large_batches_are_written_claimed_and_completed_whole() {
         let ids: std::collections::HashSet<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids.len(), 307, "no delivery claimed twice");
         assert_eq!(claimed[0].payload, "{\"n\":0}");
+        // Written in the batch's order (seq), so claimed in it: the 300 of "p", then "q"'s 7.
+        let expected: Vec<String> = (0..300)
+            .map(|i| format!("dlv-p-{i}"))
+            .chain((0..7).map(|i| format!("dlv-q-{i}")))
+            .collect();
+        let in_order: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(in_order, expected);
         assert!(s
             .claim_due(300, 10_000, "n:4", 10, &[])
             .await

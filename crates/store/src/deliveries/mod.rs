@@ -1,8 +1,7 @@
 //! Events, deliveries and attempts. Written in batches: ingest commits many requests in one
 //! transaction (group commit), workers claim many due deliveries with one statement and
-//! record many outcomes with one statement each for attempts and deliveries. Batches travel
-//! as one JSON parameter (`json_each` / `json_array_elements`), so each statement has one
-//! text whatever the batch size and stays in the prepared-statement cache.
+//! record many outcomes in one transaction. How a batch's rows are bound (arrays on
+//! PostgreSQL, multi-row VALUES on SQLite) is `rows`'s job.
 //!
 //! A claimed delivery stays `pending`; its `next_attempt_at` moves to the end of the lease
 //! and `lease_token` names the claim. A node that dies leaves rows that simply fall due again.
@@ -16,12 +15,12 @@ use hookwarden_core::{
 };
 use serde::Serialize;
 
-use crate::multirow::{self, Dialect};
 use crate::Store;
 
 mod ingest;
 mod query;
 mod queue;
+mod rows;
 
 // What `testing::sqlite_query_plan` and `postgres_query_plan` explain: the statements whose plans tests check.
 pub(crate) use query::{list_sql, DEPTHS};
@@ -198,53 +197,8 @@ pub enum RetryOutcome {
     AlreadyDelivered,
 }
 
-// ---- SQL, per dialect where they differ. SQLite's `->>` yields typed values; PostgreSQL's
-// yields text, hence the casts. In SQLite each row object is taken out of the batch once (the
-// MATERIALIZED CTE): `j.value->>'x'` would render the row as JSON text again for every
-// field, which was most of what these statements cost. ----
-
-// What ingest and the outcomes share: the padded tails of their multi-row writes.
-
-/// SQLite: `INSERT INTO {into} ...` for a padded tail of `rows` rows (see `multirow::Plan`);
-/// a row whose first value is NULL is padding and is skipped.
-fn insert_padded(into: &str, rows: usize, types: &[&str]) -> String {
-    format!(
-        "INSERT INTO {into} SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
-        multirow::values(Dialect::Sqlite, rows, types, 1, false)
-    )
-}
-
-/// Bind `$n` NULLs: the values of a padded tail's unused rows.
-macro_rules! bind_nulls {
-    ($q:expr, $n:expr) => {{
-        let mut q = $q;
-        for _ in 0..$n {
-            q = q.bind(None::<i64>);
-        }
-        q
-    }};
-}
-// A path for the children to import it by (`use super::bind_nulls`).
-use bind_nulls;
-
-/// Two padded row counts (each at most `MAX_ROWS`) as one statement-cache key, and back.
-fn pair_key(a: usize, b: usize) -> usize {
-    a << 16 | b
-}
-
-fn from_pair_key(key: usize) -> (usize, usize) {
-    (key >> 16, key & 0xffff)
-}
-
 impl Store {
-    fn dialect(&self) -> Dialect {
-        if self.is_postgres() {
-            Dialect::Postgres
-        } else {
-            Dialect::Sqlite
-        }
-    }
-
+    /// The statement text of this store's database.
     pub(crate) fn pick(&self, sqlite: &'static str, pg: &'static str) -> &'static str {
         if self.is_postgres() {
             pg

@@ -6,10 +6,8 @@ use hookwarden_core::{
 };
 use sqlx::Row;
 
-use super::{
-    bind_nulls, from_pair_key, insert_padded, pair_key, ClaimedDelivery, Completion, NewAttempt,
-};
-use crate::multirow::{self, Dialect};
+use super::rows::WriteRows;
+use super::{ClaimedDelivery, Completion, NewAttempt};
 use crate::notifications::{Draft, Outbox};
 use crate::{on_db, BeginWrite, Store, StoreError};
 
@@ -132,58 +130,6 @@ type ClaimedTuple = (
     i64,
     String,
 );
-
-const COMPLETION_TYPES: &[&str] = &["BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT"];
-const ATTEMPT_TYPES: &[&str] = &[
-    "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT",
-];
-
-/// The rows, then the time. A completion whose lease token no longer matches (the lease ran
-/// out and another claim took it) changes nothing.
-fn complete(dialect: Dialect, rows: usize) -> String {
-    let now = match dialect {
-        Dialect::Sqlite => "?".to_owned(),
-        Dialect::Postgres => format!("${}", rows * COMPLETION_TYPES.len() + 1),
-    };
-    format!(
-        "WITH v(q, t, s, a, n, e) AS (VALUES {}) \
-         UPDATE deliveries SET status = v.s, attempts = deliveries.attempts + v.a, \
-         next_attempt_at = v.n, lease_token = NULL, last_error = v.e, updated_at = {now} \
-         FROM v WHERE deliveries.seq = v.q AND deliveries.lease_token = v.t",
-        multirow::values(
-            dialect,
-            rows,
-            COMPLETION_TYPES,
-            1,
-            dialect == Dialect::Postgres
-        )
-    )
-}
-
-const ATTEMPTS_INTO: &str = "attempts (delivery_id, at, status_code, duration_ms, \
-     response_excerpt, error, diagnosis, refreshed)";
-
-/// SQLite: the tails of one outcome transaction, attempts then completions (whose padding
-/// rows match no delivery), then the time, as one text.
-fn outcome_tail(key: usize) -> String {
-    let (attempts, completions) = from_pair_key(key);
-    let mut parts = Vec::new();
-    if attempts > 0 {
-        parts.push(insert_padded(ATTEMPTS_INTO, attempts, ATTEMPT_TYPES));
-    }
-    if completions > 0 {
-        parts.push(complete(Dialect::Sqlite, completions));
-    }
-    parts.join("; ")
-}
-
-fn insert_attempts(dialect: Dialect, rows: usize) -> String {
-    format!(
-        "INSERT INTO attempts (delivery_id, at, status_code, duration_ms, response_excerpt, error, \
-         diagnosis, refreshed) VALUES {}",
-        multirow::values(dialect, rows, ATTEMPT_TYPES, 1, false)
-    )
-}
 
 /// Hold a connector's deliveries that wait to be sent (not those a worker holds the lease
 /// of: their outcome decides). `$1` the connector, `$2` now.
@@ -360,62 +306,9 @@ impl Store {
         if completions.is_empty() && attempts.is_empty() {
             return Ok(());
         }
-        let dialect = self.dialect();
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
-            let (attempt_plan, completion_plan) =
-                (multirow::plan(dialect, attempts.len()), multirow::plan(dialect, completions.len()));
-            macro_rules! bind_attempt {
-                ($q:expr, $a:expr) => {{
-                    let a = $a;
-                    $q.bind(a.delivery_id.as_str()).bind(a.at).bind(a.status_code).bind(a.duration_ms)
-                        .bind(a.response_excerpt.as_deref()).bind(a.error.as_deref())
-                        .bind(a.diagnosis.as_ref().map(DiagnosisView::to_stored)).bind(i64::from(a.refreshed))
-                }};
-            }
-            macro_rules! bind_completion {
-                ($q:expr, $c:expr) => {{
-                    let c = $c;
-                    $q.bind(c.seq).bind(&c.lease_token).bind(c.status.as_str())
-                        .bind(c.attempts_added).bind(c.next_attempt_at).bind(c.last_error.as_deref())
-                }};
-            }
-            for chunk in attempt_plan.full {
-                let sql = multirow::statement(dialect, "insert_attempts", chunk.len(), insert_attempts);
-                let mut q = sqlx::query(sql);
-                for a in &attempts[chunk] {
-                    q = bind_attempt!(q, a);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            for chunk in completion_plan.full {
-                let sql = multirow::statement(dialect, "complete", chunk.len(), complete);
-                let mut q = sqlx::query(sql);
-                for c in &completions[chunk] {
-                    q = bind_completion!(q, c);
-                }
-                q.bind(now).execute(&mut *tx).await?;
-            }
-            let (attempt_tail, completion_tail) = (attempt_plan.tail, completion_plan.tail);
-            if !attempt_tail.is_empty() || !completion_tail.is_empty() {
-                let (pa, pc) = (multirow::padded(attempt_tail.len()), multirow::padded(completion_tail.len()));
-                let sql = multirow::statement(dialect, "outcome_tail", pair_key(pa, pc), |_, key| outcome_tail(key));
-                let mut q = sqlx::query(sql);
-                let pad_attempts = pa - attempt_tail.len();
-                for a in &attempts[attempt_tail] {
-                    q = bind_attempt!(q, a);
-                }
-                q = bind_nulls!(q, pad_attempts * ATTEMPT_TYPES.len());
-                let pad_completions = pc - completion_tail.len();
-                for c in &completions[completion_tail] {
-                    q = bind_completion!(q, c);
-                }
-                q = bind_nulls!(q, pad_completions * COMPLETION_TYPES.len());
-                if pc > 0 {
-                    q = q.bind(now);
-                }
-                q.execute(&mut *tx).await?;
-            }
+            tx.write_outcome_rows(completions, attempts, now).await?;
             for f in failed {
                 let row: Option<(String, i64)> =
                     sqlx::query_as("SELECT status, attempts FROM deliveries WHERE id = $1")
