@@ -358,45 +358,32 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        Ok(match &self.db {
-            crate::Db::Sqlite(pool) => {
-                let resumed = sqlx::query(RESUME_HELD_SQLITE)
-                    .bind(now)
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-                let held = if inactive.is_empty() {
-                    0
-                } else {
-                    let ids = serde_json::to_string(&inactive).expect("strings serialise");
-                    sqlx::query(HOLD_INACTIVE_SQLITE)
-                        .bind(now)
-                        .bind(ids)
-                        .execute(pool)
-                        .await?
-                        .rows_affected()
-                };
-                (resumed, held)
-            }
-            crate::Db::Postgres(pool) => {
-                let resumed = sqlx::query(RESUME_HELD_PG)
-                    .bind(now)
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-                let held = if inactive.is_empty() {
-                    0
-                } else {
-                    sqlx::query(HOLD_INACTIVE_PG)
-                        .bind(now)
-                        .bind(&inactive)
-                        .execute(pool)
-                        .await?
-                        .rows_affected()
-                };
-                (resumed, held)
-            }
-        })
+        let resumed = on_db!(&self.db, pool => {
+            sqlx::query(self.pick(RESUME_HELD_SQLITE, RESUME_HELD_PG))
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if inactive.is_empty() {
+            return Ok((resumed, 0));
+        }
+        // The ids as SQLite's `json_each` and PostgreSQL's `ANY` take them.
+        let held = match &self.db {
+            crate::Db::Sqlite(pool) => sqlx::query(HOLD_INACTIVE_SQLITE)
+                .bind(now)
+                .bind(serde_json::to_string(&inactive).expect("strings serialise"))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            crate::Db::Postgres(pool) => sqlx::query(HOLD_INACTIVE_PG)
+                .bind(now)
+                .bind(&inactive)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok((resumed, held))
     }
 
     /// Connectors that no longer exist but still have unclaimed pending or held deliveries
