@@ -11,6 +11,7 @@ pub mod console;
 mod counts;
 pub mod crypto;
 pub mod deliveries;
+mod held;
 pub mod history;
 mod keepalive;
 pub mod keyring;
@@ -161,6 +162,8 @@ pub struct Store {
     pub(crate) cipher: Arc<Cipher>,
     writes: Arc<WriteGate>,
     pub(crate) connectors: Arc<connectors::ConnectorCache>,
+    /// PostgreSQL: the hot loops' own connections (`held`); `None` on SQLite.
+    held: Option<Arc<held::Held>>,
 }
 
 /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
@@ -184,8 +187,9 @@ impl WriteGate {
 /// How a store is opened beyond its URL and master key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// PostgreSQL: the most connections this process opens (its pool); the LISTEN connection
-    /// a delivery engine keeps is one of them. Not used on SQLite (one writer, four readers).
+    /// PostgreSQL: the most connections this process opens: its pool, the LISTEN connection a
+    /// delivery engine keeps among them, and the hot loops' held connections (`held`: up to
+    /// three, taken from this number; the pool keeps at least two). Not used on SQLite (one writer, four readers).
     pub pg_max_connections: u32,
 }
 
@@ -234,6 +238,7 @@ impl Store {
         master_key: MasterKeySource,
         store_options: StoreOptions,
     ) -> Result<Self, StoreError> {
+        let mut held = None;
         let ((db, reads), key_file) = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|_| StoreError::BadUrl(redact_url(url)))?
@@ -290,16 +295,22 @@ impl Store {
             // round trips with single events. A connection that broke while idle (PostgreSQL
             // restarted) fails the one statement that uses it, which its caller reports or
             // retries (`503 storage_unavailable`, a claim again a second later), and is closed.
+            // The hot loops' held connections count against the configured number.
+            let pooled = store_options
+                .pg_max_connections
+                .saturating_sub(held::Held::COUNT as u32)
+                .max(2);
             let pool = PgPoolOptions::new()
-                .max_connections(store_options.pg_max_connections.max(2))
+                .max_connections(pooled)
                 .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await
                 // sqlx's messages do not carry the URL today; redact_in keeps it so if one does.
                 .map_err(|e| {
                     StoreError::Connect(redact_in(&format!("{}: {e}", redact_url(url)), url))
                 })?;
+            held = Some(Arc::new(held::Held::new(options)));
             ((Db::Postgres(pool.clone()), Db::Postgres(pool)), None)
         } else {
             return Err(StoreError::BadUrl(redact_url(url)));
@@ -339,6 +350,7 @@ impl Store {
             reads,
             cipher: Arc::new(cipher),
             connectors: Arc::default(),
+            held,
         })
     }
 
@@ -382,7 +394,22 @@ impl Store {
         Ok(())
     }
 
+    /// Hot loop `hot`'s held connection (PostgreSQL only; see `held`).
+    pub(crate) async fn held(
+        &self,
+        hot: held::Hot,
+    ) -> Result<held::HeldConnection<'_>, StoreError> {
+        let held = self
+            .held
+            .as_ref()
+            .expect("held connections exist on PostgreSQL");
+        held.take(hot).await
+    }
+
     pub async fn close(&self) {
+        if let Some(held) = &self.held {
+            held.close().await;
+        }
         on_db!(&self.db, pool => pool.close().await);
         on_db!(&self.reads, pool => pool.close().await);
     }

@@ -17,7 +17,7 @@ pub(crate) trait WakeNodes {
     async fn wake_nodes_from(&mut self, from: &str) -> Result<(), StoreError>;
 }
 
-impl WakeNodes for sqlx::Transaction<'static, sqlx::Sqlite> {
+impl WakeNodes for sqlx::Transaction<'_, sqlx::Sqlite> {
     async fn wake_nodes(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -27,7 +27,7 @@ impl WakeNodes for sqlx::Transaction<'static, sqlx::Sqlite> {
     }
 }
 
-impl WakeNodes for sqlx::Transaction<'static, sqlx::Postgres> {
+impl WakeNodes for sqlx::Transaction<'_, sqlx::Postgres> {
     async fn wake_nodes(&mut self) -> Result<(), StoreError> {
         // The payload names no node: the one that wrote wakes too, which its poll would do.
         self.wake_nodes_from("store").await

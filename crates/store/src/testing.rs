@@ -123,6 +123,9 @@ pub enum PlannedQuery {
     /// some connector is not active).
     ResumeHeld,
     HoldInactive,
+    /// `Store::claim_due` on PostgreSQL (due at 10,000, up to 64, no connector left out), on the
+    /// connection the claimer holds.
+    Claim,
 }
 
 /// Test only: SQLite's `EXPLAIN QUERY PLAN` of one of the store's statements (panics for a
@@ -140,7 +143,7 @@ pub async fn sqlite_query_plan(
         PlannedQuery::ListDeliveries(status) => (deliveries::list_sql(status), 8),
         PlannedQuery::ConnectorGauges => (deliveries::DEPTHS.to_owned(), 1),
         // The claim's text is its UPDATE, then the read-back of what it took.
-        PlannedQuery::ResumeHeld | PlannedQuery::HoldInactive => {
+        PlannedQuery::ResumeHeld | PlannedQuery::HoldInactive | PlannedQuery::Claim => {
             panic!("{query:?} is a statement of PostgreSQL's: see postgres_query_plan")
         }
         PlannedQuery::ClaimExcluding => {
@@ -171,6 +174,19 @@ pub async fn postgres_query_plan(
         return Ok(None);
     };
     let explain = |sql: &str| format!("EXPLAIN {sql}");
+    if query == PlannedQuery::Claim {
+        let mut held = store.held(crate::held::Hot::Claim).await?;
+        let lines: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::CLAIM_PG)))
+                .bind(20_000_i64)
+                .bind("node:1")
+                .bind(10_000_i64)
+                .bind(64_i64)
+                .bind("[]")
+                .fetch_all(held.conn())
+                .await?;
+        return Ok(Some(lines.join("; ")));
+    }
     let q = match query {
         PlannedQuery::ResumeHeld => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::RESUME_HELD_PG))).bind(0_i64)
@@ -185,6 +201,22 @@ pub async fn postgres_query_plan(
     };
     let lines: Vec<String> = q.fetch_all(pool).await?;
     Ok(Some(lines.join("; ")))
+}
+
+/// Test only: a setting (`SHOW name`) of the connection the claimer holds on PostgreSQL; `None`
+/// on SQLite.
+pub async fn claim_connection_setting(
+    store: &Store,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    if !store.is_postgres() {
+        return Ok(None);
+    }
+    let mut held = store.held(crate::held::Hot::Claim).await?;
+    let value: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {name}")))
+        .fetch_one(held.conn())
+        .await?;
+    Ok(Some(value))
 }
 
 /// Test only: cap a SQLite database at the pages it has now (`PRAGMA max_page_count` on the

@@ -6,8 +6,9 @@ use sqlx::Row;
 
 use super::rows::WriteRows;
 use super::{IngestOutcome, IngestWrite, NewDelivery, NewEvent};
+use crate::held::{in_hot_tx, Hot};
 use crate::notify::WakeNodes;
-use crate::{on_db, BeginWrite, Store, StoreError};
+use crate::{Store, StoreError};
 
 const INSERT_IDEMPOTENCY: &str =
     "INSERT INTO idempotency_keys (account_id, idem_key, request_hash, response, created_at) \
@@ -40,8 +41,7 @@ impl Store {
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut events: Vec<&NewEvent> = Vec::new();
         let mut deliveries: Vec<&NewDelivery> = Vec::new();
-        on_db!(&self.db, pool => {
-            let mut tx = pool.begin_write().await?;
+        in_hot_tx!(self, Hot::Ingest, tx => {
             for write in writes {
                 if let Some(idem) = &write.idempotency {
                     let inserted = sqlx::query(INSERT_IDEMPOTENCY)
@@ -79,7 +79,8 @@ impl Store {
                 }
             }
             tx.commit().await?;
-        });
+            Ok::<_, StoreError>(())
+        })?;
         Ok(outcomes)
     }
 }

@@ -8,8 +8,9 @@ use sqlx::Row;
 
 use super::rows::WriteRows;
 use super::{ClaimedDelivery, Completion, NewAttempt};
+use crate::held::{in_hot_tx, Hot};
 use crate::notifications::{Draft, Outbox};
-use crate::{on_db, BeginWrite, Store, StoreError};
+use crate::{on_db, Store, StoreError};
 
 /// `ids(id)`: every connector id that has deliveries not yet delivered, by a loose scan of
 /// `deliveries_connector` (one index probe per connector, whatever the history), for a
@@ -98,7 +99,7 @@ pub(crate) use pg_now_ms;
 /// node's clock (`$3`: retry times are the node's, and tests move it), and a leased row only
 /// once its lease has ended by the database's clock too: a node whose clock runs ahead cannot
 /// take a delivery another node is still sending.
-const CLAIM_PG: &str = concat!(
+pub(crate) const CLAIM_PG: &str = concat!(
     "WITH c AS (UPDATE deliveries SET next_attempt_at = ",
     pg_now_ms!(),
     " + ($1 - $3), lease_token = $2 \
@@ -242,20 +243,23 @@ impl Store {
                     })
                     .collect()
             }
-            crate::Db::Postgres(pool) => {
+            crate::Db::Postgres(_) => {
                 // The claim in due order also when connectors are left out: a per-connector
                 // claim as in SQLite locks (FOR UPDATE) up to `limit` rows of every connector
                 // before it picks `limit` of them, and PostgreSQL's `deliveries_connector` holds
                 // no order within a connector. So here a large due backlog of a left-out
                 // connector still costs each such claim a walk past it.
+                let mut held = self.held(Hot::Claim).await?;
                 let rows = sqlx::query(CLAIM_PG)
                     .bind(lease_until)
                     .bind(lease_token)
                     .bind(now)
                     .bind(limit)
                     .bind(&exclude)
-                    .fetch_all(pool)
-                    .await?;
+                    .fetch_all(held.conn())
+                    .await
+                    .map_err(StoreError::from);
+                let rows = held.settle(rows)?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in &rows {
                     out.push(ClaimedDelivery {
@@ -306,8 +310,7 @@ impl Store {
         if completions.is_empty() && attempts.is_empty() {
             return Ok(());
         }
-        on_db!(&self.db, pool => {
-            let mut tx = pool.begin_write().await?;
+        in_hot_tx!(self, Hot::Outcomes, tx => {
             tx.write_outcome_rows(completions, attempts, now).await?;
             for f in failed {
                 let row: Option<(String, i64)> =
@@ -329,8 +332,8 @@ impl Store {
                 tx.notify(&self.cipher, f.connector_id.as_str(), &draft, now).await?;
             }
             tx.commit().await?;
-        });
-        Ok(())
+            Ok::<_, StoreError>(())
+        })
     }
 
     /// Hold every unclaimed pending delivery of a connector that stopped being `active`.

@@ -61,7 +61,7 @@ const COMPLETE_PG: &str =
        AS v(q, t, s, a, n, e) \
      WHERE deliveries.seq = v.q AND deliveries.lease_token = v.t";
 
-impl WriteRows for sqlx::Transaction<'static, sqlx::Postgres> {
+impl WriteRows for sqlx::Transaction<'_, sqlx::Postgres> {
     async fn insert_ingest_rows(
         &mut self,
         events: &[&NewEvent],
@@ -330,7 +330,7 @@ macro_rules! bind_completion {
     }};
 }
 
-impl WriteRows for sqlx::Transaction<'static, sqlx::Sqlite> {
+impl WriteRows for sqlx::Transaction<'_, sqlx::Sqlite> {
     async fn insert_ingest_rows(
         &mut self,
         events: &[&NewEvent],

@@ -158,7 +158,7 @@ const INSERT_DELIVERY: &str = "INSERT INTO deliveries (id, account_id, event_id,
 
 macro_rules! outbox_for {
     ($db:ty) => {
-        impl Outbox for sqlx::Transaction<'static, $db> {
+        impl Outbox for sqlx::Transaction<'_, $db> {
             async fn notify(
                 &mut self,
                 cipher: &Cipher,
