@@ -126,6 +126,9 @@ pub enum PlannedQuery {
     /// `Store::claim_due` on PostgreSQL (due at 10,000, up to 64, no connector left out), on the
     /// connection the claimer holds.
     Claim,
+    /// The completions of `Store::record_outcomes` on PostgreSQL, a batch of 400 (deliveries
+    /// 1-400), on the connection the recorder holds.
+    Completions,
 }
 
 /// Test only: SQLite's `EXPLAIN QUERY PLAN` of one of the store's statements (panics for a
@@ -143,7 +146,10 @@ pub async fn sqlite_query_plan(
         PlannedQuery::ListDeliveries(status) => (deliveries::list_sql(status), 8),
         PlannedQuery::ConnectorGauges => (deliveries::DEPTHS.to_owned(), 1),
         // The claim's text is its UPDATE, then the read-back of what it took.
-        PlannedQuery::ResumeHeld | PlannedQuery::HoldInactive | PlannedQuery::Claim => {
+        PlannedQuery::ResumeHeld
+        | PlannedQuery::HoldInactive
+        | PlannedQuery::Claim
+        | PlannedQuery::Completions => {
             panic!("{query:?} is a statement of PostgreSQL's: see postgres_query_plan")
         }
         PlannedQuery::ClaimExcluding => {
@@ -187,6 +193,22 @@ pub async fn postgres_query_plan(
                 .await?;
         return Ok(Some(lines.join("; ")));
     }
+    if query == PlannedQuery::Completions {
+        let mut held = store.held(crate::held::Hot::Outcomes).await?;
+        let n = 400_i64;
+        let lines: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::COMPLETE_PG)))
+                .bind((1..=n).collect::<Vec<i64>>())
+                .bind(vec!["node:1".to_owned(); n as usize])
+                .bind(vec!["delivered".to_owned(); n as usize])
+                .bind(vec![1_i64; n as usize])
+                .bind(vec![0_i64; n as usize])
+                .bind(vec![None::<String>; n as usize])
+                .bind(10_000_i64)
+                .fetch_all(held.conn())
+                .await?;
+        return Ok(Some(lines.join("; ")));
+    }
     let q = match query {
         PlannedQuery::ResumeHeld => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::RESUME_HELD_PG))).bind(0_i64)
@@ -203,16 +225,19 @@ pub async fn postgres_query_plan(
     Ok(Some(lines.join("; ")))
 }
 
-/// Test only: a setting (`SHOW name`) of the connection the claimer holds on PostgreSQL; `None`
+pub use crate::held::Hot as HeldLoop;
+
+/// Test only: a setting (`SHOW name`) of the connection a hot loop holds on PostgreSQL; `None`
 /// on SQLite.
-pub async fn claim_connection_setting(
+pub async fn held_connection_setting(
     store: &Store,
+    hot: HeldLoop,
     name: &str,
 ) -> Result<Option<String>, StoreError> {
     if !store.is_postgres() {
         return Ok(None);
     }
-    let mut held = store.held(crate::held::Hot::Claim).await?;
+    let mut held = store.held(hot).await?;
     let value: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {name}")))
         .fetch_one(held.conn())
         .await?;

@@ -54,7 +54,7 @@ const INSERT_ATTEMPTS_PG: &str =
        $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bigint[]) \
        WITH ORDINALITY AS v(d, t, sc, ms, x, er, dg, r, k) \
      ORDER BY k";
-const COMPLETE_PG: &str =
+pub(crate) const COMPLETE_PG: &str =
     "UPDATE deliveries SET status = v.s, attempts = deliveries.attempts + v.a, \
        next_attempt_at = v.n, lease_token = NULL, last_error = v.e, updated_at = $7 \
      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) \
