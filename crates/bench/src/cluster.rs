@@ -16,6 +16,25 @@ use tokio::process::{Child, Command};
 const ROLE: &str = "HOOKWARDEN_BENCH_NODE_ROLE";
 const DATABASE: &str = "HOOKWARDEN_BENCH_NODE_DATABASE";
 const KEY: &str = "HOOKWARDEN_BENCH_NODE_KEY";
+const THREADS: &str = "HOOKWARDEN_BENCH_NODE_THREADS";
+/// `runtime_threads` of worker nodes (0: one per core), unless 1 (see `threads_of`).
+const WORKER_THREADS: &str = "HOOKWARDEN_BENCH_WORKER_THREADS";
+
+/// A node's `runtime_threads`. Every node of the bench shares one machine, so each worker node
+/// gets one thread, its share, as an operator would size nodes that share a machine (see
+/// `runtime_threads` in the default configuration); a node that answers the API keeps one per
+/// core (0), and so does the one node of `all`, which has the machine to itself.
+fn threads_of(role: Role) -> anyhow::Result<usize> {
+    match role {
+        Role::Worker => match std::env::var(WORKER_THREADS) {
+            Ok(v) => v.parse().with_context(|| {
+                format!("{WORKER_THREADS}={v:?}: give a number (0: one per core)")
+            }),
+            Err(_) => Ok(1),
+        },
+        Role::Api | Role::All => Ok(0),
+    }
+}
 
 /// The settings of a node of the bench: as the SQLite bench's server (fake org on loopback over
 /// plain HTTP, large batches), on `database` in `role`.
@@ -45,8 +64,13 @@ pub(crate) fn node_main() -> anyhow::Result<()> {
     let database = std::env::var(DATABASE).context(DATABASE)?;
     let key = MasterKey::from_base64(&std::env::var(KEY).context(KEY)?)
         .map_err(|e| anyhow::anyhow!("{KEY}: {e}"))?;
+    let threads: usize = std::env::var(THREADS)
+        .context(THREADS)?
+        .parse()
+        .with_context(|| THREADS.to_owned())?;
     // Normal priority, as `serve` runs on PostgreSQL (worker_niceness is for SQLite's writer).
-    hookwarden_server::runtime::build(0)?.block_on(async move {
+    let threads = (threads > 0).then_some(threads);
+    hookwarden_server::runtime::build(0, threads)?.block_on(async move {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
@@ -78,6 +102,7 @@ impl Node {
             .env(ROLE, role.as_str())
             .env(DATABASE, database)
             .env(KEY, key.to_base64())
+            .env(THREADS, threads_of(role)?.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

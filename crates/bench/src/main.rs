@@ -164,7 +164,7 @@ fn main() -> anyhow::Result<()> {
         Err(_) if postgres::database_from_env()?.is_some() => 0,
         Err(_) => hookwarden_server::runtime::DEFAULT_WORKER_NICENESS,
     };
-    hookwarden_server::runtime::build(niceness)?.block_on(run())
+    hookwarden_server::runtime::build(niceness, None)?.block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -507,16 +507,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The server's runtime yields to SQLite's writer thread (see hookwarden_server::runtime);
-    // a configuration that does not load is reported by `serve` itself, as before.
-    let niceness = match &cli.command {
+    // The server's runtime yields to SQLite's writer thread (see hookwarden_server::runtime)
+    // and has the configured number of threads; a configuration that does not load is reported by `serve` itself, as before.
+    let (niceness, threads) = match &cli.command {
         Command::Serve(ServeArgs { config, listen, .. })
         | Command::Demo(DemoArgs { config, listen, .. }) => load_config(config, listen.clone())
-            .and_then(|c| Ok(c.runtime_niceness()?))
-            .unwrap_or(0),
-        _ => 0,
+            .and_then(|c| Ok((c.runtime_niceness()?, c.runtime_threads()?)))
+            .unwrap_or((0, None)),
+        _ => (0, None),
     };
-    let runtime = match hookwarden_server::runtime::build(niceness) {
+    let runtime = match hookwarden_server::runtime::build(niceness, threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

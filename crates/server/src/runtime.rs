@@ -23,11 +23,16 @@ use std::io;
 /// needed in the bench; 5 leaves room either way.
 pub const DEFAULT_WORKER_NICENESS: u8 = 5;
 
-/// A multi-threaded runtime with every I/O and timer driver, whose worker and blocking
-/// threads run `niceness` steps below the priority of the thread that builds it (0: the same).
-pub fn build(niceness: u8) -> io::Result<tokio::runtime::Runtime> {
+/// A multi-threaded runtime with every I/O and timer driver, with `threads` worker threads
+/// (`None`: one per core this process may use; `runtime_threads` in the configuration), whose
+/// worker and blocking threads run `niceness` steps below the priority of the thread that
+/// builds it (0: the same).
+pub fn build(niceness: u8, threads: Option<usize>) -> io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.max(1));
+    }
     if niceness > 0 {
         let base = own_niceness();
         builder.on_thread_start(move || lower_own_priority(base, niceness));
@@ -78,7 +83,7 @@ mod tests {
     #[test]
     fn worker_threads_run_below_the_building_threads_priority() {
         let base = own_niceness();
-        let rt = build(5).unwrap();
+        let rt = build(5, None).unwrap();
         let on_worker = rt.block_on(async { tokio::spawn(async { own_niceness() }).await });
         let on_blocking = rt.block_on(rt.spawn_blocking(own_niceness));
         // `block_on` runs on the calling thread, which keeps its priority.
@@ -92,8 +97,21 @@ mod tests {
     #[test]
     fn niceness_zero_changes_nothing() {
         let base = own_niceness();
-        let rt = build(0).unwrap();
+        let rt = build(0, None).unwrap();
         let on_worker = rt.block_on(async { tokio::spawn(async { own_niceness() }).await });
         assert_eq!(on_worker.unwrap(), base);
+    }
+}
+
+#[cfg(test)]
+mod thread_tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_has_as_many_worker_threads_as_asked_and_one_per_core_by_default() {
+        assert_eq!(build(0, Some(1)).unwrap().metrics().num_workers(), 1);
+        assert_eq!(build(0, Some(3)).unwrap().metrics().num_workers(), 3);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(build(0, None).unwrap().metrics().num_workers(), cores);
     }
 }

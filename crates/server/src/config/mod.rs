@@ -45,6 +45,7 @@ pub struct Config {
     pub delivery_lease_s: u64,
     pub database_max_connections: u32,
     pub worker_niceness: u8,
+    pub runtime_threads: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
     /// A secret like the master keys: never printed nor serialized.
@@ -80,6 +81,7 @@ impl fmt::Debug for Config {
             delivery_lease_s,
             database_max_connections,
             worker_niceness,
+            runtime_threads,
             metrics_listen,
             metrics_token,
             api_rate_per_s,
@@ -115,6 +117,7 @@ impl fmt::Debug for Config {
             .field("delivery_lease_s", delivery_lease_s)
             .field("database_max_connections", database_max_connections)
             .field("worker_niceness", worker_niceness)
+            .field("runtime_threads", runtime_threads)
             .field("metrics_listen", metrics_listen)
             .field(
                 "metrics_token",
@@ -192,9 +195,11 @@ pub enum ConfigError {
     LogFormat(String),
     #[error("worker_niceness = {0}: use 0 (normal priority) to 19")]
     WorkerNiceness(u8),
+    #[error("runtime_threads = {0}: use 0 (one per core) to {MAX_RUNTIME_THREADS}")]
+    RuntimeThreads(u32),
     #[error("delivery_lease_s = {0}: use {MIN_LEASE_S} to 3600 (a lease must outlast two 15-second requests)")]
     DeliveryLease(u64),
-    #[error("database_max_connections = {0}: use {MIN_PG_CONNECTIONS} to 1000 (a node needs a connection to LISTEN, one to ingest and one to claim or record at once)")]
+    #[error("database_max_connections = {0}: use {MIN_PG_CONNECTIONS} to 1000 (a node holds one each for its ingest writer, claimer and recorder, one to LISTEN, and needs one more for maintenance and reads)")]
     DatabaseConnections(u32),
     #[error("metrics_listen = {0:?} is not an address such as 127.0.0.1:9464")]
     MetricsListen(String),
@@ -205,7 +210,10 @@ pub enum ConfigError {
 }
 
 /// The fewest PostgreSQL connections a node may be given (`database_max_connections`).
-pub const MIN_PG_CONNECTIONS: u32 = 4;
+pub const MIN_PG_CONNECTIONS: u32 = 5;
+
+/// The most runtime threads a node may be given (`runtime_threads`).
+pub const MAX_RUNTIME_THREADS: u32 = 1024;
 
 /// A metrics token shorter than this is refused: it is a password on the API's listener.
 pub const MIN_METRICS_TOKEN_CHARS: usize = 16;
@@ -237,6 +245,7 @@ impl Config {
                 "delivery_lease_s",
                 "database_max_connections",
                 "worker_niceness",
+                "runtime_threads",
                 "metrics_listen",
                 "metrics_token",
                 "api_rate_per_s",
@@ -277,8 +286,18 @@ impl Config {
         })
     }
 
+    /// How many worker threads the runtime gets: `None` (one per core) for 0.
+    pub fn runtime_threads(&self) -> Result<Option<usize>, ConfigError> {
+        match self.runtime_threads {
+            0 => Ok(None),
+            n if n <= MAX_RUNTIME_THREADS => Ok(Some(n as usize)),
+            n => Err(ConfigError::RuntimeThreads(n)),
+        }
+    }
+
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         self.runtime_niceness()?;
+        self.runtime_threads()?;
         let listen: SocketAddr = self
             .listen
             .parse()

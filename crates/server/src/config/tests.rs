@@ -44,6 +44,34 @@ fn defaults_then_file_then_env_then_flags() {
 }
 
 #[test]
+fn runtime_threads_default_to_one_per_core_and_are_bounded() {
+    figment::Jail::expect_with(|jail| {
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.runtime_threads().unwrap(), None);
+
+        jail.set_env("HOOKWARDEN_RUNTIME_THREADS", "1");
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.runtime_threads().unwrap(), Some(1));
+        c.settings().unwrap();
+
+        jail.set_env("HOOKWARDEN_RUNTIME_THREADS", "5000");
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        let e = c.settings().unwrap_err().to_string();
+        assert!(
+            e.contains("runtime_threads = 5000") && e.contains("0 (one per core) to 1024"),
+            "{e}"
+        );
+
+        jail.set_env("HOOKWARDEN_RUNTIME_THREADS", "two");
+        let e = Config::load(None, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.to_lowercase().contains("runtime_threads"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
 fn worker_niceness_applies_to_sqlite_only_and_is_bounded() {
     figment::Jail::expect_with(|jail| {
         let c = Config::load(None, &Overrides::default()).unwrap();
@@ -428,12 +456,12 @@ fn database_max_connections_sizes_the_postgresql_pool_within_bounds() {
         jail.set_env("HOOKWARDEN_DATABASE_MAX_CONNECTIONS", "40");
         let c = Config::load(None, &Overrides::default()).unwrap();
         assert_eq!(c.settings().unwrap().store.pg_max_connections, 40);
-        for bad in ["3", "1001"] {
+        for bad in ["4", "1001"] {
             jail.set_env("HOOKWARDEN_DATABASE_MAX_CONNECTIONS", bad);
             let c = Config::load(None, &Overrides::default()).unwrap();
             let e = c.settings().unwrap_err().to_string();
             assert!(
-                e.contains("database_max_connections") && e.contains("4 to 1000"),
+                e.contains("database_max_connections") && e.contains("5 to 1000"),
                 "{e}"
             );
         }
