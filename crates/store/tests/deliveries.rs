@@ -20,6 +20,13 @@ async fn stores() -> Vec<Store> {
     out
 }
 
+/// A store on a database of its own, and its URL, when HOOKWARDEN_TEST_PG_URL is set.
+async fn postgres_store() -> Option<(Store, String)> {
+    let url = testing::fresh_postgres_url().await?;
+    let key = MasterKeySource::Given(MasterKey::generate());
+    Some((Store::open(&url, key).await.unwrap(), url))
+}
+
 fn write(n: usize, package: &str, ordered: bool, t: i64) -> IngestWrite {
     let mut w = IngestWrite {
         account_id: "acc".into(),
@@ -371,12 +378,9 @@ async fn open_deliveries_are_found_by_index_and_delivered_ones_by_history() {
 /// there, the hold walked every pending delivery each tick on every worker.
 #[tokio::test]
 async fn holding_and_resuming_find_the_connectors_deliveries_by_index_without_statistics() {
-    let Some(url) = testing::fresh_postgres_url().await else {
+    let Some((s, _)) = postgres_store().await else {
         return;
     };
-    let s = Store::open(&url, MasterKeySource::Given(MasterKey::generate()))
-        .await
-        .unwrap();
     // Not analysed: a new database before autovacuum's first ANALYZE.
     for chunk in 0..10 {
         s.commit_ingest(&[write(500, &format!("p{chunk}"), false, 100)], 100)
@@ -405,12 +409,9 @@ async fn holding_and_resuming_find_the_connectors_deliveries_by_index_without_st
 #[tokio::test]
 async fn the_claim_walks_the_due_index_in_order_whatever_the_statistics() {
     use sqlx::Connection;
-    let Some(url) = testing::fresh_postgres_url().await else {
+    let Some((s, url)) = postgres_store().await else {
         return;
     };
-    let s = Store::open(&url, MasterKeySource::Given(MasterKey::generate()))
-        .await
-        .unwrap();
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql("ALTER TABLE deliveries SET (autovacuum_enabled = off)")
         .execute(&mut admin)
@@ -464,12 +465,9 @@ async fn the_claim_walks_the_due_index_in_order_whatever_the_statistics() {
 /// (in the bench, 2,400 buffers per outcome write on a table of 30,000 rows).
 #[tokio::test]
 async fn outcomes_find_their_deliveries_by_key_however_many() {
-    let Some(url) = testing::fresh_postgres_url().await else {
+    let Some((s, _)) = postgres_store().await else {
         return;
     };
-    let s = Store::open(&url, MasterKeySource::Given(MasterKey::generate()))
-        .await
-        .unwrap();
     for chunk in 0..4 {
         s.commit_ingest(&[write(500, &format!("p{chunk}"), false, 100)], 100)
             .await
@@ -491,12 +489,9 @@ async fn outcomes_find_their_deliveries_by_key_however_many() {
 #[tokio::test]
 async fn the_hot_loops_connect_again_when_their_connection_dies() {
     use sqlx::Connection;
-    let Some(url) = testing::fresh_postgres_url().await else {
+    let Some((s, url)) = postgres_store().await else {
         return;
     };
-    let s = Store::open(&url, MasterKeySource::Given(MasterKey::generate()))
-        .await
-        .unwrap();
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     // Each loop's connection opened and used once.
     s.commit_ingest(&[write(3, "a", false, 100)], 100)
