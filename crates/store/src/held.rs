@@ -13,6 +13,7 @@
 //! next one connects again.
 
 use std::fmt;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -40,6 +41,9 @@ pub enum Hot {
 /// the claim.
 const BY_INDEX: [(&str, &str); 2] = [("enable_hashjoin", "off"), ("enable_mergejoin", "off")];
 const NO_BITMAP_SCANS: [(&str, &str); 1] = [("enable_bitmapscan", "off")];
+
+/// How long opening a held connection may take (the pool's `acquire_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Held {
     options: PgConnectOptions,
@@ -77,7 +81,12 @@ impl Held {
                 Hot::Outcomes => self.options.clone().options(BY_INDEX),
                 Hot::Ingest => self.options.clone(),
             };
-            *slot = Some(options.connect().await?);
+            // Bounded as the pool's acquire is: a database that does not answer fails the write
+            // (its loop reports it and tries again) rather than holding the loop for minutes.
+            let conn = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            *slot = Some(conn);
         }
         Ok(HeldConnection { slot })
     }

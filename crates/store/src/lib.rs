@@ -189,7 +189,8 @@ impl WriteGate {
 pub struct StoreOptions {
     /// PostgreSQL: the most connections this process opens: its pool, the LISTEN connection a
     /// delivery engine keeps among them, and the hot loops' held connections (`held`: up to
-    /// three, taken from this number; the pool keeps at least two). Not used on SQLite (one writer, four readers).
+    /// three, taken from this number; the pool keeps at least two). Not used on SQLite (one
+    /// writer, four readers).
     pub pg_max_connections: u32,
 }
 
