@@ -483,6 +483,23 @@ async fn outcomes_find_their_deliveries_by_key_however_many() {
     assert!(!plan.contains("Hash"), "{plan}");
 }
 
+/// Only the claim commits without waiting for the WAL flush: an ingest or an outcome that was
+/// answered is on disk, a claim lost with a crash of the database is claimed again.
+#[tokio::test]
+async fn only_claims_commit_without_waiting_for_the_disk() {
+    let Some((s, _)) = postgres_store().await else {
+        return;
+    };
+    for (hot, expected) in [
+        (HeldLoop::Claim, "off"),
+        (HeldLoop::Ingest, "on"),
+        (HeldLoop::Outcomes, "on"),
+    ] {
+        let value = testing::held_connection_setting(&s, hot, "synchronous_commit").await;
+        assert_eq!(value.unwrap().as_deref(), Some(expected), "{hot:?}");
+    }
+}
+
 /// The ingest writer, the claimer and the recorder each hold a PostgreSQL connection of their
 /// own. When it dies (PostgreSQL restarted, the backend killed), the write that finds it dead
 /// fails, as one on a pooled connection would, and the next one connects again.
