@@ -180,48 +180,47 @@ pub async fn postgres_query_plan(
         return Ok(None);
     };
     let explain = |sql: &str| format!("EXPLAIN {sql}");
-    if query == PlannedQuery::Claim {
-        let mut held = store.held(crate::held::Hot::Claim).await?;
-        let lines: Vec<String> =
+    let n = 400_usize;
+    // Each statement on the connection that runs it: the hot loops' own, or the pool.
+    let (q, hot) = match query {
+        PlannedQuery::ResumeHeld => (
+            sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::RESUME_HELD_PG)))
+                .bind(0_i64),
+            None,
+        ),
+        // Holding the deliveries of one connector that is not active.
+        PlannedQuery::HoldInactive => (
+            sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::HOLD_INACTIVE_PG)))
+                .bind(0_i64)
+                .bind(vec!["con".to_owned()]),
+            None,
+        ),
+        PlannedQuery::Claim => (
             sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::CLAIM_PG)))
                 .bind(20_000_i64)
                 .bind("node:1")
                 .bind(10_000_i64)
                 .bind(64_i64)
-                .bind("[]")
-                .fetch_all(held.conn())
-                .await?;
-        return Ok(Some(lines.join("; ")));
-    }
-    if query == PlannedQuery::Completions {
-        let mut held = store.held(crate::held::Hot::Outcomes).await?;
-        let n = 400_i64;
-        let lines: Vec<String> =
+                .bind("[]"),
+            Some(HeldLoop::Claim),
+        ),
+        PlannedQuery::Completions => (
             sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::COMPLETE_PG)))
-                .bind((1..=n).collect::<Vec<i64>>())
-                .bind(vec!["node:1".to_owned(); n as usize])
-                .bind(vec!["delivered".to_owned(); n as usize])
-                .bind(vec![1_i64; n as usize])
-                .bind(vec![0_i64; n as usize])
-                .bind(vec![None::<String>; n as usize])
-                .bind(10_000_i64)
-                .fetch_all(held.conn())
-                .await?;
-        return Ok(Some(lines.join("; ")));
-    }
-    let q = match query {
-        PlannedQuery::ResumeHeld => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::RESUME_HELD_PG))).bind(0_i64)
-        }
-        // Holding the deliveries of one connector that is not active.
-        PlannedQuery::HoldInactive => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(explain(deliveries::HOLD_INACTIVE_PG)))
-                .bind(0_i64)
-                .bind(vec!["con".to_owned()])
-        }
+                .bind((1..=n as i64).collect::<Vec<i64>>())
+                .bind(vec!["node:1".to_owned(); n])
+                .bind(vec!["delivered".to_owned(); n])
+                .bind(vec![1_i64; n])
+                .bind(vec![0_i64; n])
+                .bind(vec![None::<String>; n])
+                .bind(10_000_i64),
+            Some(HeldLoop::Outcomes),
+        ),
         other => panic!("{other:?} is a statement of SQLite's: see sqlite_query_plan"),
     };
-    let lines: Vec<String> = q.fetch_all(pool).await?;
+    let lines: Vec<String> = match hot {
+        Some(hot) => q.fetch_all(store.held(hot).await?.conn()).await?,
+        None => q.fetch_all(pool).await?,
+    };
     Ok(Some(lines.join("; ")))
 }
 
