@@ -201,7 +201,8 @@ pub async fn postgres_query_plan(
                 .bind("node:1")
                 .bind(10_000_i64)
                 .bind(64_i64)
-                .bind("[]"),
+                .bind("[]")
+                .bind(i64::MIN),
             Some(HeldLoop::Claim),
         ),
         PlannedQuery::Completions => (

@@ -452,6 +452,11 @@ async fn the_claim_walks_the_due_index_in_order_whatever_the_statistics() {
     );
     assert!(!plan.contains("Bitmap"), "{plan}");
     assert!(!plan.contains("Sort"), "{plan}");
+    // The scan starts at the claimer's floor rather than reading up to it.
+    assert!(
+        plan.contains("Index Cond: ((next_attempt_at <= '10000'::bigint) AND (next_attempt_at >= "),
+        "{plan}"
+    );
     let bitmaps = testing::held_connection_setting(&s, HeldLoop::Claim, "enable_bitmapscan").await;
     assert_eq!(bitmaps.unwrap().as_deref(), Some("off"));
     // And it claims the earliest due.

@@ -12,6 +12,7 @@ use hookwarden_store::{ClaimedDelivery, StoreError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::floor::{Floor, FROM_START};
 use super::outcome::Outcome;
 use super::target::Target;
 use super::workers::Workers;
@@ -30,12 +31,15 @@ pub(super) async fn claim_loop<T: TokenSource>(
     // may have due work: otherwise it would scan the left-out connectors' backlog for nothing.
     let mut any = true;
     let mut candidates: HashSet<ConnectorId> = HashSet::new();
+    let mut floor = Floor::new(inner.store.is_postgres());
+    let mut rescan = false;
     loop {
         if *stop.borrow() {
             break;
         }
         let hints = inner.hub.take_hints();
         any |= hints.any;
+        rescan |= hints.from_start;
         candidates.extend(hints.connectors);
         let free = inner
             .opts
@@ -66,7 +70,14 @@ pub(super) async fn claim_loop<T: TokenSource>(
         let limit = free.min(inner.opts.batch_size);
         let before = std::mem::take(&mut candidates);
         any = false;
-        match inner.claim_excluding(limit, excluded).await {
+        let due_from = floor.bound(std::time::Instant::now(), &excluded, rescan);
+        rescan = false;
+        let claimed = inner.claim_excluding(limit, excluded, due_from).await;
+        match &claimed {
+            Ok(rows) => floor.claimed(now, rows.len(), limit),
+            Err(_) => floor.failed(),
+        }
+        match claimed {
             Ok(rows) if rows.is_empty() => {
                 tokio::select! {
                     _ = wake.notified() => {}
@@ -121,16 +132,18 @@ impl<T: TokenSource> Workers<T> {
     pub(super) async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let now = self.now();
         let excluded = self.excluded(now);
-        self.claim_excluding(limit, excluded).await
+        self.claim_excluding(limit, excluded, FROM_START).await
     }
 
     /// Claims what is due when the claim gets its turn to write, not when it asked for it: the
     /// wait at the write gate is tens of milliseconds behind an ingest group under load, and
     /// what came due meanwhile (retries, rows stamped later) belongs in this claim.
+    /// Nothing due before `due_from` is taken (the claimer's floor).
     async fn claim_excluding(
         &self,
         limit: usize,
         excluded: Vec<ConnectorId>,
+        due_from: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let token = format!(
             "{}:{}",
@@ -142,7 +155,7 @@ impl<T: TokenSource> Workers<T> {
         let _turn = self.writes.enter().await;
         let now = self.now();
         self.store
-            .claim_due(now, now + lease_ms, &token, limit, &excluded)
+            .claim_due_from(now, now + lease_ms, &token, limit, &excluded, due_from)
             .await
     }
 

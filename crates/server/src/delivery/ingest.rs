@@ -86,6 +86,9 @@ pub struct Hub {
 pub(crate) struct Hints {
     pub any: bool,
     pub connectors: HashSet<ConnectorId>,
+    /// What may be due now was due before the claimer's floor (`floor`): the next delivery
+    /// of a package whose earlier one just finished.
+    pub from_start: bool,
 }
 
 impl Hub {
@@ -142,8 +145,14 @@ impl Hub {
         }
     }
 
-    /// Tell this node's workers that deliveries of these connectors may be due now.
-    pub(crate) fn wake_for<'a>(&self, connectors: impl IntoIterator<Item = &'a ConnectorId>) {
+    /// Tell this node's workers that deliveries of these connectors may be due now, and may
+    /// have been due for a while (a package's next delivery, once the one before it is done):
+    /// the next claim looks from the oldest due time.
+    pub(crate) fn wake_for_waiting<'a>(
+        &self,
+        connectors: impl IntoIterator<Item = &'a ConnectorId>,
+    ) {
+        self.hints.lock().expect("hints lock").from_start = true;
         wake_for(&self.hints, &self.wake, connectors);
     }
 

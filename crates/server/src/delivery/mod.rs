@@ -9,6 +9,7 @@
 mod claim;
 mod deliver;
 mod engine;
+mod floor;
 pub mod http;
 pub mod ingest;
 mod lanes;

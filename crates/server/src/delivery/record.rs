@@ -86,7 +86,9 @@ impl<T: TokenSource> Workers<T> {
                     .map(|o| &o.connector_id)
                     .collect();
                 drop(ordered);
-                self.hub.wake_for(done);
+                if !done.is_empty() {
+                    self.hub.wake_for_waiting(done);
+                }
             }
         }
         // Metrics per (account, connector): one lookup and no label strings per delivery.

@@ -4,6 +4,7 @@
 
 mod cluster_limits;
 mod destination;
+mod floor;
 mod ingest;
 mod load;
 mod order;

@@ -69,6 +69,51 @@ async fn claims_take_the_oldest_due_up_to_a_limit_that_changes_from_claim_to_cla
     .await;
 }
 
+/// A claim from a due time (the claimer's floor, on PostgreSQL) takes nothing due before it
+/// and the oldest due from it on; what it left is there for a claim from the oldest. SQLite
+/// reads from the oldest whatever the bound (its index keeps no dead entries to skip).
+#[tokio::test]
+async fn a_claim_from_a_due_time_leaves_what_was_due_before_it_on_postgres() {
+    use hookwarden_core::DeliveryStatus::Pending;
+    each_database(async |store, url| {
+        let (acme, _) = store.create_account("acme").await.unwrap();
+        let (alpha, _) = store
+            .upsert_connector(new_connector(&acme.id, "alpha", "secret-1234"))
+            .await
+            .unwrap();
+        store
+            .commit_ingest(&[one_delivery(&acme.id, &alpha, 0, Pending, 100)], 100)
+            .await
+            .unwrap();
+        let later: Vec<_> = (1..3)
+            .map(|n| one_delivery(&acme.id, &alpha, n, Pending, 5_000))
+            .collect();
+        store.commit_ingest(&later, 5_000).await.unwrap();
+        let ids = |claimed: Vec<hookwarden_store::ClaimedDelivery>| -> Vec<String> {
+            claimed.into_iter().map(|c| c.id.to_string()).collect()
+        };
+        let from_floor = store
+            .claim_due_from(10_000, 60_000, "n:1", 10, &[], 4_000)
+            .await
+            .unwrap();
+        if store.is_postgres() {
+            assert_eq!(ids(from_floor), ["dlv-alpha-1", "dlv-alpha-2"], "{url}");
+            let rest = store
+                .claim_due(10_000, 60_000, "n:2", 10, &[])
+                .await
+                .unwrap();
+            assert_eq!(ids(rest), ["dlv-alpha-0"], "{url}");
+        } else {
+            assert_eq!(
+                ids(from_floor),
+                ["dlv-alpha-0", "dlv-alpha-1", "dlv-alpha-2"],
+                "{url}"
+            );
+        }
+    })
+    .await;
+}
+
 /// The maintenance tick's re-check: the waiting deliveries of a connector that is not active
 /// are held (not one a worker holds the lease of), and come back due, in order, when it is
 /// active again; the other connectors' deliveries are not touched.
