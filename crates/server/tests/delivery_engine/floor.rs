@@ -4,7 +4,7 @@
 //! clock a minute behind), found by the claims that start from the oldest.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hookwarden_core::clock::{Clock, SystemClock};
 use hookwarden_core::Event;
@@ -20,18 +20,6 @@ struct Behind(i64);
 impl Clock for Behind {
     fn now_ms(&self) -> i64 {
         SystemClock.now_ms() - self.0
-    }
-}
-
-async fn wait_for_callbacks(h: &Harness, n: usize) {
-    let start = Instant::now();
-    while h.org.callbacks().len() < n {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{} of {n} delivered",
-            h.org.callbacks().len()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -56,7 +44,7 @@ async fn deliveries_stamped_due_before_the_claimers_floor_are_still_delivered() 
         h.post_event(event("PACKAGE_COMPLETE", &format!("now-{i}")))
             .await;
     }
-    wait_for_callbacks(&h, 5).await;
+    h.wait_for_callbacks(5, Duration::from_secs(20)).await;
     // Another API node, a minute behind: its deliveries are due a minute before the floor.
     let behind = Hub::with_clock(h.state.store.clone(), Arc::new(Behind(60_000)));
     for i in 0..3 {
@@ -79,7 +67,7 @@ async fn deliveries_stamped_due_before_the_claimers_floor_are_still_delivered() 
         h.post_event(event("PACKAGE_COMPLETE", &format!("now-later-{i}")))
             .await;
     }
-    wait_for_callbacks(&h, 11).await;
+    h.wait_for_callbacks(11, Duration::from_secs(20)).await;
     engine.shutdown().await;
     let mut packages: Vec<String> = h
         .org

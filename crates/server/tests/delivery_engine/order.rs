@@ -3,7 +3,7 @@
 //! reach the org in the order its events were posted.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -51,16 +51,8 @@ async fn two_nodes_keep_each_packages_order() {
             .unwrap();
         assert_eq!(r.status(), 202);
     }
-    let start = Instant::now();
-    while h.org.callbacks().len() < PACKAGES * EACH {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "{} of {} delivered",
-            h.org.callbacks().len(),
-            PACKAGES * EACH
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    h.wait_for_callbacks(PACKAGES * EACH, Duration::from_secs(120))
+        .await;
     a.shutdown().await;
     b.shutdown().await;
     let mut per_package: HashMap<String, Vec<usize>> = HashMap::new();

@@ -136,6 +136,19 @@ impl Harness {
         }
     }
 
+    /// Waits until the fake org has had `n` callbacks; fails the test after `within`.
+    pub async fn wait_for_callbacks(&self, n: usize, within: Duration) {
+        let start = Instant::now();
+        while self.org.callbacks().len() < n {
+            assert!(
+                start.elapsed() < within,
+                "{} of {n} delivered",
+                self.org.callbacks().len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
